@@ -1,0 +1,32 @@
+"""jaxstyle: Gatys-style neural style transfer, the JAX way.
+
+VGG19 as pure functions over a params dict, jit-compiled Gatys losses, and an
+optax L-BFGS / Adam loop over pixels compiled on device.
+"""
+
+from jaxstyle.config import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, StyleConfig
+from jaxstyle.convert import convert as convert_weights
+from jaxstyle.convert import download as download_weights
+from jaxstyle.errors import (ConfigError, ImageError, JaxstyleError, NonFiniteLossError,
+                             WeightsError)
+from jaxstyle.images import load_image, save_image
+from jaxstyle.losses import content_loss, gram_matrix, style_layer_loss, tv_loss
+from jaxstyle.transfer import (LossWeights, ObjectiveSpec, Result, RunState, SolverSpec, Targets,
+                              make_targets, objective, objective_terms, stylize)
+from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, preprocess, random_vgg19,
+                          vgg19_features)
+from jaxstyle.weights import (RandomWeightsWarning, Weights, load_vgg19, random_weights,
+                              resolve_weights, save_weights)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "ImageError", "JaxstyleError", "LAYER_NAMES", "LossWeights",
+    "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS",
+    "RandomWeightsWarning", "Result", "RunState", "SolverSpec", "StyleConfig", "Targets",
+    "Weights", "WeightsError", "canonical_layer", "content_loss", "convert_weights",
+    "deprocess", "download_weights", "gram_matrix", "load_image", "load_vgg19", "make_targets",
+    "objective", "objective_terms", "preprocess", "random_vgg19", "random_weights",
+    "resolve_weights", "save_image", "save_weights", "style_layer_loss", "stylize", "tv_loss",
+    "vgg19_features",
+]

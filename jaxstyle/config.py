@@ -1,0 +1,124 @@
+"""The configuration of one stylization: the experiment record.
+
+:class:`StyleConfig` is a frozen dataclass; each field's ``metadata["help"]``
+is the CLI's help text, so ``jaxstyle stylize --help`` and this class never
+disagree (the CLI is generated from it, see :mod:`jaxstyle.cli`).
+
+Default loss weights (content 1, style 1e4, TV 1e2) and why
+--------------------------------------------------------------
+They are Johnson's neural-style defaults (content 5, style 100, TV 1e-3;
+caffe VGG19, 512 px), known to work on the un-normalised ImageNet VGG19,
+converted to this package's normalisations term by term. neural-style
+minimises 5·mean((F−P)²) + Σ_l 100·mean((G−A)²/(N·M)²) + 1e-3·½ΣΔ². With
+N channels and M positions: mean((F−P)²) = (2/(N·M))·½Σ(F−P)², which at
+relu4_2 and 512 px (N = 512, M = 64²) is 4.8e-6 times our content loss; a
+style layer's term is (4/N²) times our E_l; the TV term is 5e-4 times ours.
+Dividing through by the content factor: content 1, TV 5e-4 / 4.8e-6 ≈ 1e2,
+and per style layer 8.4e7 / N², i.e. 2e4, 5e3, 1.3e3, 320, 320 for
+relu1_1 … relu5_1, whose geometric mean 1.7e3 is ``style_weight`` · ⅕ with
+``style_weight`` ≈ 1e4. (Gatys et al.'s α/β = 1e-3 is for their re-scaled
+VGG with unit mean activations, so it does not carry over.)
+
+Scale matters: content and TV losses grow with the pixel count while the
+style loss (eq. 4) does not, so at 256 px the same weights favour style
+about 4x more than at 512 px. The defaults could not be checked on real
+weights here (no download in this environment); sweep ``style_weight``
+over decades when in doubt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from jaxstyle import vgg
+from jaxstyle.errors import ConfigError
+
+PAPER_CONTENT_LAYERS = ("relu4_2",)
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def _opt(default, help: str, *, metavar: str | None = None, choices=None):
+  return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices})
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+  """Everything that determines a stylization's result (and nothing else)."""
+
+  size: int = _opt(512, "longest side of the output in pixels; the content image is "
+                   "resized to it and the style image to the same longest side")
+  iters: int = _opt(500, "optimiser iterations")
+  content_weight: float = _opt(1.0, "weight α of the content loss ½Σ(F−P)²")
+  style_weight: float = _opt(1e4, "weight β of the style loss Σ_l w_l E_l (Gatys eq. 4)")
+  tv_weight: float = _opt(1e2, "weight of the total-variation loss (0 disables it)")
+  tv_beta: float = _opt(2.0, "TV exponent β in Σ(Δx²+Δy²)^(β/2); the Keras example uses 2.5")
+  content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "content layers (relu4_2 or "
+                                         "block4_conv2 spelling)", metavar="LAYER")
+  style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers", metavar="LAYER")
+  style_layer_weights: tuple[float, ...] | None = _opt(
+      None, "per-style-layer weights w_l (normalised to sum 1); default equal", metavar="W")
+  pooling: str = _opt("max", "pooling between VGG blocks", choices=("max", "avg"))
+  init: str = _opt("content", "initial image: content, noise (seeded) or an image file",
+                   metavar="content|noise|PATH")
+  optimizer: str = _opt("lbfgs", "lbfgs (optax, zoom linesearch) or adam",
+                        choices=("lbfgs", "adam"))
+  lr: float = _opt(10.0, "Adam learning rate in 0-255 pixel units (L-BFGS takes its step "
+                   "from the linesearch and ignores it)")
+  lbfgs_memory: int = _opt(10, "L-BFGS history size (memory grows with history x pixels)")
+  seed: int = _opt(0, "seed for the noise init and anything else random")
+  weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
+                             "random[:SEED[:WIDTH_SCALE]]; default $JAXSTYLE_WEIGHTS, "
+                             "else weights/vgg19.h5", metavar="PATH|random")
+  record_terms: bool = _opt(True, "record each loss term at every iteration (costs one "
+                            "extra forward pass per L-BFGS iteration)")
+
+  def __post_init__(self):
+    # Normalise list-like inputs so that configs compare and hash by value.
+    for name in ("content_layers", "style_layers"):
+      object.__setattr__(self, name, tuple(getattr(self, name)))
+    if self.style_layer_weights is not None:
+      object.__setattr__(self, "style_layer_weights",
+                         tuple(float(w) for w in self.style_layer_weights))
+    self.validate()
+
+  def validate(self) -> None:
+    """Raises ConfigError naming the option, expected and got, for bad values."""
+    def need(ok: bool, option: str, expected: str, got) -> None:
+      if not ok:
+        raise ConfigError(f"--{option.replace('_', '-')}: expected {expected}, got {got!r}")
+
+    need(self.size >= 16, "size", "at least 16 pixels (VGG19 pools 4 times)", self.size)
+    need(self.iters >= 0, "iters", "a non-negative count", self.iters)
+    for name in ("content_weight", "style_weight", "tv_weight"):
+      need(getattr(self, name) >= 0, name, "a non-negative weight", getattr(self, name))
+    need(self.tv_beta > 0, "tv_beta", "a positive exponent", self.tv_beta)
+    need(len(self.content_layers) + len(self.style_layers) > 0, "style_layers",
+         "at least one content or style layer", self.style_layers)
+    for layer in self.content_layers + self.style_layers:
+      vgg.canonical_layer(layer)
+    if self.style_layer_weights is not None:
+      need(len(self.style_layer_weights) == len(self.style_layers), "style_layer_weights",
+           f"{len(self.style_layers)} weights, one per style layer", self.style_layer_weights)
+      need(all(w >= 0 for w in self.style_layer_weights) and sum(self.style_layer_weights) > 0,
+           "style_layer_weights", "non-negative weights with a positive sum",
+           self.style_layer_weights)
+    need(self.pooling in ("max", "avg"), "pooling", "max or avg", self.pooling)
+    need(self.optimizer in ("lbfgs", "adam"), "optimizer", "lbfgs or adam", self.optimizer)
+    need(self.lr > 0, "lr", "a positive learning rate", self.lr)
+    need(self.lbfgs_memory >= 1, "lbfgs_memory", "at least 1", self.lbfgs_memory)
+
+  @property
+  def normalised_style_layer_weights(self) -> tuple[float, ...]:
+    """w_l, summing to 1 (equal unless ``style_layer_weights`` is given)."""
+    raw = self.style_layer_weights or (1.0,) * len(self.style_layers)
+    total = sum(raw)
+    return tuple(w / total for w in raw)
+
+  def replace(self, **changes) -> "StyleConfig":
+    """A copy with ``changes`` applied (and validated)."""
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict:
+    """Plain JSON-ready dict of every field."""
+    return dataclasses.asdict(self)

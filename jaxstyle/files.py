@@ -1,0 +1,40 @@
+"""File helpers: atomic writes and checksums."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+  """Hex sha256 of a file, read in 1 MiB blocks."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+  """Yields a temporary path beside ``dest``; renames it onto ``dest`` on success.
+
+  A crash or an exception leaves ``dest`` untouched (old content or absent)
+  and removes the temporary file, so no half-written file ever has the final
+  name. The rename is atomic because both live in the same directory.
+  """
+  dest = Path(dest)
+  fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp",
+                             dir=dest.parent if str(dest.parent) else ".")
+  os.close(fd)
+  try:
+    yield Path(tmp)
+    os.replace(tmp, dest)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.unlink(tmp)
+    raise

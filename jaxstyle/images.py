@@ -1,0 +1,111 @@
+"""Reading and writing images: RGB uint8 H x W x 3 arrays, written atomically."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from jaxstyle.errors import ImageError
+from jaxstyle.files import atomic_path
+
+MIN_SIDE = 16  # Four 2x2 poolings before block5: a smaller side vanishes.
+MAX_PIXELS = 1 << 28  # Refuse decompression bombs well before they eat memory.
+
+
+def load_image(path, *, size: int | None = None) -> np.ndarray:
+  """Reads an image as RGB uint8 H x W x 3, optionally resized.
+
+  EXIF orientation is applied; transparency is composited on white. With
+  ``size``, the longest side is resized to ``size`` (Lanczos), keeping the
+  aspect ratio.
+
+  Raises:
+    ImageError: naming the file and the problem (missing, a directory, empty,
+      not an image, truncated, too small or too large).
+  """
+  path = Path(path)
+  if not path.exists():
+    raise ImageError(f"{path}: no such file")
+  if path.is_dir():
+    raise ImageError(f"{path}: is a directory, expected an image file")
+  if path.stat().st_size == 0:
+    raise ImageError(f"{path}: empty file")
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      with Image.open(path) as img:
+        if img.width * img.height > MAX_PIXELS:
+          raise ImageError(f"{path}: {img.width}x{img.height} exceeds the limit of "
+                           f"{MAX_PIXELS} pixels")
+        img = ImageOps.exif_transpose(img)
+        img.load()
+  except UnidentifiedImageError:
+    raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    raise ImageError(f"{path}: too large to be safe to decode ({e})") from None
+  except (OSError, SyntaxError, ValueError) as e:
+    raise ImageError(f"{path}: truncated or corrupt image ({e})") from None
+  img = _to_rgb(img)
+  if size is not None:
+    img = resize_longest(img, size)
+  if min(img.size) < MIN_SIDE:
+    raise ImageError(f"{path}: {img.width}x{img.height} is too small; VGG19 needs at "
+                     f"least {MIN_SIDE} px on each side")
+  return np.asarray(img, np.uint8)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+  if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+  if img.mode == "I;16" or img.mode.startswith("I;16"):
+    array = np.asarray(img, np.uint16) >> 8  # 16-bit grey: keep the top 8 bits.
+    return Image.fromarray(array.astype(np.uint8)).convert("RGB")
+  return img.convert("RGB")
+
+
+def resize_longest(img: Image.Image, size: int) -> Image.Image:
+  """Resizes so the longest side is ``size`` px, keeping the aspect ratio."""
+  scale = size / max(img.size)
+  new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+  return img if new == img.size else img.resize(new, Image.Resampling.LANCZOS)
+
+
+def resize_array(rgb_HxWx3: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Lanczos-resizes a uint8 RGB array to height x width."""
+  img = Image.fromarray(np.asarray(rgb_HxWx3, np.uint8))
+  return np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), np.uint8)
+
+
+def check_output_path(path) -> Path:
+  """Fails fast, before any compute, if ``path`` cannot be written as an image."""
+  path = Path(path)
+  parent = path.parent if str(path.parent) else Path(".")
+  if path.is_dir():
+    raise ImageError(f"{path}: is a directory, expected an output image file name")
+  if not parent.is_dir():
+    raise ImageError(f"{path}: directory {parent} does not exist")
+  extension = path.suffix.lower()
+  if extension not in Image.registered_extensions():
+    raise ImageError(f"{path}: unknown image extension {extension or '(none)'!r}; use .png")
+  return path
+
+
+def save_image(path, rgb_HxWx3, *, text: dict[str, str] | None = None) -> None:
+  """Writes uint8 RGB atomically; ``text`` becomes PNG text chunks (provenance)."""
+  from PIL import PngImagePlugin
+
+  path = check_output_path(path)
+  img = Image.fromarray(np.asarray(rgb_HxWx3, np.uint8))
+  options = {}
+  if text and path.suffix.lower() == ".png":
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+      info.add_itxt(key, value)
+    options["pnginfo"] = info
+  with atomic_path(path, suffix=path.suffix) as tmp:
+    img.save(tmp, format=Image.registered_extensions()[path.suffix.lower()], **options)
