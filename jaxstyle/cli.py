@@ -1,0 +1,220 @@
+"""The ``jaxstyle`` command line; thin: parsing, files and messages only.
+
+``stylize``'s options are generated from :class:`jaxstyle.StyleConfig`'s
+fields (name, type, default, help), so the CLI and the Python API cannot
+drift apart. Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+import warnings
+from pathlib import Path
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import JaxstyleError, NonFiniteLossError
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, but a usage error is one line (and still exit code 2)."""
+
+  def error(self, message):
+    self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _option_kwargs(f: dataclasses.Field, hint) -> dict:
+  """argparse keyword arguments for one StyleConfig field."""
+  meta = f.metadata
+  kwargs = {"default": f.default, "metavar": meta.get("metavar"), "choices": meta.get("choices")}
+  optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+  if optional:
+    hint = next(a for a in typing.get_args(hint) if a is not type(None))
+  if hint is bool:
+    kwargs = {"default": f.default, "action": argparse.BooleanOptionalAction}
+  elif typing.get_origin(hint) is tuple:
+    kwargs |= {"nargs": "+", "type": typing.get_args(hint)[0]}
+  else:
+    kwargs["type"] = hint
+  default = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+  kwargs["help"] = f"{meta['help']} (default: {default})"
+  return {k: v for k, v in kwargs.items() if v is not None or k == "default"}
+
+
+def add_config_options(parser: argparse.ArgumentParser, cls=StyleConfig, *, skip=()) -> None:
+  """Adds one ``--option`` per dataclass field, with its type, default and help."""
+  hints = typing.get_type_hints(cls)
+  for f in dataclasses.fields(cls):
+    if f.name not in skip:
+      parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
+                          **_option_kwargs(f, hints[f.name]))
+
+
+def config_from_args(args: argparse.Namespace, cls=StyleConfig, **overrides):
+  """Builds the config dataclass from parsed options (validating it)."""
+  values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+  return cls(**(values | overrides))
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The whole ``jaxstyle`` parser with its subcommands."""
+  parser = _Parser(prog="jaxstyle", description="Neural style transfer in JAX (Gatys et al.).")
+  commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+  stylize = commands.add_parser(
+      "stylize", help="stylize a content photo with a style image",
+      description="Optimise an image so its VGG19 features match CONTENT's and its Gram "
+                  "matrices match STYLE's (Gatys et al. 2016).")
+  stylize.add_argument("content", metavar="CONTENT", help="content image file")
+  stylize.add_argument("style", metavar="STYLE", help="style image file")
+  stylize.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                       help="output image; written atomically, with its provenance as PNG text")
+  stylize.add_argument("--save-every", type=int, default=0, metavar="N",
+                       help="also write OUT.iterN.png every N iterations (default: 0, never)")
+  stylize.add_argument("--quiet", action="store_true", help="no progress bar")
+  add_config_options(stylize)
+  stylize.set_defaults(run=_cmd_stylize)
+
+  weights = commands.add_parser("weights", help="download, convert and inspect VGG19 weights")
+  weight_commands = weights.add_subparsers(dest="weights_command", required=True,
+                                           parser_class=_Parser)
+  convert = weight_commands.add_parser(
+      "convert", help="convert Keras .h5 or torchvision .pth VGG19 weights to jaxstyle's format")
+  convert.add_argument("src", metavar="SRC", help="vgg19_weights_tf_dim_ordering_tf_kernels_"
+                       "notop.h5 (Keras) or vgg19-dcbb9e9d.pth (torchvision)")
+  convert.add_argument("dst", metavar="DST", help="output .h5 file, e.g. weights/vgg19.h5")
+  convert.set_defaults(run=_cmd_convert)
+  download = weight_commands.add_parser(
+      "download", help="download the Keras VGG19 weights, check the md5 and convert them")
+  download.add_argument("--dest", default="weights/vgg19.h5", help="(default: weights/vgg19.h5)")
+  download.add_argument("--url", default=None, help="override the download address")
+  download.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds to wait for the server (default: 10)")
+  download.set_defaults(run=_cmd_download)
+  info = weight_commands.add_parser("info", help="layers, shapes, convention, source, checksum")
+  info.add_argument("file", metavar="FILE")
+  info.set_defaults(run=_cmd_info)
+
+  demo = commands.add_parser(
+      "demo", help="stylize the example images and plot the losses",
+      description="Stylizes a sample photo with a sample painting from ../shared/images "
+                  "(or generated images when absent) and writes the result, a comparison "
+                  "strip and a loss plot. Without pretrained weights it runs on random "
+                  "features and says so.")
+  demo.add_argument("-o", "--output", default="demo_out", metavar="DIR",
+                    help="output directory (default: demo_out)")
+  demo.add_argument("--quiet", action="store_true", help="no progress bar")
+  add_config_options(demo, skip=("size", "iters"))
+  demo.add_argument("--size", type=int, default=128, help="(default: 128)")
+  demo.add_argument("--iters", type=int, default=100, help="(default: 100)")
+  demo.set_defaults(run=_cmd_demo)
+  return parser
+
+
+def _cmd_stylize(args) -> int:
+  from jaxstyle import images, provenance
+  from jaxstyle.transfer import stylize
+
+  config = config_from_args(args)
+  output = images.check_output_path(args.output)
+  if args.save_every < 0:
+    raise JaxstyleError(f"--save-every: expected a non-negative count, got {args.save_every}")
+
+  def save_intermediate(iteration, image, _losses):
+    images.save_image(output.with_name(f"{output.stem}.iter{iteration}{output.suffix}"), image)
+
+  try:
+    result = stylize(args.content, args.style, config, progress=not args.quiet,
+                     callback=save_intermediate, save_every=args.save_every)
+  except NonFiniteLossError as e:
+    if e.image is not None:
+      rescue = output.with_name(f"{output.stem}.last-finite{output.suffix}")
+      images.save_image(rescue, e.image)
+      e.args = (f"{e.args[0]}; the last finite image is in {rescue}",)
+    raise
+  images.save_image(output, result.image,
+                    text=provenance.png_text(result, content=args.content, style=args.style))
+  _print_summary(output, result)
+  return 0
+
+
+def _print_summary(output: Path, result) -> None:
+  h = result.history["total"]
+  final = h[-1] if len(h) else result.initial["total"]
+  print(f"wrote {output}: {result.iterations} iterations, loss {result.initial['total']:.4g} -> "
+        f"{final:.4g}, {result.seconds:.1f} s (+{result.compile_seconds:.1f} s compile)"
+        + ("  [RANDOM FEATURES]" if result.weights["random"] else ""))
+
+
+def _cmd_convert(args) -> int:
+  from jaxstyle.convert import convert
+  fmt = convert(args.src, args.dst)
+  print(f"converted {args.src} ({fmt}) -> {args.dst}")
+  return 0
+
+
+def _cmd_download(args) -> int:
+  from jaxstyle import convert
+  dest = convert.download(args.dest, url=args.url or convert.KERAS_URL, timeout=args.timeout)
+  print(f"downloaded, verified (md5 {convert.KERAS_MD5}) and converted -> {dest}")
+  return 0
+
+
+def _cmd_info(args) -> int:
+  from jaxstyle.files import sha256_file
+  from jaxstyle.vgg import LAYER_NAMES
+  from jaxstyle.weights import load_vgg19, read_info
+
+  info = read_info(args.file)
+  load_vgg19(args.file)  # Full validation: a file that prints fine also loads.
+  attrs = info["attrs"]
+  print(f"file:        {args.file}")
+  print(f"sha256:      {sha256_file(args.file)}")
+  print(f"format:      {attrs['format']} v{attrs.get('format_version')}")
+  print(f"network:     VGG19, width scale {attrs.get('width_scale', 1.0):g}")
+  print(f"convention:  {attrs.get('convention')}")
+  print(f"source:      {attrs.get('source_name')} (sha256 {attrs.get('source_sha256')})")
+  print("layers:")
+  for name in LAYER_NAMES:
+    shapes = info["layers"][name]
+    print(f"  {name:<13} kernel {shapes['kernel']}  bias {shapes['bias']}")
+  return 0
+
+
+def _cmd_demo(args) -> int:
+  from jaxstyle import demo
+  demo.run(args, config_from_args(args))
+  return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+  print(f"jaxstyle: warning: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+  """Entry point of the ``jaxstyle`` command; returns the exit code."""
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  with warnings.catch_warnings():  # Restores the default display on the way out.
+    warnings.showwarning = _show_warning
+    try:
+      return args.run(args)
+    except NonFiniteLossError as e:
+      print(f"jaxstyle: error: {e}", file=sys.stderr)
+      return EXIT_RUN_FAILED
+    except JaxstyleError as e:
+      print(f"jaxstyle: error: {e}", file=sys.stderr)
+      return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+      print("jaxstyle: interrupted", file=sys.stderr)
+      return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())
