@@ -15,12 +15,13 @@ MIN_SIDE = 16  # Four 2x2 poolings before block5: a smaller side vanishes.
 MAX_PIXELS = 1 << 28  # Refuse decompression bombs well before they eat memory.
 
 
-def load_image(path, *, size: int | None = None) -> np.ndarray:
+def load_image(path, *, size: int | None = None, min_side: int = MIN_SIDE) -> np.ndarray:
   """Reads an image as RGB uint8 H x W x 3, optionally resized.
 
   EXIF orientation is applied; transparency is composited on white. With
   ``size``, the longest side is resized to ``size`` (Lanczos), keeping the
-  aspect ratio.
+  aspect ratio. Images whose shorter side ends up below ``min_side`` are
+  refused (VGG19 cannot pool them four times).
 
   Raises:
     ImageError: naming the file and the problem (missing, a directory, empty,
@@ -51,9 +52,9 @@ def load_image(path, *, size: int | None = None) -> np.ndarray:
   img = _to_rgb(img)
   if size is not None:
     img = resize_longest(img, size)
-  if min(img.size) < MIN_SIDE:
+  if min(img.size) < min_side:
     raise ImageError(f"{path}: {img.width}x{img.height} is too small; VGG19 needs at "
-                     f"least {MIN_SIDE} px on each side")
+                     f"least {min_side} px on each side")
   return np.asarray(img, np.uint8)
 
 

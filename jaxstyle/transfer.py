@@ -122,12 +122,13 @@ def _positions(F_HxWxC) -> int:
 
 @partial(jax.jit, static_argnames=("layers", "spec"))
 def _features_jit(params, rgb_HxWx3, layers, spec):
-  x = vgg.preprocess(rgb_HxWx3, spec.convention)[None]
+  dtype = params["block1_conv1"]["kernel"].dtype  # Compute in the network's precision.
+  x = vgg.preprocess(rgb_HxWx3, spec.convention).astype(dtype)[None]
   return {k: v[0] for k, v in vgg.vgg19_features(params, x, layers, pooling=spec.pooling).items()}
 
 
 def _features(params, rgb_HxWx3, layers, spec):
-  return _features_jit(params, jnp.asarray(rgb_HxWx3, jnp.float32), tuple(layers), spec)
+  return _features_jit(params, jnp.asarray(rgb_HxWx3), tuple(layers), spec)
 
 
 def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
@@ -270,7 +271,7 @@ def initial_image(config: StyleConfig, content_rgb_HxWx3, *, key: jax.Array) -> 
     return jnp.asarray(content_rgb_HxWx3, jnp.float32)
   if config.init == "noise":
     return jax.random.uniform(key, (height, width, 3), jnp.float32, 0.0, 255.0)
-  rgb = image_io.load_image(config.init)
+  rgb = image_io.load_image(config.init, min_side=1)  # Resized to the content's shape.
   return jnp.asarray(image_io.resize_array(rgb, height, width), jnp.float32)
 
 

@@ -122,7 +122,7 @@ def _conv_relu(x_NxHxWxC, layer):
   y = jax.lax.conv_general_dilated(
       x_NxHxWxC, layer["kernel"], window_strides=(1, 1), padding="SAME",
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  return jax.nn.relu(y + layer["bias"])
+  return jax.nn.relu(y + layer["bias"][None, None, None, :])
 
 
 def _pool(x_NxHxWxC, pooling: str):
@@ -175,23 +175,32 @@ def preprocess(rgb_HxWx3, convention: str):
   ``caffe`` (Keras / original VGG files): RGB -> BGR, then subtract the
   ImageNet mean (103.939, 116.779, 123.68) in BGR order; scale stays 0-255.
   ``torch`` (torchvision files): x / 255, subtract mean (0.485, 0.456, 0.406),
-  divide by std (0.229, 0.224, 0.225), RGB order. Works on any leading axes.
+  divide by std (0.229, 0.224, 0.225), RGB order. Works on any leading axes;
+  integer input becomes float32, float input keeps its precision.
   """
-  rgb = jnp.asarray(rgb_HxWx3, jnp.float32)
+  rgb = _as_float(rgb_HxWx3)
   if convention == "caffe":
-    return rgb[..., ::-1] - jnp.asarray(CAFFE_MEAN_BGR, jnp.float32)
+    return rgb[..., ::-1] - _channels(CAFFE_MEAN_BGR, rgb)
   if convention == "torch":
-    return (rgb / 255.0 - jnp.asarray(TORCH_MEAN_RGB, jnp.float32)) / jnp.asarray(
-        TORCH_STD_RGB, jnp.float32)
+    return (rgb / 255.0 - _channels(TORCH_MEAN_RGB, rgb)) / _channels(TORCH_STD_RGB, rgb)
   raise ConfigError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
 
 
 def deprocess(x_HxWx3, convention: str):
   """Inverse of :func:`preprocess`: network input -> RGB in [0, 255] (unclipped)."""
-  x = jnp.asarray(x_HxWx3, jnp.float32)
+  x = _as_float(x_HxWx3)
   if convention == "caffe":
-    return (x + jnp.asarray(CAFFE_MEAN_BGR, jnp.float32))[..., ::-1]
+    return (x + _channels(CAFFE_MEAN_BGR, x))[..., ::-1]
   if convention == "torch":
-    return (x * jnp.asarray(TORCH_STD_RGB, jnp.float32)
-            + jnp.asarray(TORCH_MEAN_RGB, jnp.float32)) * 255.0
+    return (x * _channels(TORCH_STD_RGB, x) + _channels(TORCH_MEAN_RGB, x)) * 255.0
   raise ConfigError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+
+
+def _as_float(x):
+  x = jnp.asarray(x)
+  return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+
+
+def _channels(values, like):
+  """A per-channel constant in ``like``'s dtype, shaped to broadcast against (..., 3)."""
+  return jnp.asarray(values, like.dtype).reshape((1,) * (like.ndim - 1) + (3,))

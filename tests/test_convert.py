@@ -1,0 +1,216 @@
+"""Converters on files in the real Keras and torchvision layouts, and downloading."""
+
+import hashlib
+import http.server
+import io
+import os
+import pickle
+import threading
+import time
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle import convert, vgg
+from jaxstyle.pth import load_state_dict
+from tests import reference as ref
+from tests.conftest import FIXTURES
+
+KERAS_ORDER = ["input_1", "block1_conv1", "block1_conv2", "block1_pool", "block2_conv1",
+               "block2_conv2", "block2_pool", "block3_conv1", "block3_conv2", "block3_conv3",
+               "block3_conv4", "block3_pool", "block4_conv1", "block4_conv2", "block4_conv3",
+               "block4_conv4", "block4_pool", "block5_conv1", "block5_conv2", "block5_conv3",
+               "block5_conv4", "block5_pool"]
+
+
+def write_keras_h5(path, params, *, style="keras1"):
+  """A Keras weights file in the layout of vgg19_..._notop.h5.
+
+  ``keras1`` names datasets ``block1_conv1_W_1:0`` as the published file
+  does; ``keras2`` uses later Keras' ``block1_conv1/kernel:0`` (nested
+  groups). Input and pooling layers are listed with no weights, and names
+  are fixed-length byte strings, as Keras writes them.
+  """
+  with h5py.File(path, "w") as f:
+    f.attrs["layer_names"] = np.array(KERAS_ORDER, dtype="S")
+    f.attrs["backend"] = b"tensorflow"
+    f.attrs["keras_version"] = b"2.0.8" if style == "keras2" else b"1.2.2"
+    for name in KERAS_ORDER:
+      g = f.create_group(name)
+      if name not in params:
+        g.attrs["weight_names"] = np.array([], dtype="S")
+        continue
+      if style == "keras1":
+        names = [f"{name}_W_1:0", f"{name}_b_1:0"]
+      else:
+        names = [f"{name}/kernel:0", f"{name}/bias:0"]
+      g.attrs["weight_names"] = np.array(names, dtype="S")
+      g.create_dataset(names[0], data=np.asarray(params[name]["kernel"]))
+      g.create_dataset(names[1], data=np.asarray(params[name]["bias"]))
+  return path
+
+
+@pytest.mark.parametrize("style", ["keras1", "keras2"])
+def test_keras_conversion_preserves_features(narrow_weights, tmp_path, style):
+  src = write_keras_h5(tmp_path / convert.KERAS_FILENAME, narrow_weights.params, style=style)
+  dst = tmp_path / "vgg19.h5"
+  assert convert.convert(src, dst) == "keras"
+  loaded = jaxstyle.load_vgg19(dst)
+  assert loaded.convention == "caffe"
+  with h5py.File(dst) as f:
+    assert f.attrs["source_name"] == convert.KERAS_FILENAME
+    assert f.attrs["source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+  # Features from the converted file vs a NumPy forward over the *source* arrays.
+  with h5py.File(src) as f:
+    source = {n: {"kernel": f[n][f[n].attrs["weight_names"][0].decode()][()],
+                  "bias": f[n][f[n].attrs["weight_names"][1].decode()][()]}
+              for n in jaxstyle.LAYER_NAMES}
+  rgb = np.random.default_rng(0).uniform(0, 255, (24, 20, 3)).astype(np.float32)
+  x = jaxstyle.preprocess(rgb, "caffe")
+  want = ref.vgg19_forward(source, np.asarray(x))
+  got = jaxstyle.vgg19_features(loaded.params, x[None], ["relu3_2", "relu5_1"])
+  for name, canonical in (("relu3_2", "block3_conv2"), ("relu5_1", "block5_conv1")):
+    np.testing.assert_allclose(got[name][0], want[canonical], rtol=1e-4,
+                               atol=1e-4 * np.abs(want[canonical]).max())
+
+
+def test_keras_file_with_a_wrong_shape_names_the_layer(narrow_weights, tmp_path):
+  params = {k: dict(v) for k, v in narrow_weights.params.items()}
+  params["block3_conv3"]["kernel"] = np.zeros((3, 3, 32, 31), np.float32)
+  src = write_keras_h5(tmp_path / "bad.h5", params)
+  with pytest.raises(jaxstyle.WeightsError,
+                     match=r"bad.h5: layer block3_conv3 kernel has shape \(3, 3, 32, 31\), "
+                           r"expected \(3, 3, 32, 32\)"):
+    convert.convert(src, tmp_path / "out.h5")
+  assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("fixture", ["vgg19_narrow_zip.pth", "vgg19_narrow_legacy.pth"])
+def test_torchvision_conversion_matches_torch_features(tmp_path, fixture):
+  dst = tmp_path / "vgg19.h5"
+  assert convert.convert(FIXTURES / fixture, dst) == "torch"
+  loaded = jaxstyle.load_vgg19(dst)
+  assert loaded.convention == "torch"
+  expected = np.load(FIXTURES / "vgg19_narrow_torch_features.npz")
+  names = [k for k in expected.files if k != "input_NxHxWx3"]
+  got = jaxstyle.vgg19_features(loaded.params, expected["input_NxHxWx3"], names)
+  for name in names:  # Computed by torch itself when the fixture was made.
+    np.testing.assert_allclose(got[name], expected[name], rtol=1e-4,
+                               atol=1e-5 * np.abs(expected[name]).max())
+
+
+def test_both_torch_formats_hold_the_same_tensors():
+  a = load_state_dict(FIXTURES / "vgg19_narrow_zip.pth")
+  b = load_state_dict(FIXTURES / "vgg19_narrow_legacy.pth")
+  assert sorted(a) == sorted(b) and "classifier.6.weight" in a
+  for key in a:
+    np.testing.assert_array_equal(a[key], b[key])
+  assert a["features.34.weight"].shape == (16, 16, 3, 3)  # OIHW, as torchvision stores it.
+
+
+class _RunsCode:
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    return (os.system, (f"touch {self.marker}",))
+
+
+def _zip_pth(payload: bytes) -> bytes:
+  buf = io.BytesIO()
+  with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("archive/data.pkl", payload)
+    z.writestr("archive/version", "3\n")
+  return buf.getvalue()
+
+
+def _legacy_pth(payload: bytes) -> bytes:
+  return b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {})) + payload
+
+
+@pytest.mark.parametrize("wrap", [_zip_pth, _legacy_pth])
+def test_pickle_that_runs_code_is_refused_and_runs_nothing(tmp_path, wrap):
+  marker = tmp_path / "pwned"
+  evil = tmp_path / "evil.pth"
+  evil.write_bytes(wrap(pickle.dumps({"features.0.weight": _RunsCode(marker)}, protocol=2)))
+  with pytest.raises(jaxstyle.WeightsError, match=r"evil.pth: refusing to load.*(posix|os)\.system"):
+    convert.convert(evil, tmp_path / "out.h5")
+  assert not marker.exists()
+  assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("cut", [100, 20000, -10])
+def test_truncated_pth_is_refused(tmp_path, cut):
+  for fixture in ("vgg19_narrow_zip.pth", "vgg19_narrow_legacy.pth"):
+    bad = tmp_path / fixture
+    bad.write_bytes((FIXTURES / fixture).read_bytes()[:cut])
+    with pytest.raises(jaxstyle.WeightsError, match=str(bad)):
+      convert.convert(bad, tmp_path / "out.h5")
+
+
+def test_unknown_sources_are_refused(tmp_path, narrow_h5):
+  text = tmp_path / "weights.bin"
+  text.write_bytes(b"hello")
+  with pytest.raises(jaxstyle.WeightsError, match="not a Keras .h5 or torch .pth"):
+    convert.convert(text, tmp_path / "out.h5")
+  with pytest.raises(jaxstyle.WeightsError, match="already a jaxstyle weights file"):
+    convert.convert(narrow_h5, tmp_path / "out.h5")
+
+
+def _free_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_offline_download_fails_fast_and_leaves_nothing(tmp_path):
+  dest = tmp_path / "weights" / "vgg19.h5"
+  start = time.monotonic()
+  with pytest.raises(jaxstyle.WeightsError, match="download failed.*by hand.*jaxstyle weights convert"):
+    convert.download(dest, url=f"http://127.0.0.1:{_free_port()}/vgg19.h5", timeout=5)
+  assert time.monotonic() - start < 5
+  assert list((tmp_path / "weights").iterdir()) == []
+
+
+@pytest.fixture
+def http_server(tmp_path):
+  """Serves tmp_path/www on loopback only."""
+  root = tmp_path / "www"
+  root.mkdir()
+
+  class Handler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *args, **kwargs):
+      super().__init__(*args, directory=str(root), **kwargs)
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  yield root, f"http://127.0.0.1:{server.server_address[1]}"
+  server.shutdown()
+
+
+def test_download_checks_md5_and_converts(http_server, narrow_weights, tmp_path):
+  root, base = http_server
+  src = write_keras_h5(root / convert.KERAS_FILENAME, narrow_weights.params)
+  md5 = hashlib.md5(src.read_bytes()).hexdigest()
+  dest = tmp_path / "weights" / "vgg19.h5"
+  with pytest.raises(jaxstyle.WeightsError, match=f"has md5 {md5}, expected 0000"):
+    convert.download(dest, url=f"{base}/{src.name}", md5="0" * 32)
+  assert list(dest.parent.iterdir()) == []
+  assert convert.download(dest, url=f"{base}/{src.name}", md5=md5) == dest
+  assert list(dest.parent.iterdir()) == [dest]
+  loaded = jaxstyle.load_vgg19(dest)
+  np.testing.assert_array_equal(loaded.params["block2_conv1"]["kernel"],
+                                narrow_weights.params["block2_conv1"]["kernel"])
+
+
+def test_published_constants():
+  assert convert.KERAS_MD5 == "253f8cb515780f3b799900260a226db6"
+  assert convert.KERAS_URL.endswith("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
+  assert vgg.TORCHVISION_FEATURE_INDICES == (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)

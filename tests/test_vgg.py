@@ -1,0 +1,90 @@
+"""VGG19 forward, layer names, preprocessing, random init."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle import vgg
+from tests import reference as ref
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_features_match_numpy_reference(narrow_weights, pooling):
+  rng = np.random.default_rng(0)
+  x = rng.normal(scale=50, size=(1, 35, 42, 3)).astype(np.float32)  # Odd sizes: floor pooling.
+  layers = ["block1_conv1", "relu2_2", "conv3_4", "relu4_2", "block5_conv4"]
+  got = jaxstyle.vgg19_features(narrow_weights.params, x, layers, pooling=pooling)
+  want = ref.vgg19_forward(narrow_weights.params, x[0], pooling)
+  assert list(got) == layers
+  for name in layers:
+    canonical = jaxstyle.canonical_layer(name)
+    assert got[name].shape == (1,) + want[canonical].shape
+    np.testing.assert_allclose(got[name][0], want[canonical], rtol=2e-4,
+                               atol=2e-4 * np.abs(want[canonical]).max())
+
+
+def test_batch_members_are_independent(narrow_weights):
+  x = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype(np.float32)
+  both = jaxstyle.vgg19_features(narrow_weights.params, x, ["relu3_1"])["relu3_1"]
+  one = jaxstyle.vgg19_features(narrow_weights.params, x[1:], ["relu3_1"])["relu3_1"]
+  np.testing.assert_allclose(both[1:], one, rtol=1e-5, atol=1e-5)
+
+
+def test_aliases_name_the_same_post_relu_output():
+  assert jaxstyle.canonical_layer("relu4_2") == "block4_conv2"
+  assert jaxstyle.canonical_layer("conv4_2") == "block4_conv2"
+  assert jaxstyle.canonical_layer("block4_conv2") == "block4_conv2"
+  assert len(set(jaxstyle.LAYER_NAMES)) == 16
+
+
+@pytest.mark.parametrize("bad", ["relu6_1", "block1_conv3", "fc7", "relu1_3"])
+def test_unknown_layer_lists_the_valid_ones(bad):
+  with pytest.raises(jaxstyle.ConfigError, match=f"unknown VGG19 layer '{bad}'.*block5_conv4"):
+    jaxstyle.canonical_layer(bad)
+
+
+def test_forward_stops_at_the_deepest_requested_layer(narrow_weights):
+  def count_convs(layers):
+    jaxpr = jax.make_jaxpr(lambda x: jaxstyle.vgg19_features(narrow_weights.params, x, layers))(
+        jnp.zeros((1, 32, 32, 3)))
+    return sum(e.primitive.name == "conv_general_dilated" for e in jaxpr.eqns)
+
+  assert count_convs(["relu1_1"]) == 1
+  assert count_convs(["relu2_1", "relu1_2"]) == 3
+  assert count_convs(["relu5_4"]) == 16
+
+
+def test_bad_image_rank_is_explained(narrow_weights):
+  with pytest.raises(jaxstyle.ConfigError, match="N x H x W x 3.*x\\[None\\]"):
+    jaxstyle.vgg19_features(narrow_weights.params, jnp.zeros((8, 8, 3)), ["relu1_1"])
+
+
+def test_preprocess_conventions_match_their_definitions():
+  rgb = np.random.default_rng(0).uniform(0, 255, (4, 5, 3)).astype(np.float32)
+  np.testing.assert_allclose(jaxstyle.preprocess(rgb, "caffe"), ref.preprocess_caffe(rgb), atol=1e-4)
+  np.testing.assert_allclose(jaxstyle.preprocess(rgb, "torch"), ref.preprocess_torch(rgb), atol=1e-5)
+  # A mid-grey pixel in caffe: BGR order, minus the BGR mean.
+  np.testing.assert_allclose(jaxstyle.preprocess(np.array([[[10.0, 20.0, 30.0]]]), "caffe")[0, 0],
+                             [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-4)
+  for convention in ("caffe", "torch"):
+    np.testing.assert_allclose(
+        jaxstyle.deprocess(jaxstyle.preprocess(rgb, convention), convention), rgb, atol=1e-3)
+  with pytest.raises(jaxstyle.ConfigError, match="convention"):
+    jaxstyle.preprocess(rgb, "tf")
+
+
+def test_random_vgg19_is_he_initialised():
+  params = jaxstyle.random_vgg19(key=jax.random.key(0))
+  for name, shapes in vgg.expected_shapes(1.0).items():
+    assert params[name]["kernel"].shape == shapes["kernel"]
+    assert params[name]["bias"].shape == shapes["bias"]
+    assert not np.any(params[name]["bias"])
+  kernel = np.asarray(params["block4_conv1"]["kernel"])  # fan_in = 9 * 256.
+  np.testing.assert_allclose(kernel.std(), np.sqrt(2 / (9 * 256)), rtol=0.01)
+  narrow = jaxstyle.random_vgg19(key=jax.random.key(0), width_scale=0.125)
+  assert narrow["block1_conv1"]["kernel"].shape == (3, 3, 3, 8)
+  assert narrow["block5_conv4"]["kernel"].shape == (3, 3, 64, 64)
+  other = jaxstyle.random_vgg19(key=jax.random.key(1), width_scale=0.125)
+  assert not np.allclose(narrow["block1_conv1"]["kernel"], other["block1_conv1"]["kernel"])
