@@ -1,0 +1,169 @@
+"""Seconds per L-BFGS / Adam iteration, compile time, and cost relative to f+∇f.
+
+    python benchmarks/bench_core.py                 # 128 and 256 px, full-width random VGG19
+    python benchmarks/bench_core.py --sizes 128 --iters 10 --no-append
+
+Expected runtime: ~3 min on a 2-core CPU; seconds on a GPU. Appends a table to
+docs/BENCHMARKS.md with the command, machine and versions (unless --no-append).
+
+What it measures, per size (content and style: the sample images in
+../shared/images when present, else generated ones; weights: random
+He-initialised VGG19 at full width, so FLOPs are those of the real network):
+
+* value_and_grad: one jitted evaluation of the objective and its gradient
+  (median of repeats, after warm-up);
+* L-BFGS iteration: wall time of ``--iters`` iterations through the same
+  compiled chunk loop :func:`jaxstyle.stylize` uses, divided by the count,
+  with per-term history on (the default) and off;
+* evaluations per iteration: linesearch steps taken per L-BFGS iteration
+  (optax's zoom linesearch, read from its state);
+* compile: time to compile the init and the chunk program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxstyle
+from jaxstyle import demo, transfer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+  """CPU model and cores, or the accelerator, in words."""
+  device = jax.devices()[0]
+  if device.platform != "cpu":
+    return f"{device.device_kind} ({device.platform})"
+  model = platform.processor() or "unknown CPU"
+  try:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        model = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return f"{model}, {os.cpu_count()} cores visible to the process"
+
+
+def images(size: int):
+  folder = demo.sample_images_dir()
+  if folder is not None:
+    return (jaxstyle.load_image(folder / demo.CONTENT, size=size),
+            jaxstyle.load_image(folder / demo.STYLE, size=size))
+  return demo.generated_images(size)
+
+
+def timed(fn, *args, repeats: int):
+  jax.block_until_ready(fn(*args))  # Warm-up (and compile).
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def linesearch_evaluations(params, targets, x0, lw, spec, solver, iters: int) -> int:
+  """Objective evaluations the zoom linesearch made over ``iters`` iterations (untimed)."""
+  state, _ = transfer.init_state(params, targets, x0, lw, spec, solver)
+  total = 0
+  for _ in range(iters):  # One step per chunk, to read each iteration's count.
+    state, _ = transfer.run_chunk(params, targets, state, jnp.int32(1), lw, spec, solver)
+    total += int(optax.tree.get(state.opt_state, "info").num_linesearch_steps)
+  return total
+
+
+def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
+  content, style = images(size)
+  row = {"size": f"{content.shape[1]}x{content.shape[0]}"}
+  params = jax.tree.map(jnp.asarray, weights.params)
+  for record_terms in (True, False):
+    config = jaxstyle.StyleConfig(size=size, record_terms=record_terms)
+    spec = jaxstyle.ObjectiveSpec.from_config(config, weights.convention)
+    solver = jaxstyle.SolverSpec.from_config(config)
+    lw = jaxstyle.LossWeights.from_config(config)
+    targets = jaxstyle.make_targets(params, content, style, spec)
+    x0 = jnp.asarray(content, jnp.float32)
+    if record_terms:
+      vg = jax.jit(lambda x: transfer._value_and_grad(params, targets, lw, spec)(x))
+      row["value_and_grad_s"] = timed(vg, x0, repeats=5)
+    start = time.perf_counter()
+    state, _ = transfer.init_state(params, targets, x0, lw, spec, solver)
+    state, _ = transfer.run_chunk(params, targets, state, jnp.int32(0), lw, spec, solver)
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - start
+    start_state = state
+    start = time.perf_counter()  # One chunk of `iters` iterations, as stylize runs them.
+    state, _ = transfer.run_chunk(params, targets, start_state, jnp.int32(iters), lw, spec, solver)
+    jax.block_until_ready(state)
+    steps = int(state.step)
+    per_iter = (time.perf_counter() - start) / steps
+    key = "lbfgs_iter_s" if record_terms else "lbfgs_iter_no_terms_s"
+    row[key] = per_iter
+    if record_terms:
+      row["compile_s"] = compile_s
+      row["evals_per_iter"] = linesearch_evaluations(
+          params, targets, x0, lw, spec, solver, iters) / iters
+  adam = jaxstyle.StyleConfig(size=size, iters=iters, optimizer="adam")
+  result = jaxstyle.stylize(content, style, adam, weights=weights)
+  row["adam_iter_s"] = result.seconds / result.iterations
+  row["lbfgs_over_vg"] = row["lbfgs_iter_s"] / row["value_and_grad_s"]
+  row["lbfgs_no_terms_over_vg"] = row["lbfgs_iter_no_terms_s"] / row["value_and_grad_s"]
+  return row
+
+
+COLUMNS = [("size", "size", "{}"), ("value_and_grad_s", "f+∇f (s)", "{:.3f}"),
+           ("lbfgs_iter_s", "L-BFGS it (s)", "{:.3f}"),
+           ("lbfgs_iter_no_terms_s", "L-BFGS it, no term history (s)", "{:.3f}"),
+           ("evals_per_iter", "linesearch evals / it", "{:.2f}"),
+           ("lbfgs_over_vg", "L-BFGS it / f+∇f", "{:.2f}"),
+           ("lbfgs_no_terms_over_vg", "same, no term history", "{:.2f}"),
+           ("adam_iter_s", "Adam it (s)", "{:.3f}"), ("compile_s", "compile (s)", "{:.1f}")]
+
+
+def table(rows) -> str:
+  lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+           "|" + "---|" * len(COLUMNS)]
+  for row in rows:
+    lines.append("| " + " | ".join(fmt.format(row[k]) for k, _, fmt in COLUMNS) + " |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+  parser.add_argument("--iters", type=int, default=20, help="L-BFGS iterations timed per size")
+  parser.add_argument("--width-scale", type=float, default=1.0)
+  parser.add_argument("--no-append", action="store_true", help="print only")
+  args = parser.parse_args(argv)
+  weights = jaxstyle.random_weights(seed=0, width_scale=args.width_scale)
+  rows = [bench_size(size, args.iters, weights) for size in args.sizes]
+  command = "python benchmarks/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:])
+  report = (f"\n### Core: L-BFGS iteration cost ({datetime.date.today()})\n\n"
+            f"- command: `{command.strip()}`\n- machine: {machine()}\n"
+            f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, "
+            f"optax {optax.__version__}, backend {jax.default_backend()}\n"
+            f"- weights: RANDOM He-initialised VGG19, width scale {args.width_scale:g}; "
+            f"{args.iters} L-BFGS iterations timed from the content init; default objective "
+            "(relu4_2 content, relu1_1..relu5_1 style, TV)\n\n" + table(rows) + "\n")
+  print(report)
+  if not args.no_append:
+    with open(ROOT / "docs" / "BENCHMARKS.md", "a") as f:
+      f.write(report)
+
+
+if __name__ == "__main__":
+  main()
