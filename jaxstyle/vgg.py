@@ -118,10 +118,45 @@ def random_vgg19(*, key: jax.Array, width_scale: float = 1.0) -> dict:
   return params
 
 
+_CONV_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv_same(x_NxHxWxCin, kernel_3x3xCinxCout):
+  return jax.lax.conv_general_dilated(x_NxHxWxCin, kernel_3x3xCinxCout, (1, 1), "SAME",
+                                      dimension_numbers=_CONV_DIMS)
+
+
+@jax.custom_vjp
+def conv3x3(x_NxHxWxCin, kernel_3x3xCinxCout):
+  """3x3 stride-1 'SAME' convolution (cross-correlation), NHWC x HWIO.
+
+  Its gradient with respect to the input is written out as an ordinary
+  NHWC/HWIO convolution with the spatially flipped, I/O-swapped kernel.
+  Mathematically this is JAX's own transpose rule; the difference is speed:
+  XLA:CPU runs the convolution JAX emits for that rule 3-4x slower inside a
+  ``while`` loop body than outside it (jax-ml/jax#12868), and the compiled
+  optimisation loop lives in one. The kernel's gradient keeps JAX's rule;
+  XLA removes it when only the image's gradient is used.
+  """
+  return _conv_same(x_NxHxWxCin, kernel_3x3xCinxCout)
+
+
+def _conv3x3_fwd(x, kernel):
+  return _conv_same(x, kernel), (x, kernel)
+
+
+def _conv3x3_bwd(residuals, g_NxHxWxCout):
+  x, kernel = residuals
+  dx = _conv_same(g_NxHxWxCout, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+  _, kernel_vjp = jax.vjp(lambda k: _conv_same(x, k), kernel)
+  return dx, kernel_vjp(g_NxHxWxCout)[0]
+
+
+conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+
+
 def _conv_relu(x_NxHxWxC, layer):
-  y = jax.lax.conv_general_dilated(
-      x_NxHxWxC, layer["kernel"], window_strides=(1, 1), padding="SAME",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y = conv3x3(x_NxHxWxC, layer["kernel"])
   return jax.nn.relu(y + layer["bias"][None, None, None, :])
 
 

@@ -120,3 +120,14 @@ def test_init_from_file_and_bad_arrays(narrow_weights, tmp_path):
     transfer.prepare_image(CONTENT.astype(np.float32), 48, what="content")
   with pytest.raises(jaxstyle.ConfigError, match=r"H x W x 3 RGB array, got shape \(40, 48\)"):
     transfer.prepare_image(CONTENT[..., 0], 48, what="content")
+
+
+def test_real_photo_and_painting(narrow_weights, shared_images):
+  content, style = shared_images
+  photo = jaxstyle.load_image(content)
+  config = jaxstyle.StyleConfig(size=48, iters=20)
+  result = jaxstyle.stylize(content, style, config, weights=narrow_weights)
+  # Aspect ratio kept: the longest side is 48, the other scaled to match.
+  assert max(result.image.shape[:2]) == 48
+  assert abs(result.image.shape[0] / result.image.shape[1] - photo.shape[0] / photo.shape[1]) < 0.05
+  assert result.history["total"][-1] < result.initial["total"] / 3
