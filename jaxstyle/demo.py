@@ -54,7 +54,7 @@ def generated_images(size: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 def run(args, config: StyleConfig) -> None:
   """Runs the demo: writes stylized.png, comparison.png and loss.png to args.output."""
   from jaxstyle import images, provenance, weights
-  from jaxstyle.transfer import prepare_image, stylize
+  from jaxstyle.transfer import stylize
 
   out = Path(args.output)
   if out.exists() and not out.is_dir():
@@ -80,9 +80,9 @@ def run(args, config: StyleConfig) -> None:
   images.save_image(out / "stylized.png", result.image,
                     text=provenance.png_text(result, content=content if folder else None,
                                              style=style if folder else None))
-  strip = [prepare_image(content, config.size, what="content"), result.image]
-  strip.insert(1, images.resize_array(prepare_image(style, config.size, what="style"),
-                                      *result.image.shape[:2]))
+  style_rgb = images.as_rgb(style, config.size, what="style")
+  strip = [images.as_rgb(content, config.size, what="content"),
+           images.resize_array(style_rgb, *result.image.shape[:2]), result.image]
   images.save_image(out / "comparison.png", np.concatenate(strip, axis=1))
   plotted = plot_losses(result, out / "loss.png")
   print(f"demo: wrote {out / 'stylized.png'}, {out / 'comparison.png'} (content | style | "

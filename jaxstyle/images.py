@@ -49,13 +49,8 @@ def load_image(path, *, size: int | None = None, min_side: int = MIN_SIDE) -> np
     raise ImageError(f"{path}: too large to be safe to decode ({e})") from None
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageError(f"{path}: truncated or corrupt image ({e})") from None
-  img = _to_rgb(img)
-  if size is not None:
-    img = resize_longest(img, size)
-  if min(img.size) < min_side:
-    raise ImageError(f"{path}: {img.width}x{img.height} is too small; VGG19 needs at "
-                     f"least {min_side} px on each side")
-  return np.asarray(img, np.uint8)
+  rgb = np.asarray(_to_rgb(img), np.uint8)
+  return fit(rgb, size, min_side=min_side, where=str(path))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -69,11 +64,34 @@ def _to_rgb(img: Image.Image) -> Image.Image:
   return img.convert("RGB")
 
 
-def resize_longest(img: Image.Image, size: int) -> Image.Image:
-  """Resizes so the longest side is ``size`` px, keeping the aspect ratio."""
-  scale = size / max(img.size)
-  new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-  return img if new == img.size else img.resize(new, Image.Resampling.LANCZOS)
+def fit(rgb_HxWx3: np.ndarray, size: int | None, *, min_side: int = MIN_SIDE,
+        where: str = "image") -> np.ndarray:
+  """Resizes so the longest side is ``size`` px (aspect kept); checks the shorter side.
+
+  Raises:
+    ImageError: if the result is smaller than ``min_side`` on a side.
+  """
+  height, width = rgb_HxWx3.shape[:2]
+  if size is not None and max(height, width) != size:
+    scale = size / max(height, width)
+    height, width = max(1, round(height * scale)), max(1, round(width * scale))
+    rgb_HxWx3 = resize_array(rgb_HxWx3, height, width)
+  if min(height, width) < min_side:
+    raise ImageError(f"{where}: {width}x{height} is too small; VGG19 needs at least "
+                     f"{min_side} px on each side")
+  return rgb_HxWx3
+
+
+def as_rgb(image, size: int, *, what: str) -> np.ndarray:
+  """An image file or a uint8 RGB array, fitted to ``size`` (see :func:`fit`)."""
+  if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+    return load_image(image, size=size)
+  array = np.asarray(image)
+  if array.ndim != 3 or array.shape[-1] != 3:
+    raise ImageError(f"{what} image: expected an H x W x 3 RGB array, got shape {array.shape}")
+  if array.dtype != np.uint8:
+    raise ImageError(f"{what} image: expected uint8 values 0-255, got {array.dtype}")
+  return fit(array, size, where=f"{what} image")
 
 
 def resize_array(rgb_HxWx3: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -26,7 +26,7 @@ import optax
 from jaxstyle import images as image_io
 from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
-from jaxstyle.errors import ConfigError, NonFiniteLossError
+from jaxstyle.errors import NonFiniteLossError
 from jaxstyle.weights import Weights, resolve_weights
 
 TERMS = ("content", "style", "tv")
@@ -183,7 +183,7 @@ def init_state(params, targets, x0_HxWx3, weights, spec: ObjectiveSpec, solver: 
                    jnp.isfinite(value))
   # optax's init leaves weakly-typed scalars that the loop returns strongly
   # typed; without this, the chunk program would compile a second time.
-  return jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype).astype(a.dtype), state), terms
+  return jax.tree.map(lambda a: a.astype(a.dtype), state), terms
 
 
 def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver: SolverSpec):
@@ -275,25 +275,6 @@ def initial_image(config: StyleConfig, content_rgb_HxWx3, *, key: jax.Array) -> 
   return jnp.asarray(image_io.resize_array(rgb, height, width), jnp.float32)
 
 
-def prepare_image(image, size: int, *, what: str) -> np.ndarray:
-  """An image path or uint8 RGB array, with its longest side resized to ``size``."""
-  if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-    return image_io.load_image(image, size=size)
-  array = np.asarray(image)
-  if array.ndim != 3 or array.shape[-1] != 3:
-    raise ConfigError(f"{what} image: expected an H x W x 3 RGB array, got shape {array.shape}")
-  if array.dtype != np.uint8:
-    raise ConfigError(f"{what} image: expected uint8 values 0-255, got {array.dtype}")
-  height, width = array.shape[:2]
-  if max(height, width) != size:
-    scale = size / max(height, width)
-    array = image_io.resize_array(array, max(1, round(height * scale)), max(1, round(width * scale)))
-  if min(array.shape[:2]) < image_io.MIN_SIDE:
-    raise ConfigError(f"{what} image: {array.shape[1]}x{array.shape[0]} is too small; VGG19 "
-                      f"needs at least {image_io.MIN_SIDE} px on each side")
-  return array
-
-
 def to_uint8(x_HxWx3) -> np.ndarray:
   """Rounds an RGB 0-255 float image to uint8, clipping out-of-range pixels."""
   return np.asarray(jnp.clip(jnp.round(x_HxWx3), 0, 255)).astype(np.uint8)
@@ -330,8 +311,8 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   spec = ObjectiveSpec.from_config(config, weights.convention)
   solver = SolverSpec.from_config(config)
   params = jax.tree.map(jnp.asarray, weights.params)
-  content = prepare_image(content_img, config.size, what="content")
-  style = prepare_image(style_img, config.size, what="style")
+  content = image_io.as_rgb(content_img, config.size, what="content")
+  style = image_io.as_rgb(style_img, config.size, what="style")
   loss_weights = LossWeights.from_config(config)
 
   compile_start = time.perf_counter()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import jaxstyle
+from jaxstyle import images as image_io
 from jaxstyle import transfer
 from tests import reference as ref
 from tests.conftest import smooth_image
@@ -20,8 +21,8 @@ def test_objective_matches_numpy_reference(narrow_weights):
                                 style_layer_weights=(1.0, 2.0, 1.0))
   params = narrow_weights.params
   spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
-  content = transfer.prepare_image(CONTENT, 48, what="content")
-  style = transfer.prepare_image(STYLE, 48, what="style")  # 48x34: another size than content.
+  content = image_io.as_rgb(CONTENT, 48, what="content")
+  style = image_io.as_rgb(STYLE, 48, what="style")  # 48x34: another size than content.
   x = np.random.default_rng(0).uniform(0, 255, content.shape).astype(np.float32)
   targets = jaxstyle.make_targets(params, content, style, spec)
   total, terms = jaxstyle.objective(params, targets, x, jaxstyle.LossWeights.from_config(config), spec)
@@ -46,7 +47,7 @@ def test_objective_gradient_matches_finite_differences(narrow_weights):
   with jax.enable_x64(True):
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), narrow_weights.params)
     spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
-    content = transfer.prepare_image(CONTENT, 20, what="content")
+    content = image_io.as_rgb(CONTENT, 20, what="content")
     targets = jaxstyle.make_targets(params, content, np.flip(content, 0).copy(), spec)
     weights = jaxstyle.LossWeights(*(jnp.float64(w) for w in (1.0, 1e4, 1e2)))
     f = lambda x: jaxstyle.objective(params, targets, x, weights, spec)[0]
@@ -103,7 +104,7 @@ def test_non_finite_objective_stops_with_the_last_finite_image(narrow_weights):
   with pytest.raises(jaxstyle.NonFiniteLossError, match="NaN or inf at iteration") as e:
     jaxstyle.stylize(CONTENT, STYLE, config, weights=narrow_weights)
   assert e.value.image.dtype == np.uint8 and e.value.image.shape == (27, 32, 3)
-  content = transfer.prepare_image(CONTENT, 32, what="content")
+  content = image_io.as_rgb(CONTENT, 32, what="content")
   # Every iterate before the blow-up was finite; the rescued image is one of them.
   assert e.value.iteration < 20
   if e.value.iteration == 0:
@@ -116,10 +117,10 @@ def test_init_from_file_and_bad_arrays(narrow_weights, tmp_path):
   Image.fromarray(np.full((10, 20, 3), 200, np.uint8)).save(path)
   x0 = transfer.initial_image(jaxstyle.StyleConfig(init=str(path)), CONTENT, key=jax.random.key(0))
   assert x0.shape == CONTENT.shape and np.allclose(x0, 200)
-  with pytest.raises(jaxstyle.ConfigError, match="expected uint8"):
-    transfer.prepare_image(CONTENT.astype(np.float32), 48, what="content")
-  with pytest.raises(jaxstyle.ConfigError, match=r"H x W x 3 RGB array, got shape \(40, 48\)"):
-    transfer.prepare_image(CONTENT[..., 0], 48, what="content")
+  with pytest.raises(jaxstyle.ImageError, match="expected uint8"):
+    image_io.as_rgb(CONTENT.astype(np.float32), 48, what="content")
+  with pytest.raises(jaxstyle.ImageError, match=r"H x W x 3 RGB array, got shape \(40, 48\)"):
+    image_io.as_rgb(CONTENT[..., 0], 48, what="content")
 
 
 def test_real_photo_and_painting(narrow_weights, shared_images):
