@@ -146,6 +146,7 @@ def download(dest=DEFAULT_PATH, *, url: str = KERAS_URL, md5: str = KERAS_MD5,
   atomic rename) only once the converted file is complete.
   """
   dest = Path(dest)
+  made_dir = not dest.parent.exists()
   dest.parent.mkdir(parents=True, exist_ok=True)
   hand_made = (f"download {url} by hand (from a machine with internet) and run "
                f"`jaxstyle weights convert {KERAS_FILENAME} {dest}`")
@@ -167,6 +168,8 @@ def download(dest=DEFAULT_PATH, *, url: str = KERAS_URL, md5: str = KERAS_MD5,
                  source_sha256=sha256_file(raw))
   finally:
     os.unlink(raw)
+    if made_dir and not dest.exists():
+      dest.parent.rmdir()  # Leave the tree as we found it.
   return dest
 
 

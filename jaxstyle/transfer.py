@@ -315,26 +315,28 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   style = image_io.as_rgb(style_img, config.size, what="style")
   loss_weights = LossWeights.from_config(config)
 
-  compile_start = time.perf_counter()
-  targets = make_targets(params, content, style, spec)
-  x0 = initial_image(config, content, key=key)
-  state, terms0 = init_state(params, targets, x0, loss_weights, spec, solver)
-  initial = {"total": float(state.value), **{k: float(v) for k, v in terms0.items()}}
-  if not math.isfinite(initial["total"]):
-    raise NonFiniteLossError(
-        f"the objective is {initial['total']} at the initial image "
-        f"({_describe(initial)}); check the weights file and the loss weights",
-        image=to_uint8(x0), iteration=0)
-  # Zero steps: compiles the chunk program without running it, to time it apart.
-  state, _ = run_chunk(params, targets, state, jnp.int32(0), loss_weights, spec, solver)
-  jax.block_until_ready(state)
-  compile_seconds = time.perf_counter() - compile_start
+  with _progress_bar(config.iters, progress) as bar:
+    bar.set_description_str("compiling")
+    compile_start = time.perf_counter()
+    targets = make_targets(params, content, style, spec)
+    x0 = initial_image(config, content, key=key)
+    state, terms0 = init_state(params, targets, x0, loss_weights, spec, solver)
+    initial = {"total": float(state.value), **{k: float(v) for k, v in terms0.items()}}
+    if not math.isfinite(initial["total"]):
+      raise NonFiniteLossError(
+          f"the objective is {initial['total']} at the initial image "
+          f"({_describe(initial)}); check the weights file and the loss weights",
+          image=to_uint8(x0), iteration=0)
+    # Zero steps: compiles the chunk program without running it, to time it apart.
+    state, _ = run_chunk(params, targets, state, jnp.int32(0), loss_weights, spec, solver)
+    jax.block_until_ready(state)
+    compile_seconds = time.perf_counter() - compile_start
+    bar.set_description_str("stylize")
+    bar.reset(total=config.iters)  # Rate and ETA from here on, compilation excluded.
 
-  history = {k: [] for k in ("total",) + TERMS}
-  bar = _progress_bar(config.iters, progress)
-  start = time.perf_counter()
-  done, chunk = 0, 1
-  try:
+    history = {k: [] for k in ("total",) + TERMS}
+    start = time.perf_counter()
+    done, chunk = 0, 1
     while done < config.iters:
       todo = min(chunk, config.iters - done, CHUNK_CAPACITY)
       if save_every:
@@ -346,23 +348,20 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
       for k in history:
         history[k].extend(hist[k][:ran].tolist())
       done += ran
+      latest = {k: v[-1] for k, v in history.items()} if done else initial
       bar.update(ran)
-      if ran:
-        bar.set_postfix(loss=f"{history['total'][-1]:.4g}", refresh=False)
+      bar.set_postfix(loss=f"{latest['total']:.4g}", refresh=False)
       if not bool(state.finite):
         raise NonFiniteLossError(
-            f"the objective became NaN or inf at iteration {done + 1} "
-            f"(last finite: {_describe({k: v[-1] for k, v in history.items()} if done else initial)}); "
-            "lower --lr or the loss weights",
+            f"the objective became NaN or inf at iteration {done + 1} (last finite: "
+            f"{_describe(latest)}); lower --lr or the loss weights",
             image=to_uint8(state.image), iteration=done)
       if callback is not None and save_every and done % save_every == 0:
-        callback(done, to_uint8(state.image), {k: v[-1] for k, v in history.items()})
+        callback(done, to_uint8(state.image), latest)
       # Size the next chunk so that progress is reported about once a second.
       rate = ran / max(time.perf_counter() - chunk_start, 1e-6)
       chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
-  finally:
-    bar.close()
-  seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start
   return Result(
       image=to_uint8(state.image),
       history={k: np.asarray(v, np.float32) for k, v in history.items()},
