@@ -76,13 +76,20 @@ def timed(fn, *args, repeats: int):
   return statistics.median(times)
 
 
+def batch_of_one(targets, x0, lw):
+  """Adds the member axis that the engine's programs take."""
+  return (targets._replace(style=jax.tree.map(lambda a: a[None], targets.style)), x0[None],
+          jax.tree.map(lambda a: a[None], lw))
+
+
 def linesearch_evaluations(params, targets, x0, lw, spec, solver, iters: int) -> int:
   """Objective evaluations the zoom linesearch made over ``iters`` iterations (untimed)."""
-  state, _ = transfer.init_state(params, targets, x0, lw, spec, solver)
+  targets, x0, lw = batch_of_one(targets, x0, lw)
+  state, _ = transfer.init_states(params, targets, x0, lw, spec, solver)
   total = 0
   for _ in range(iters):  # One step per chunk, to read each iteration's count.
-    state, _ = transfer.run_chunk(params, targets, state, jnp.int32(1), lw, spec, solver)
-    total += int(optax.tree.get(state.opt_state, "info").num_linesearch_steps)
+    state, _ = transfer.run_chunks(params, targets, state, jnp.int32(1), lw, spec, solver)
+    total += int(optax.tree.get(state.opt_state, "info").num_linesearch_steps[0])
   return total
 
 
@@ -100,16 +107,17 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
     if record_terms:
       vg = jax.jit(lambda x: transfer._value_and_grad(params, targets, lw, spec)(x))
       row["value_and_grad_s"] = timed(vg, x0, repeats=5)
+    # A batch of one, exactly what stylize runs.
+    targets1, x01, lw1 = batch_of_one(targets, x0, lw)
     start = time.perf_counter()
-    state, _ = transfer.init_state(params, targets, x0, lw, spec, solver)
-    state, _ = transfer.run_chunk(params, targets, state, jnp.int32(0), lw, spec, solver)
+    state, _ = transfer.init_states(params, targets1, x01, lw1, spec, solver)
+    state, _ = transfer.run_chunks(params, targets1, state, jnp.int32(0), lw1, spec, solver)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - start
-    start_state = state
     start = time.perf_counter()  # One chunk of `iters` iterations, as stylize runs them.
-    state, _ = transfer.run_chunk(params, targets, start_state, jnp.int32(iters), lw, spec, solver)
+    state, _ = transfer.run_chunks(params, targets1, state, jnp.int32(iters), lw1, spec, solver)
     jax.block_until_ready(state)
-    steps = int(state.step)
+    steps = int(state.step[0])
     per_iter = (time.perf_counter() - start) / steps
     key = "lbfgs_iter_s" if record_terms else "lbfgs_iter_no_terms_s"
     row[key] = per_iter

@@ -12,7 +12,8 @@ from jaxstyle.errors import (ConfigError, ImageError, JaxstyleError, NonFiniteLo
 from jaxstyle.images import load_image, save_image
 from jaxstyle.losses import content_loss, gram_matrix, style_layer_loss, tv_loss
 from jaxstyle.transfer import (LossWeights, ObjectiveSpec, Result, RunState, SolverSpec, Targets,
-                              make_targets, objective, objective_terms, stylize)
+                              make_targets, objective, objective_terms, stylize,
+                              stylize_batch)
 from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, preprocess, random_vgg19,
                           vgg19_features)
 from jaxstyle.weights import (RandomWeightsWarning, Weights, load_vgg19, random_weights,
@@ -27,6 +28,7 @@ __all__ = [
     "Weights", "WeightsError", "canonical_layer", "content_loss", "convert_weights",
     "deprocess", "download_weights", "gram_matrix", "load_image", "load_vgg19", "make_targets",
     "objective", "objective_terms", "preprocess", "random_vgg19", "random_weights",
-    "resolve_weights", "save_image", "save_weights", "style_layer_loss", "stylize", "tv_loss",
+    "resolve_weights", "save_image", "save_weights", "style_layer_loss", "stylize",
+    "stylize_batch", "tv_loss",
     "vgg19_features",
 ]

@@ -58,6 +58,9 @@ class StyleConfig:
   style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers", metavar="LAYER")
   style_layer_weights: tuple[float, ...] | None = _opt(
       None, "per-style-layer weights w_l (normalised to sum 1); default equal", metavar="W")
+  style_blend_weights: tuple[float, ...] | None = _opt(
+      None, "with several style images: blend weights b_k of the style target Σ b_k A_k "
+      "(normalised); default equal", metavar="B")
   pooling: str = _opt("max", "pooling between VGG blocks", choices=("max", "avg"))
   init: str = _opt("content", "initial image: content, noise (seeded) or an image file",
                    metavar="content|noise|PATH")
@@ -77,9 +80,9 @@ class StyleConfig:
     # Normalise list-like inputs so that configs compare and hash by value.
     for name in ("content_layers", "style_layers"):
       object.__setattr__(self, name, tuple(getattr(self, name)))
-    if self.style_layer_weights is not None:
-      object.__setattr__(self, "style_layer_weights",
-                         tuple(float(w) for w in self.style_layer_weights))
+    for name in ("style_layer_weights", "style_blend_weights"):
+      if getattr(self, name) is not None:
+        object.__setattr__(self, name, tuple(float(w) for w in getattr(self, name)))
     self.validate()
 
   def validate(self) -> None:

@@ -12,6 +12,7 @@ up between chunks to report progress or save an image.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import optax
 from jaxstyle import images as image_io
 from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
-from jaxstyle.errors import NonFiniteLossError
+from jaxstyle.errors import ConfigError, NonFiniteLossError
 from jaxstyle.weights import Weights, resolve_weights
 
 TERMS = ("content", "style", "tv")
@@ -106,14 +107,34 @@ class Targets(NamedTuple):
   style: dict
 
 
-def make_targets(params, content_rgb_HxWx3, style_rgb_HxWx3, spec: ObjectiveSpec) -> Targets:
-  """Computes the content activations and style Grams the objective matches."""
+def make_targets(params, content_rgb_HxWx3, style_rgb, spec: ObjectiveSpec, *,
+                 blend_weights=None) -> Targets:
+  """Computes the content activations and style Grams the objective matches.
+
+  ``style_rgb`` is one image, or a list of images blended into one target,
+  A = Σ_k b_k A_k with ``blend_weights`` b (normalised to sum 1; equal by
+  default), as ``-style_blend_weights`` in Johnson's neural-style. Each style
+  image keeps its own size: its Gram matrix is rescaled by M_output / M_style.
+  """
+  styles = list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb]
+  blend = _normalised(blend_weights, len(styles))
   # The output has the content image's shape, so its feature maps give M_output.
   at_content = _features(params, content_rgb_HxWx3, spec.layers, spec)
-  style = _features(params, style_rgb_HxWx3, spec.style_layers, spec)
-  grams = {name: losses.gram_matrix(f) * (_positions(at_content[name]) / _positions(f))
-           for name, f in style.items()}
+  grams = {name: 0.0 for name in spec.style_layers}
+  for b, style in zip(blend, styles):
+    for name, f in _features(params, style, spec.style_layers, spec).items():
+      grams[name] = grams[name] + b * losses.gram_matrix(f) * (
+          _positions(at_content[name]) / _positions(f))
   return Targets(content={n: at_content[n] for n in spec.content_layers}, style=grams)
+
+
+def _normalised(weights, count: int) -> tuple[float, ...]:
+  if weights is None:
+    return (1.0 / count,) * count
+  if len(weights) != count or min(weights) < 0 or sum(weights) <= 0:
+    raise ConfigError(f"--style-blend-weights: expected {count} non-negative weights with a "
+                      f"positive sum, one per style image, got {tuple(weights)}")
+  return tuple(w / sum(weights) for w in weights)
 
 
 def _positions(F_HxWxC) -> int:
@@ -154,11 +175,12 @@ def objective(params, targets: Targets, x_HxWx3, weights: LossWeights, spec: Obj
 
 
 class RunState(NamedTuple):
-  """The optimiser loop's carry; ``value``/``grad`` are f and ∇f at ``image``.
+  """The optimiser loop's carry for one run; ``value``/``grad`` are f and ∇f at ``image``.
 
   Carrying them (rather than recomputing, or fetching them from the optax
-  state through a ``cond``) costs nothing extra for L-BFGS, whose linesearch
-  already evaluated f and ∇f at the accepted point.
+  state through a ``cond``, which ``vmap`` turns into a select that computes
+  both branches) costs nothing extra for L-BFGS, whose linesearch already
+  evaluated f and ∇f at the accepted point.
   """
 
   image: jax.Array
@@ -175,9 +197,8 @@ def _value_and_grad(params, targets, weights, spec):
   return jax.value_and_grad(f, has_aux=True)
 
 
-@partial(jax.jit, static_argnames=("spec", "solver"))
 def init_state(params, targets, x0_HxWx3, weights, spec: ObjectiveSpec, solver: SolverSpec):
-  """The loop's initial carry: the optimiser state and f, ∇f at ``x0``."""
+  """One run's initial carry: the optimiser state and f, ∇f at ``x0``; and the terms."""
   (value, terms), grad = _value_and_grad(params, targets, weights, spec)(x0_HxWx3)
   state = RunState(x0_HxWx3, solver.make().init(x0_HxWx3), value, grad, jnp.int32(0),
                    jnp.isfinite(value))
@@ -211,10 +232,9 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
   return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)._replace(finite=ok), terms
 
 
-@partial(jax.jit, static_argnames=("spec", "solver"), donate_argnames=("state",))
 def run_chunk(params, targets, state: RunState, num_steps, weights, spec: ObjectiveSpec,
               solver: SolverSpec):
-  """Runs up to ``num_steps`` (≤ CHUNK_CAPACITY) iterations on device.
+  """Runs up to ``num_steps`` (≤ CHUNK_CAPACITY) iterations of one run.
 
   Stops early if the objective turns non-finite. Returns the new carry and
   the per-iteration history ``{"total", "content", "style", "tv"}``, each of
@@ -237,21 +257,46 @@ def run_chunk(params, targets, state: RunState, num_steps, weights, spec: Object
   return state, history
 
 
+# Batched versions: members differ in style targets, init and loss weights;
+# the content targets and the network are shared. These are what runs.
+_MEMBER_AXES = (Targets(content=None, style=0), 0, 0)
+
+
+@partial(jax.jit, static_argnames=("spec", "solver"))
+def init_states(params, targets, x0_NxHxWx3, weights, spec: ObjectiveSpec, solver: SolverSpec):
+  """:func:`init_state` for N members at once (``vmap``)."""
+  def one(t, x, w):
+    return init_state(params, t, x, w, spec, solver)
+  return jax.vmap(one, in_axes=_MEMBER_AXES)(targets, x0_NxHxWx3, weights)
+
+
+@partial(jax.jit, static_argnames=("spec", "solver"), donate_argnames=("states",))
+def run_chunks(params, targets, states, num_steps, weights, spec: ObjectiveSpec,
+               solver: SolverSpec):
+  """:func:`run_chunk` for N members in one program (``vmap``; one compile per shape)."""
+  def one(t, s, w):
+    return run_chunk(params, t, s, num_steps, w, spec, solver)
+  return jax.vmap(one, in_axes=(_MEMBER_AXES[0], 0, 0))(targets, states, weights)
+
+
 class Result(NamedTuple):
-  """The outcome of :func:`stylize`.
+  """The outcome of one run of :func:`stylize` or member of :func:`stylize_batch`.
 
   Attributes:
-    image: the stylized image, uint8 H x W x 3.
+    image: the stylized image, uint8 H x W x 3 (the last finite one if the
+      run failed).
     history: ``{"total", "content", "style", "tv"}`` float arrays with one
       entry per iteration: the objective (weighted total) and its unweighted
       terms at the iterate after that iteration.
     initial: the same four values at the initial image.
     iterations: iterations run.
-    seconds: wall time of the iterations (compilation excluded).
+    seconds: wall time of the iterations (compilation excluded; for a batch,
+      the whole program's).
     compile_seconds: time spent compiling (0 when the programs were cached).
     config: the configuration that produced it.
     weights: where the VGG19 weights came from (``Weights.source``), their
       sha256 (None for random weights) and whether they were random.
+    error: None, or why the run stopped early (the objective went NaN/inf).
   """
 
   image: np.ndarray
@@ -262,6 +307,7 @@ class Result(NamedTuple):
   compile_seconds: float
   config: StyleConfig
   weights: dict
+  error: str | None = None
 
 
 def initial_image(config: StyleConfig, content_rgb_HxWx3, *, key: jax.Array) -> jax.Array:
@@ -290,8 +336,10 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   """Optimises an image to match ``content_img``'s content and ``style_img``'s style.
 
   Args:
-    content_img, style_img: paths or uint8 RGB H x W x 3 arrays; both are
-      resized so their longest side is ``config.size``.
+    content_img: a path or a uint8 RGB H x W x 3 array; resized so that its
+      longest side is ``config.size``.
+    style_img: the same, or a list of them blended with
+      ``config.style_blend_weights``.
     config: the objective and optimiser settings.
     key: PRNG key for the noise init; default ``jax.random.key(config.seed)``.
     weights: VGG19 weights; default ``resolve_weights(config.weights)``.
@@ -304,70 +352,176 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
     NonFiniteLossError: the objective became NaN or inf; it carries the last
       finite image.
   """
-  if key is None:
-    key = jax.random.key(config.seed)
+  member_callback = None
+  if callback is not None:
+    def member_callback(iteration, images, latest):
+      callback(iteration, images[0], latest[0])
+  (result,) = _run([config], content_img, [style_img], [key], weights=weights,
+                   progress=progress, callback=member_callback, save_every=save_every)
+  if result.error:
+    raise NonFiniteLossError(result.error, image=result.image, iteration=result.iterations)
+  return result
+
+
+# Fields a batch's members may differ in: everything else shapes the program.
+MEMBER_FIELDS = ("content_weight", "style_weight", "tv_weight", "seed", "init",
+                 "style_blend_weights")
+
+
+def stylize_batch(content_img, style_imgs, configs, *, keys=None,
+                  weights: Weights | None = None, progress: bool = False,
+                  max_members: int | None = None) -> list[Result]:
+  """N stylizations of one content image in one compiled ``jit(vmap(...))`` program.
+
+  Members may differ in their style image (or blended list), loss weights,
+  init and seed (the ``MEMBER_FIELDS`` of their config); every other config
+  field must agree. Member i's result equals ``stylize(content_img,
+  style_imgs[i], configs[i], key=keys[i])`` up to float round-off. Members
+  are sharded over all local devices; a member whose objective turns
+  NaN/inf stops with ``Result.error`` set while the others go on.
+
+  Args:
+    content_img: a path or uint8 RGB array, shared by all members.
+    style_imgs: one style (path, array or blended list) per member.
+    configs: one StyleConfig per member, or one for all.
+    keys: one PRNG key per member; default ``jax.random.key(config.seed)``.
+    weights: VGG19 weights; default ``resolve_weights(configs[0].weights)``.
+    progress: show a progress bar.
+    max_members: run at most this many members per program (bounds memory);
+      default all at once.
+  """
+  n = len(style_imgs)
+  configs = list(configs) if isinstance(configs, (list, tuple)) else [configs] * n
+  keys = list(keys) if keys is not None else [None] * n
+  if not (len(configs) == len(keys) == n) or n == 0:
+    raise ConfigError(f"stylize_batch: expected as many configs and keys as style images "
+                      f"({n}), got {len(configs)} configs and {len(keys)} keys")
+  group = max_members or n
+  if group < 1:
+    raise ConfigError(f"max_members: expected at least 1, got {max_members}")
+  results = []
+  for start in range(0, n, group):
+    stop = min(start + group, n)
+    pad = group - (stop - start) if n > group else 0  # Same shape: reuse the program.
+    idx = list(range(start, stop)) + [stop - 1] * pad
+    results += _run([configs[i] for i in idx], content_img, [style_imgs[i] for i in idx],
+                    [keys[i] for i in idx], weights=weights, progress=progress)[: stop - start]
+  return results
+
+
+def _shared_program(configs: list[StyleConfig]) -> StyleConfig:
+  first = configs[0]
+  for i, config in enumerate(configs[1:], start=1):
+    for field in dataclasses.fields(StyleConfig):
+      if field.name not in MEMBER_FIELDS and getattr(config, field.name) != getattr(
+          first, field.name):
+        raise ConfigError(
+            f"batch member {i}: {field.name} is {getattr(config, field.name)!r} but member 0 "
+            f"has {getattr(first, field.name)!r}; members may differ only in "
+            + ", ".join(MEMBER_FIELDS))
+  return first
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _shard_members(tree, mesh):
+  """Places a member-stacked tree with its leading axis split over ``mesh``."""
+  from jax.sharding import NamedSharding, PartitionSpec
+  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("members")))
+
+
+def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=None,
+         save_every=0) -> list[Result]:
+  """Runs len(configs) members in one program; the engine behind both entry points."""
+  config = _shared_program(configs)
   if weights is None:
     weights = resolve_weights(config.weights)
   spec = ObjectiveSpec.from_config(config, weights.convention)
   solver = SolverSpec.from_config(config)
   params = jax.tree.map(jnp.asarray, weights.params)
   content = image_io.as_rgb(content_img, config.size, what="content")
-  style = image_io.as_rgb(style_img, config.size, what="style")
-  loss_weights = LossWeights.from_config(config)
+  n = len(configs)
+  devices = jax.local_devices()
+  mesh = None
+  if n > 1 and len(devices) > 1:
+    from jax.sharding import Mesh
+    usable = max(d for d in range(1, len(devices) + 1) if n % d == 0)
+    mesh = Mesh(np.array(devices[:usable]), ("members",))
 
   with _progress_bar(config.iters, progress) as bar:
     bar.set_description_str("compiling")
     compile_start = time.perf_counter()
-    targets = make_targets(params, content, style, spec)
-    x0 = initial_image(config, content, key=key)
-    state, terms0 = init_state(params, targets, x0, loss_weights, spec, solver)
-    initial = {"total": float(state.value), **{k: float(v) for k, v in terms0.items()}}
-    if not math.isfinite(initial["total"]):
-      raise NonFiniteLossError(
-          f"the objective is {initial['total']} at the initial image "
-          f"({_describe(initial)}); check the weights file and the loss weights",
-          image=to_uint8(x0), iteration=0)
+    member_targets, x0s = [], []
+    for c, style, key in zip(configs, style_imgs, keys):
+      styles = style if isinstance(style, (list, tuple)) else [style]
+      styles = [image_io.as_rgb(s, config.size, what="style") for s in styles]
+      member_targets.append(make_targets(params, content, styles, spec,
+                                         blend_weights=c.style_blend_weights))
+      x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key))
+    targets = Targets(content=member_targets[0].content,
+                      style=_stack([t.style for t in member_targets]))
+    x0 = jnp.stack(x0s)
+    loss_weights = _stack([LossWeights.from_config(c) for c in configs])
+    if mesh is not None:
+      targets = targets._replace(style=_shard_members(targets.style, mesh))
+      x0, loss_weights = _shard_members((x0, loss_weights), mesh)
+    states, terms0 = init_states(params, targets, x0, loss_weights, spec, solver)
+    initial = [{"total": float(v), **{k: float(t[i]) for k, t in terms0.items()}}
+               for i, v in enumerate(np.asarray(states.value))]
     # Zero steps: compiles the chunk program without running it, to time it apart.
-    state, _ = run_chunk(params, targets, state, jnp.int32(0), loss_weights, spec, solver)
-    jax.block_until_ready(state)
+    states, _ = run_chunks(params, targets, states, jnp.int32(0), loss_weights, spec, solver)
+    jax.block_until_ready(states)
     compile_seconds = time.perf_counter() - compile_start
     bar.set_description_str("stylize")
     bar.reset(total=config.iters)  # Rate and ETA from here on, compilation excluded.
 
-    history = {k: [] for k in ("total",) + TERMS}
+    history = [{k: [] for k in ("total",) + TERMS} for _ in range(n)]
+    errors: list[str | None] = [
+        None if math.isfinite(v["total"]) else
+        f"the objective is {v['total']} at the initial image ({_describe(v)}); check the "
+        "weights file and the loss weights" for v in initial]
     start = time.perf_counter()
     done, chunk = 0, 1
-    while done < config.iters:
+    while done < config.iters and not all(errors):
       todo = min(chunk, config.iters - done, CHUNK_CAPACITY)
       if save_every:
         todo = min(todo, save_every - done % save_every)
       chunk_start = time.perf_counter()
-      state, hist = run_chunk(params, targets, state, jnp.int32(todo), loss_weights, spec, solver)
-      hist = jax.device_get(hist)
-      ran = int(state.step) - done
-      for k in history:
-        history[k].extend(hist[k][:ran].tolist())
-      done += ran
-      latest = {k: v[-1] for k, v in history.items()} if done else initial
-      bar.update(ran)
-      bar.set_postfix(loss=f"{latest['total']:.4g}", refresh=False)
-      if not bool(state.finite):
-        raise NonFiniteLossError(
-            f"the objective became NaN or inf at iteration {done + 1} (last finite: "
-            f"{_describe(latest)}); lower --lr or the loss weights",
-            image=to_uint8(state.image), iteration=done)
+      states, hist = run_chunks(params, targets, states, jnp.int32(todo), loss_weights, spec,
+                                solver)
+      hist, steps, finite = jax.device_get((hist, states.step, states.finite))
+      for i in range(n):
+        ran = int(steps[i]) - len(history[i]["total"])
+        for k in history[i]:
+          history[i][k].extend(hist[k][i, :ran].tolist())
+        if not finite[i] and errors[i] is None:
+          errors[i] = (f"the objective became NaN or inf at iteration {steps[i] + 1} (last "
+                       f"finite: {_describe(_latest(history[i], initial[i]))}); lower --lr "
+                       "or the loss weights")
+      done += todo
+      latest = [_latest(h, v) for h, v in zip(history, initial)]
+      bar.update(todo)
+      bar.set_postfix(loss=f"{min(v['total'] for v in latest):.4g}", refresh=False)
       if callback is not None and save_every and done % save_every == 0:
-        callback(done, to_uint8(state.image), latest)
+        callback(done, [to_uint8(x) for x in states.image], latest)
       # Size the next chunk so that progress is reported about once a second.
-      rate = ran / max(time.perf_counter() - chunk_start, 1e-6)
+      rate = todo / max(time.perf_counter() - chunk_start, 1e-6)
       chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
     seconds = time.perf_counter() - start
-  return Result(
-      image=to_uint8(state.image),
-      history={k: np.asarray(v, np.float32) for k, v in history.items()},
-      initial=initial, iterations=done, seconds=seconds, compile_seconds=compile_seconds,
-      config=config,
-      weights={"source": weights.source, "sha256": weights.sha256, "random": weights.is_random})
+  images = jax.device_get(states.image)
+  used = {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
+  return [Result(image=to_uint8(images[i]),
+                 history={k: np.asarray(v, np.float32) for k, v in history[i].items()},
+                 initial=initial[i], iterations=len(history[i]["total"]), seconds=seconds,
+                 compile_seconds=compile_seconds, config=configs[i], weights=used,
+                 error=errors[i])
+          for i in range(n)]
+
+
+def _latest(history: dict, initial: dict) -> dict:
+  return {k: v[-1] for k, v in history.items()} if history["total"] else initial
 
 
 def _describe(values: dict) -> str:

@@ -79,12 +79,12 @@ def test_adam_lowers_the_objective(narrow_weights):
 def test_chunks_compile_once_whatever_their_length(narrow_weights):
   # A spec no other test uses, so the cache count is this test's alone.
   config = jaxstyle.StyleConfig(size=32, iters=9, style_layers=("relu2_1",), pooling="avg")
-  before = transfer.run_chunk._cache_size()
+  before = transfer.run_chunks._cache_size()
   calls = []
   first = jaxstyle.stylize(CONTENT, STYLE, config, weights=narrow_weights, save_every=4,
                            callback=lambda i, img, losses: calls.append(i))
   again = jaxstyle.stylize(CONTENT, STYLE, config.replace(iters=13, seed=5), weights=narrow_weights)
-  assert transfer.run_chunk._cache_size() - before == 1
+  assert transfer.run_chunks._cache_size() - before == 1
   assert calls == [4, 8] and first.iterations == 9 and again.iterations == 13
   assert again.compile_seconds < first.compile_seconds
 

@@ -1,0 +1,115 @@
+"""Batched runs: one vmapped program equals N single runs; blending; sharding."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle import images as image_io
+from jaxstyle import transfer
+from tests.conftest import smooth_image
+
+CONTENT = smooth_image(40, 48, seed=1)
+STYLES = [smooth_image(56, 40, seed=2), smooth_image(30, 60, seed=3), smooth_image(48, 48, seed=4)]
+BASE = jaxstyle.StyleConfig(size=32, iters=6)
+CONFIGS = [BASE, BASE.replace(style_weight=1e3, init="noise", seed=7),
+           BASE.replace(tv_weight=1.0, content_weight=3.0)]
+
+
+def _assert_same_run(batched, single):
+  assert batched.iterations == single.iterations and batched.error is None
+  for k in single.history:
+    np.testing.assert_allclose(batched.history[k], single.history[k], rtol=2e-3)
+  assert np.abs(batched.image.astype(int) - single.image.astype(int)).max() <= 2
+
+
+def test_members_equal_single_runs(narrow_weights):
+  batch = jaxstyle.stylize_batch(CONTENT, STYLES, CONFIGS, weights=narrow_weights)
+  assert len(batch) == 3
+  for style, config, result in zip(STYLES, CONFIGS, batch):
+    _assert_same_run(result, jaxstyle.stylize(CONTENT, style, config, weights=narrow_weights))
+  # The members really differ (different styles, weights and inits).
+  assert not np.array_equal(batch[0].image, batch[1].image)
+
+
+def test_max_members_splits_into_programs_of_one_shape(narrow_weights):
+  before = transfer.run_chunks._cache_size()
+  whole = jaxstyle.stylize_batch(CONTENT, STYLES, CONFIGS, weights=narrow_weights)
+  split = jaxstyle.stylize_batch(CONTENT, STYLES, CONFIGS, weights=narrow_weights, max_members=2)
+  for a, b in zip(whole, split):
+    _assert_same_run(a, b)
+  # Groups of 2 and 1 (padded to 2) share one program: at most one new shape.
+  assert transfer.run_chunks._cache_size() - before <= 2
+
+
+def test_a_failing_member_does_not_stop_the_others(narrow_weights):
+  configs = [BASE, BASE.replace(tv_weight=1e38)]  # TV x 1e38 overflows float32.
+  good, bad = jaxstyle.stylize_batch(CONTENT, STYLES[:2], configs, weights=narrow_weights)
+  assert good.error is None and good.iterations == 6
+  assert "objective is inf at the initial image" in bad.error and bad.iterations == 0
+
+
+def test_members_may_differ_only_in_member_fields(narrow_weights):
+  with pytest.raises(jaxstyle.ConfigError, match="member 1: size is 48 but member 0 has 32"):
+    jaxstyle.stylize_batch(CONTENT, STYLES[:2], [BASE, BASE.replace(size=48)],
+                           weights=narrow_weights)
+  with pytest.raises(jaxstyle.ConfigError, match="as many configs and keys"):
+    jaxstyle.stylize_batch(CONTENT, STYLES, CONFIGS[:2], weights=narrow_weights)
+
+
+def test_blended_target_is_the_weighted_sum_of_grams(narrow_weights):
+  spec = jaxstyle.ObjectiveSpec.from_config(BASE, "caffe")
+  params = narrow_weights.params
+  content = image_io.as_rgb(CONTENT, 32, what="content")
+  a, b = (image_io.as_rgb(s, 32, what="style") for s in STYLES[:2])
+  blend = jaxstyle.make_targets(params, content, [a, b], spec, blend_weights=[1.0, 3.0])
+  ta = jaxstyle.make_targets(params, content, a, spec)
+  tb = jaxstyle.make_targets(params, content, b, spec)
+  for name in spec.style_layers:
+    np.testing.assert_allclose(blend.style[name], 0.25 * ta.style[name] + 0.75 * tb.style[name],
+                               rtol=1e-5)
+  with pytest.raises(jaxstyle.ConfigError, match="--style-blend-weights: expected 2"):
+    jaxstyle.make_targets(params, content, [a, b], spec, blend_weights=[1.0])
+
+
+SHARDED = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {root!r})
+    import jax, numpy as np, jaxstyle
+    from jaxstyle import transfer
+    from tests.conftest import smooth_image
+    assert len(jax.local_devices()) == 4, jax.local_devices()
+    seen = []
+    original = transfer.run_chunks
+    def recording(*args, **kwargs):
+        out = original(*args, **kwargs)
+        seen.append(len(out[0].image.sharding.device_set))
+        return out
+    transfer.run_chunks = recording
+    w = jaxstyle.random_weights(seed=0, width_scale=0.125)
+    content = smooth_image(40, 48, seed=1)
+    styles = [smooth_image(56, 40, seed=s) for s in range(4)]
+    config = jaxstyle.StyleConfig(size=32, iters=4)
+    sharded = jaxstyle.stylize_batch(content, styles, config, weights=w)
+    placed = set(seen)
+    single = [jaxstyle.stylize(content, s, config, weights=w) for s in styles]
+    for a, b in zip(sharded, single):
+        np.testing.assert_allclose(a.history["total"], b.history["total"], rtol=2e-3)
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
+    print("sharded over", placed, "devices")
+""")
+
+
+def test_members_are_sharded_over_devices():
+  root = str(Path(__file__).resolve().parents[1])
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",
+         "PATH": "/usr/bin:/bin"}
+  proc = subprocess.run([sys.executable, "-c", SHARDED.format(root=root)], capture_output=True,
+                        text=True, env=env, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "sharded over {4} devices" in proc.stdout
