@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
       description="Optimise an image so its VGG19 features match CONTENT's and its Gram "
                   "matrices match STYLE's (Gatys et al. 2016).")
   stylize.add_argument("content", metavar="CONTENT", help="content image file")
-  stylize.add_argument("style", metavar="STYLE", help="style image file")
+  stylize.add_argument("style", metavar="STYLE", nargs="+",
+                       help="style image file; several are blended (see --style-blend-weights)")
   stylize.add_argument("-o", "--output", required=True, metavar="OUT.png",
                        help="output image; written atomically, with its provenance as PNG text")
   stylize.add_argument("--save-every", type=int, default=0, metavar="N",
@@ -80,6 +81,41 @@ def build_parser() -> argparse.ArgumentParser:
   stylize.add_argument("--quiet", action="store_true", help="no progress bar")
   add_config_options(stylize)
   stylize.set_defaults(run=_cmd_stylize)
+
+  batch = commands.add_parser(
+      "batch", help="many stylizations of one photo in one compiled program",
+      description="Runs every combination of the listed styles, loss weights and seeds "
+                  "(or, with --zip, the lists side by side) as members of one vmapped "
+                  "program, sharded over all local devices. Writes one PNG per member.")
+  batch.add_argument("content", metavar="CONTENT", help="content image file")
+  batch.add_argument("--styles", nargs="+", required=True, metavar="STYLE",
+                     help="style image files")
+  batch.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                     help="output directory (created if missing)")
+  batch.add_argument("--zip", action="store_true",
+                     help="pair the lists element-wise (lists of length 1 repeat) instead of "
+                          "taking their product")
+  batch.add_argument("--max-members", type=int, default=None, metavar="N",
+                     help="at most N members per program, to bound memory (default: all)")
+  batch.add_argument("--quiet", action="store_true", help="no progress bar")
+  add_config_options(batch, skip=tuple(MEMBER_LISTS))
+  defaults = StyleConfig()
+  for field, (flag, kind) in MEMBER_LISTS.items():
+    batch.add_argument(flag, dest=field, nargs="+", type=kind, default=[getattr(defaults, field)],
+                       metavar="V", help=f"one or more values (default: {getattr(defaults, field)})")
+  batch.set_defaults(run=_cmd_batch)
+
+  reproduce = commands.add_parser(
+      "reproduce", help="re-run the stylization recorded in an output PNG",
+      description="Reads the provenance record of a jaxstyle PNG, checks that the inputs and "
+                  "weights are the recorded ones, runs it again and reports whether the new "
+                  "image is byte-identical.")
+  reproduce.add_argument("original", metavar="OUT.png", help="a PNG written by jaxstyle")
+  reproduce.add_argument("-o", "--output", required=True, metavar="AGAIN.png")
+  reproduce.add_argument("--weights", default=None, metavar="PATH",
+                         help="weights to use if the recorded path is not valid here")
+  reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
+  reproduce.set_defaults(run=_cmd_reproduce)
 
   weights = commands.add_parser("weights", help="download, convert and inspect VGG19 weights")
   weight_commands = weights.add_subparsers(dest="weights_command", required=True,
@@ -130,7 +166,7 @@ def _cmd_stylize(args) -> int:
     images.save_image(output.with_name(f"{output.stem}.iter{iteration}{output.suffix}"), image)
 
   try:
-    result = stylize(args.content, args.style, config, progress=not args.quiet,
+    result = stylize(args.content, _one_or_list(args.style), config, progress=not args.quiet,
                      callback=save_intermediate, save_every=args.save_every)
   except NonFiniteLossError as e:
     if e.image is not None:
@@ -139,9 +175,89 @@ def _cmd_stylize(args) -> int:
       e.args = (f"{e.args[0]}; the last finite image is in {rescue}",)
     raise
   images.save_image(output, result.image,
-                    text=provenance.png_text(result, content=args.content, style=args.style))
+                    text=provenance.png_text(result, content=args.content,
+                                             style=_one_or_list(args.style)))
   _print_summary(output, result)
   return 0
+
+
+def _one_or_list(styles: list[str]):
+  return styles[0] if len(styles) == 1 else styles
+
+
+# `jaxstyle batch` takes lists for these; the members are their product (or zip).
+MEMBER_LISTS = {"content_weight": ("--content-weight", float), "style_weight": ("--style-weight", float),
+                "tv_weight": ("--tv-weight", float), "seed": ("--seeds", int)}
+
+
+def _cmd_batch(args) -> int:
+  import itertools
+
+  from jaxstyle import images, provenance
+  from jaxstyle.transfer import stylize_batch
+
+  lists = {"style": args.styles, **{k: getattr(args, k) for k in MEMBER_LISTS}}
+  if args.zip:
+    longest = max(len(v) for v in lists.values())
+    for name, values in lists.items():
+      if len(values) not in (1, longest):
+        raise JaxstyleError(f"--zip: every list needs 1 or {longest} values; {name} has "
+                            f"{len(values)}")
+    members = [{k: v[i % len(v)] for k, v in lists.items()} for i in range(longest)]
+  else:
+    members = [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
+  base = config_from_args(args, **{k: lists[k][0] for k in MEMBER_LISTS})
+  configs = [base.replace(**{k: m[k] for k in MEMBER_LISTS}) for m in members]
+  outdir = Path(args.output)
+  if outdir.exists() and not outdir.is_dir():
+    raise JaxstyleError(f"{outdir}: exists and is not a directory")
+  outdir.mkdir(parents=True, exist_ok=True)
+  varying = [k for k in MEMBER_LISTS if len(lists[k]) > 1]
+  print(f"batch: {len(members)} members ({'zip' if args.zip else 'product'} of "
+        + ", ".join(f"{len(v)} {k}" for k, v in lists.items()) + ")")
+  results = stylize_batch(args.content, [m["style"] for m in members], configs,
+                          progress=not args.quiet, max_members=args.max_members)
+  failed = 0
+  for i, (member, result) in enumerate(zip(members, results)):
+    name = "_".join([f"{i:03d}", Path(member["style"]).stem]
+                    + [f"{_short(k)}{member[k]:g}" for k in varying])
+    path = outdir / f"{name}{'.failed' if result.error else ''}.png"
+    images.save_image(path, result.image,
+                      text=provenance.png_text(result, content=args.content, style=member["style"]))
+    if result.error:
+      failed += 1
+      print(f"FAILED {path}: {result.error}")
+    else:
+      _print_summary(path, result)
+  return EXIT_RUN_FAILED if failed else 0
+
+
+def _cmd_reproduce(args) -> int:
+  from jaxstyle import images, provenance
+
+  original = Path(args.original)
+  images.load_image(original, min_side=1)  # A clear error for a missing or non-image file.
+  output = images.check_output_path(args.output)
+  record = provenance.read_png_record(original)
+  if record is None:
+    raise JaxstyleError(f"{original}: has no jaxstyle provenance record")
+  result, content, style = provenance.rerun(record, weights_spec=args.weights,
+                                            progress=not args.quiet)
+  images.save_image(output, result.image,
+                    text=provenance.png_text(result, content=content, style=style))
+  same = output.read_bytes() == original.read_bytes()
+  if same:
+    print(f"reproduced {original} -> {output}: byte-identical")
+    return 0
+  diff = abs(images.load_image(output, min_side=1).astype(int)
+             - images.load_image(original, min_side=1).astype(int)).max()
+  print(f"reproduced {original} -> {output}: NOT byte-identical (largest pixel difference "
+        f"{diff}; a different backend, jax version or batch size changes float round-off)")
+  return EXIT_RUN_FAILED
+
+
+def _short(field: str) -> str:
+  return {"content_weight": "cw", "style_weight": "sw", "tv_weight": "tv", "seed": "seed"}[field]
 
 
 def _print_summary(output: Path, result) -> None:

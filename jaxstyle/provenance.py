@@ -28,7 +28,7 @@ def record(result, *, content=None, style=None) -> dict:
       "config": result.config.to_dict(),
       "weights": result.weights,
       "content": image_ref(content),
-      "style": image_ref(style),
+      "style": [image_ref(s) for s in style] if isinstance(style, list) else image_ref(style),
       "iterations": result.iterations,
       "initial_loss": result.initial,
       "final_loss": final,
@@ -50,3 +50,43 @@ def read_png_record(path) -> dict | None:
   with Image.open(path) as img:
     text = getattr(img, "text", {}).get(PNG_KEY)
   return json.loads(text) if text else None
+
+
+def rerun(record: dict, *, weights_spec: str | None = None, progress: bool = False):
+  """Runs the stylization a provenance record describes; returns the Result.
+
+  Checks that the content and style files still have the recorded sha256 and
+  that the weights (``weights_spec``, else the recorded spec, else the usual
+  lookup) are the recorded ones, so a difference in the output cannot come
+  from changed inputs.
+
+  Raises:
+    JaxstyleError: naming the input whose file is missing or has changed.
+  """
+  from jaxstyle.config import StyleConfig
+  from jaxstyle.errors import JaxstyleError
+  from jaxstyle.files import sha256_file
+  from jaxstyle.transfer import stylize
+  from jaxstyle.weights import resolve_weights
+
+  def checked(ref: dict, what: str) -> str:
+    path = ref.get("path")
+    if not path:
+      raise JaxstyleError(f"the record's {what} image was an in-memory array; nothing to re-read")
+    if not Path(path).exists():
+      raise JaxstyleError(f"{path}: recorded {what} image is missing")
+    if sha256_file(path) != ref["sha256"]:
+      raise JaxstyleError(f"{path}: recorded {what} image has changed (sha256 differs)")
+    return path
+
+  config = StyleConfig(**record["config"])
+  content = checked(record["content"], "content")
+  style = record["style"]
+  style = ([checked(s, "style") for s in style] if isinstance(style, list)
+           else checked(style, "style"))
+  weights = resolve_weights(weights_spec or config.weights)
+  if weights.sha256 != record["weights"]["sha256"] or weights.source != record["weights"]["source"]:
+    raise JaxstyleError(
+        f"weights {weights.source} (sha256 {weights.sha256}) are not the recorded "
+        f"{record['weights']['source']} (sha256 {record['weights']['sha256']}); pass --weights")
+  return stylize(content, style, config, weights=weights, progress=progress), content, style

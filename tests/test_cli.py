@@ -1,8 +1,8 @@
 """The jaxstyle command end to end: outputs, provenance, and one-line errors."""
 
-import json
 import os
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -137,3 +137,43 @@ def test_non_finite_loss_saves_last_finite_image_and_exits_1(image_files, tmp_pa
   assert proc.returncode == 1, proc.stderr
   assert "NaN or inf" in proc.stderr and "out.last-finite.png" in proc.stderr
   assert (tmp_path / "out.last-finite.png").exists() and not out.exists()
+
+
+def test_batch_runs_the_product_of_lists(image_files, tmp_path, capsys):
+  content, style = image_files
+  other = tmp_path / "other.png"
+  Image.open(content).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(other)
+  outdir = tmp_path / "runs"
+  assert cli.main(["batch", str(content), "--styles", str(style), str(other), "--seeds", "0", "1",
+                   "--init", "noise", "-o", str(outdir), *TINY]) == 0
+  names = sorted(p.name for p in outdir.iterdir())
+  assert names == ["000_style_seed0.png", "001_style_seed1.png", "002_other_seed0.png",
+                   "003_other_seed1.png"]
+  records = [provenance.read_png_record(outdir / n) for n in names]
+  assert [r["config"]["seed"] for r in records] == [0, 1, 0, 1]
+  assert [Path(r["style"]["path"]).name for r in records] == ["style.png"] * 2 + ["other.png"] * 2
+  images = [np.asarray(Image.open(outdir / n)) for n in names]
+  assert not np.array_equal(images[0], images[1])  # Seeds matter with a noise init.
+  assert "batch: 4 members (product" in capsys.readouterr().out
+
+
+def test_batch_zip_needs_matching_lengths(image_files, tmp_path, capsys):
+  content, style = image_files
+  assert cli.main(["batch", str(content), "--styles", str(style), str(style), "--seeds", "0", "1",
+                   "2", "--zip", "-o", str(tmp_path / "z"), *TINY]) == 2
+  assert "--zip: every list needs 1 or 3 values; style has 2" in capsys.readouterr().err
+
+
+def test_blended_styles_and_reproduce_byte_identical(image_files, tmp_path, capsys):
+  content, style = image_files
+  out, again = tmp_path / "blend.png", tmp_path / "again.png"
+  assert cli.main(["stylize", str(content), str(style), str(content), "-o", str(out), *TINY,
+                   "--style-blend-weights", "3", "1", "--init", "noise", "--seed", "5"]) == 0
+  record = provenance.read_png_record(out)
+  assert record["config"]["style_blend_weights"] == [3.0, 1.0] and len(record["style"]) == 2
+  assert cli.main(["reproduce", str(out), "-o", str(again), "--quiet"]) == 0
+  assert again.read_bytes() == out.read_bytes()
+  assert "byte-identical" in capsys.readouterr().out
+  Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(style)  # The input changes...
+  assert cli.main(["reproduce", str(out), "-o", str(tmp_path / "x.png"), "--quiet"]) == 2
+  assert "style.png: recorded style image has changed" in capsys.readouterr().err
