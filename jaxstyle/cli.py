@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="V", help=f"one or more values (default: {getattr(defaults, field)})")
   batch.set_defaults(run=_cmd_batch)
 
+  sweep = commands.add_parser(
+      "sweep", help="run a sweep declared in a TOML file, resumably",
+      description="Runs the members a sweep file declares (see jaxstyle/sweep.py), batching "
+                  "those that share a program, appends one JSON line per member to "
+                  "RUNDIR/records.jsonl, skips members already recorded, and writes "
+                  "RUNDIR/contact_sheet.png and RUNDIR/loss_curves.png.")
+  sweep.add_argument("config", metavar="SWEEP.toml")
+  sweep.add_argument("-o", "--output", required=True, metavar="RUNDIR")
+  sweep.add_argument("--max-members", type=int, default=None, metavar="N",
+                     help="at most N members per program (default: all in a group)")
+  sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+  sweep.set_defaults(run=_cmd_sweep)
+
   reproduce = commands.add_parser(
       "reproduce", help="re-run the stylization recorded in an output PNG",
       description="Reads the provenance record of a jaxstyle PNG, checks that the inputs and "
@@ -229,6 +242,21 @@ def _cmd_batch(args) -> int:
       print(f"FAILED {path}: {result.error}")
     else:
       _print_summary(path, result)
+  return EXIT_RUN_FAILED if failed else 0
+
+
+def _cmd_sweep(args) -> int:
+  from jaxstyle import sweep
+
+  spec = sweep.load_sweep(args.config)
+  records = sweep.run_sweep(spec, args.output, max_members=args.max_members,
+                            progress=not args.quiet)
+  rundir = Path(args.output)
+  sweep.contact_sheet(spec, rundir, rundir / "contact_sheet.png")
+  plotted = sweep.plot_curves(spec, rundir, rundir / "loss_curves.png")
+  failed = sum(r["status"] == "failed" for r in records)
+  print(f"sweep: {len(records)} records in {rundir / sweep.RECORDS}, {failed} failed; wrote "
+        f"{rundir / 'contact_sheet.png'}" + (f", {rundir / 'loss_curves.png'}" if plotted else ""))
   return EXIT_RUN_FAILED if failed else 0
 
 

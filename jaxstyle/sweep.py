@@ -1,0 +1,303 @@
+"""Sweeps: experiments declared as data, run in batches, recorded line by line.
+
+A sweep file (TOML) names a content image, a ``[base]`` of StyleConfig
+fields, and ``[axes]``: value lists over config fields and/or ``style``::
+
+    content = "../shared/images/content/chelsea.jpg"   # relative to this file
+    mode = "product"                                   # or "zip"
+
+    [base]
+    size = 128
+    iters = 100
+    weights = "random:0:0.25"
+
+    [axes]
+    style = ["../shared/images/style/starry_night.jpg", "../shared/images/style/the_scream.jpg"]
+    style_weight = [1e3, 1e4, 1e5]
+
+Members that differ only in ``transfer.MEMBER_FIELDS`` (style, loss weights,
+init, seed) run together as one batched program; others run one program each.
+Every finished member appends one JSON line to ``RUNDIR/records.jsonl``; a
+rerun skips members already recorded as ok, so an interrupted sweep resumes
+with nothing lost and nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import NamedTuple
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError
+
+RECORDS = "records.jsonl"
+
+
+class Sweep(NamedTuple):
+  """A parsed sweep: where it came from and the members it declares."""
+
+  path: Path
+  content: Path
+  axes: dict  # name -> list of values, in file order.
+  mode: str
+  members: list  # [(axes values: dict, style path, StyleConfig)]
+
+
+def load_sweep(path) -> Sweep:
+  """Reads and validates a sweep TOML file; paths in it are relative to it."""
+  path = Path(path)
+  try:
+    data = tomllib.loads(path.read_text())
+  except FileNotFoundError:
+    raise ConfigError(f"{path}: no such sweep file") from None
+  except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    raise ConfigError(f"{path}: not valid TOML ({e})") from None
+  unknown = set(data) - {"content", "style", "mode", "base", "axes"}
+  if unknown:
+    raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected content, style, mode, "
+                      "[base] and [axes]")
+  here = path.parent
+  if "content" not in data:
+    raise ConfigError(f"{path}: missing 'content' (the content image)")
+  base, axes = dict(data.get("base", {})), dict(data.get("axes", {}))
+  mode = data.get("mode", "product")
+  if mode not in ("product", "zip"):
+    raise ConfigError(f"{path}: mode must be 'product' or 'zip', got {mode!r}")
+  fields = {f.name for f in dataclasses.fields(StyleConfig)}
+  for name, values in axes.items():
+    if name != "style" and name not in fields:
+      raise ConfigError(f"{path}: axis {name!r} is not a StyleConfig field nor 'style'")
+    if not isinstance(values, list) or not values:
+      raise ConfigError(f"{path}: axis {name!r} needs a non-empty list of values")
+  for name in base:
+    if name not in fields:
+      raise ConfigError(f"{path}: [base] {name!r} is not a StyleConfig field")
+  if "style" not in axes:
+    if "style" not in data:
+      raise ConfigError(f"{path}: give the style image as 'style' or as an axis in [axes]")
+    axes = {"style": [data["style"]], **axes}
+  names = list(axes)
+  if mode == "zip":
+    lengths = {len(v) for v in axes.values()} - {1}
+    if len(lengths) > 1:
+      raise ConfigError(f"{path}: zip mode needs axes of equal length (or 1), got "
+                        + ", ".join(f"{n}={len(axes[n])}" for n in names))
+    count = max(len(v) for v in axes.values())
+    combos = [tuple(axes[n][i % len(axes[n])] for n in names) for i in range(count)]
+  else:
+    combos = list(itertools.product(*(axes[n] for n in names)))
+  members = []
+  for combo in combos:
+    values = dict(zip(names, combo))
+    config = StyleConfig(**{**base, **{k: v for k, v in values.items() if k != "style"}})
+    members.append((values, _resolve(here, values["style"]), config))
+  return Sweep(path, _resolve(here, data["content"]), axes, mode, members)
+
+
+def _resolve(here: Path, style):
+  if isinstance(style, list):
+    return [_resolve(here, s) for s in style]
+  return str(here / style) if not os.path.isabs(style) else style
+
+
+def member_id(content_sha: str, style_shas, config: StyleConfig) -> str:
+  """A stable id of what determines a member's result (inputs and full config)."""
+  blob = json.dumps({"content": content_sha, "style": style_shas, "config": config.to_dict()},
+                    sort_keys=True)
+  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_records(rundir) -> list[dict]:
+  """The records of a run directory; a torn last line (a crash mid-write) is ignored."""
+  path = Path(rundir) / RECORDS
+  if not path.exists():
+    return []
+  records = []
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue
+  return records
+
+
+def append_record(rundir, record: dict) -> None:
+  """Appends one JSON line and syncs it to disk before returning.
+
+  After a crash mid-write the file ends in a torn line; the new record then
+  starts on a line of its own, so it is not glued to (and lost with) it.
+  """
+  line = (json.dumps(record, sort_keys=True) + "\n").encode()
+  fd = os.open(Path(rundir) / RECORDS, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+      line = b"\n" + line
+    os.write(fd, line)
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
+              progress: bool = False, log=print) -> list[dict]:
+  """Runs the sweep's unrecorded members into ``rundir``; returns all records."""
+  import jax
+
+  import jaxstyle
+  from jaxstyle import images, provenance
+  from jaxstyle.files import sha256_file
+  from jaxstyle.transfer import MEMBER_FIELDS, stylize_batch
+  from jaxstyle.weights import resolve_weights
+
+  rundir = Path(rundir)
+  rundir.mkdir(parents=True, exist_ok=True)
+  content_sha = sha256_file(_existing(sweep.content, "content"))
+  done = {r["id"] for r in read_records(rundir) if r.get("status") == "ok"}
+  todo = []
+  for values, style, config in sweep.members:
+    styles = style if isinstance(style, list) else [style]
+    shas = [sha256_file(_existing(s, "style")) for s in styles]
+    mid = member_id(content_sha, shas, config)
+    if mid not in done:
+      todo.append((mid, values, style, config))
+  log(f"sweep: {len(sweep.members)} members, {len(sweep.members) - len(todo)} already recorded, "
+      f"{len(todo)} to run")
+  # One batched program per group of members that share everything but MEMBER_FIELDS.
+  groups: dict = {}
+  for member in todo:
+    key = member[3].replace(**{f: getattr(StyleConfig(), f) for f in MEMBER_FIELDS})
+    groups.setdefault(key, []).append(member)
+  weights_cache = {}
+  for key, members in groups.items():
+    if key.weights not in weights_cache:
+      weights_cache[key.weights] = resolve_weights(key.weights)
+    weights = weights_cache[key.weights]
+    results = stylize_batch(str(sweep.content), [m[2] for m in members], [m[3] for m in members],
+                            weights=weights, progress=progress, max_members=max_members)
+    for (mid, values, style, config), result in zip(members, results):
+      output = rundir / f"{mid}.png"
+      images.save_image(output, result.image,
+                        text=provenance.png_text(result, content=str(sweep.content), style=style))
+      record = {
+          "id": mid, "status": "failed" if result.error else "ok", "error": result.error,
+          "axes": values, "config": config.to_dict(), "seed": config.seed,
+          "initial": result.initial,
+          "final": {k: float(v[-1]) for k, v in result.history.items()} if result.iterations
+                   else result.initial,
+          "history": {k: [float(f"{x:.6g}") for x in v] for k, v in result.history.items()},
+          "iterations": result.iterations, "seconds": round(result.seconds, 3),
+          "members_in_program": len(members), "compile_seconds": round(result.compile_seconds, 3),
+          "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
+          "output": output.name,
+          "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__},
+          "weights": result.weights, "content_sha256": content_sha,
+      }
+      append_record(rundir, record)
+      log(f"  {'FAILED' if result.error else 'ok'} {output.name} "
+          + " ".join(f"{k}={_label(v)}" for k, v in values.items())
+          + (f": {result.error}" if result.error else f" loss {record['final']['total']:.4g}"))
+  return read_records(rundir)
+
+
+def _existing(path, what: str) -> str:
+  from jaxstyle.errors import ImageError
+  if not Path(path).exists():
+    raise ImageError(f"{path}: {what} image of the sweep does not exist")
+  return str(path)
+
+
+def _label(value) -> str:
+  if isinstance(value, list):
+    return "+".join(_label(v) for v in value)
+  if isinstance(value, str) and ("/" in value or "." in value):
+    return Path(value).stem
+  return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
+  """A grid of the members' outputs, axes labelled; the last axis runs across.
+
+  Rows are the combinations of all other axes (product mode) or one row
+  (zip mode). Members not yet recorded appear as grey cells.
+  """
+  from PIL import Image, ImageDraw, ImageOps
+
+  from jaxstyle.files import atomic_path, sha256_file
+
+  rundir = Path(rundir)
+  by_id = {r["id"]: r for r in read_records(rundir)}
+  content_sha = sha256_file(sweep.content)
+  names = list(sweep.axes)
+  across = names[-1] if sweep.mode == "product" else None
+  columns = len(sweep.axes[across]) if across else len(sweep.members)
+  rows = (len(sweep.members) + columns - 1) // columns
+  margin_left, margin_top = 170, 28
+  sheet = Image.new("RGB", (margin_left + columns * cell, margin_top + rows * (cell + 18) + 16),
+                    "white")
+  draw = ImageDraw.Draw(sheet)
+  if across:
+    draw.text((4, 6), f"{across} ->", fill="black")
+    for j, value in enumerate(sweep.axes[across]):
+      draw.text((margin_left + j * cell + 4, 6), _label(value), fill="black")
+  for index, (values, style, config) in enumerate(sweep.members):
+    r, c = divmod(index, columns)
+    x, y = margin_left + c * cell, margin_top + r * (cell + 18)
+    styles = style if isinstance(style, list) else [style]
+    record = by_id.get(member_id(content_sha, [sha256_file(s) for s in styles], config))
+    tile = Image.new("RGB", (cell - 4, cell - 4), (200, 200, 200))
+    if record is not None and (rundir / record["output"]).exists():
+      with Image.open(rundir / record["output"]) as img:
+        img = ImageOps.contain(img.convert("RGB"), (cell - 4, cell - 4), Image.Resampling.LANCZOS)
+        tile.paste(img, ((cell - 4 - img.width) // 2, (cell - 4 - img.height) // 2))
+    sheet.paste(tile, (x + 2, y + 2))
+    label = ", ".join(f"{k}={_label(v)}" for k, v in values.items() if k != across)
+    if not across:  # zip: each cell carries its own label, below it.
+      draw.text((x + 2, y + cell), label[:26], fill="black")
+    elif c == 0:  # product: one label per row, at its left.
+      draw.text((4, y + cell // 2), label[:28], fill="black")
+    if record is not None and record["status"] == "failed":
+      draw.text((x + 6, y + 6), "FAILED", fill="red")
+  if any(r["weights"]["random"] for r in by_id.values()):
+    draw.text((4, sheet.height - 14), "RANDOM VGG19 features: not real style transfer",
+              fill="red")
+  with atomic_path(path, suffix=".png") as tmp:
+    sheet.save(tmp, format="PNG")
+
+
+def plot_curves(sweep: Sweep, rundir, path) -> bool:
+  """Total loss against iteration for every recorded member; False without matplotlib."""
+  try:
+    import matplotlib
+  except ImportError:
+    return False
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  from jaxstyle.files import atomic_path
+
+  records = read_records(rundir)
+  fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+  for record in records:
+    total = record["history"]["total"]
+    if total:
+      label = " ".join(f"{k}={_label(v)}" for k, v in record["axes"].items())
+      ax.plot(range(1, len(total) + 1), total, label=label)
+  ax.set_yscale("log")
+  ax.set_xlabel("iteration")
+  ax.set_ylabel("total loss")
+  random = any(r["weights"]["random"] for r in records)
+  ax.set_title(f"{sweep.path.name}" + (" — RANDOM features" if random else ""))
+  if len(records) <= 12:
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  with atomic_path(path, suffix=".png") as tmp:
+    fig.savefig(tmp, format="png")
+  plt.close(fig)
+  return True
