@@ -248,15 +248,11 @@ def _cmd_batch(args) -> int:
 def _cmd_sweep(args) -> int:
   from jaxstyle import sweep
 
-  spec = sweep.load_sweep(args.config)
-  records = sweep.run_sweep(spec, args.output, max_members=args.max_members,
-                            progress=not args.quiet)
-  rundir = Path(args.output)
-  sweep.contact_sheet(spec, rundir, rundir / "contact_sheet.png")
-  plotted = sweep.plot_curves(spec, rundir, rundir / "loss_curves.png")
+  _, records, written = sweep.run_file(args.config, args.output, max_members=args.max_members,
+                                       progress=not args.quiet)
   failed = sum(r["status"] == "failed" for r in records)
-  print(f"sweep: {len(records)} records in {rundir / sweep.RECORDS}, {failed} failed; wrote "
-        f"{rundir / 'contact_sheet.png'}" + (f", {rundir / 'loss_curves.png'}" if plotted else ""))
+  print(f"sweep: {len(records)} records in {Path(args.output) / sweep.RECORDS}, {failed} "
+        f"failed; wrote " + ", ".join(map(str, written)))
   return EXIT_RUN_FAILED if failed else 0
 
 

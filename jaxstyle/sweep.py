@@ -271,14 +271,19 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
     sheet.save(tmp, format="PNG")
 
 
-def plot_curves(sweep: Sweep, rundir, path) -> bool:
-  """Total loss against iteration for every recorded member; False without matplotlib."""
+def plot_curves(sweep: Sweep, rundir, path, *, against: str = "iteration") -> bool:
+  """Total loss per member against ``"iteration"`` or ``"seconds"``; False without matplotlib.
+
+  Seconds are the member's program time spread evenly over its iterations
+  (compilation excluded), which is what comparing optimisers needs.
+  """
   try:
     import matplotlib
   except ImportError:
     return False
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  import numpy as np
 
   from jaxstyle.files import atomic_path
 
@@ -288,9 +293,12 @@ def plot_curves(sweep: Sweep, rundir, path) -> bool:
     total = record["history"]["total"]
     if total:
       label = " ".join(f"{k}={_label(v)}" for k, v in record["axes"].items())
-      ax.plot(range(1, len(total) + 1), total, label=label)
+      x = np.arange(1, len(total) + 1, dtype=float)
+      if against == "seconds":
+        x *= record["seconds"] / max(record["iterations"], 1)
+      ax.plot(x, total, label=label)
   ax.set_yscale("log")
-  ax.set_xlabel("iteration")
+  ax.set_xlabel("seconds (compilation excluded)" if against == "seconds" else "iteration")
   ax.set_ylabel("total loss")
   random = any(r["weights"]["random"] for r in records)
   ax.set_title(f"{sweep.path.name}" + (" — RANDOM features" if random else ""))
@@ -301,3 +309,44 @@ def plot_curves(sweep: Sweep, rundir, path) -> bool:
     fig.savefig(tmp, format="png")
   plt.close(fig)
   return True
+
+
+def summary(records: list[dict], by: list[str]) -> str:
+  """A markdown table of final losses, grouped by the named axes (mean ± std over the rest)."""
+  import numpy as np
+
+  groups: dict = {}
+  for r in records:
+    if r["status"] == "ok":
+      groups.setdefault(tuple(_label(r["axes"][k]) for k in by), []).append(r)
+  terms = ("total", "content", "style", "tv")
+  lines = ["| " + " | ".join(by) + " | runs | " + " | ".join(f"final {t}" for t in terms)
+           + " | s/iteration |", "|" + "---|" * (len(by) + 2 + len(terms))]
+  for key, rows in groups.items():
+    cells = []
+    for t in terms:
+      values = np.array([r["final"][t] for r in rows])
+      cells.append(f"{values.mean():.4g}" + (f" ± {values.std():.2g}" if len(rows) > 1 else ""))
+    per_iter = np.mean([r["seconds"] / max(r["iterations"], 1) / r["members_in_program"]
+                        for r in rows])
+    lines.append("| " + " | ".join(key) + f" | {len(rows)} | " + " | ".join(cells)
+                 + f" | {per_iter:.3f} |")
+  return "\n".join(lines)
+
+
+def run_file(path, rundir, *, max_members=None, progress=False, curves=("iteration",)):
+  """Runs a sweep file into ``rundir`` and writes its contact sheet and loss curves.
+
+  Returns ``(sweep, records, written paths)``; the entry point of
+  ``jaxstyle sweep`` and of the scripts in experiments/.
+  """
+  spec = load_sweep(path)
+  rundir = Path(rundir)
+  records = run_sweep(spec, rundir, max_members=max_members, progress=progress)
+  written = [rundir / "contact_sheet.png"]
+  contact_sheet(spec, rundir, written[0])
+  for against in curves:
+    name = "loss_curves.png" if against == "iteration" else f"loss_vs_{against}.png"
+    if plot_curves(spec, rundir, rundir / name, against=against):
+      written.append(rundir / name)
+  return spec, records, written

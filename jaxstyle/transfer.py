@@ -259,24 +259,54 @@ def run_chunk(params, targets, state: RunState, num_steps, weights, spec: Object
 
 # Batched versions: members differ in style targets, init and loss weights;
 # the content targets and the network are shared. These are what runs.
-_MEMBER_AXES = (Targets(content=None, style=0), 0, 0)
+#
+# How members are mapped depends on the optimiser. Adam's step has no
+# data-dependent branches, so ``vmap`` batches it for free. optax's zoom
+# linesearch chooses between two branches with a per-member ``lax.cond``, and
+# both branches evaluate f and ∇f: under ``vmap`` that cond becomes a select
+# that runs both, and the loop waits for the slowest member (measured on CPU:
+# two vmapped members cost 5.5x one). L-BFGS members therefore run one after
+# another with ``lax.map`` inside the same program. With several devices,
+# ``shard_map`` gives each device its own members either way.
 
 
-@partial(jax.jit, static_argnames=("spec", "solver"))
-def init_states(params, targets, x0_NxHxWx3, weights, spec: ObjectiveSpec, solver: SolverSpec):
-  """:func:`init_state` for N members at once (``vmap``)."""
-  def one(t, x, w):
+def _over_members(one, params, targets, *members, solver: SolverSpec, mesh):
+  """``one(params, targets_i, *members_i)`` for every member, stacked."""
+  def local(params, targets, *members):
+    if solver.optimizer != "lbfgs":
+      return jax.vmap(one, in_axes=(None, Targets(None, 0)) + (0,) * len(members))(
+          params, targets, *members)
+    def member(xs):
+      return one(params, Targets(targets.content, xs[0]), *xs[1:])
+    return jax.lax.map(member, (targets.style,) + members)
+
+  if mesh is None:
+    return local(params, targets, *members)
+  from jax.sharding import PartitionSpec as P
+  specs = (P(), Targets(P(), P("members"))) + (P("members"),) * len(members)
+  # check_vma=False: optax's linesearch has conds whose branches differ in
+  # "varies across devices" typing (a constant on one side); every value in
+  # ``local`` is per-member anyway, so the check has nothing to protect here.
+  return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P("members"),
+                       check_vma=False)(params, targets, *members)
+
+
+@partial(jax.jit, static_argnames=("spec", "solver", "mesh"))
+def init_states(params, targets, x0_NxHxWx3, weights, spec: ObjectiveSpec, solver: SolverSpec,
+                mesh=None):
+  """:func:`init_state` for N members at once."""
+  def one(params, t, x, w):
     return init_state(params, t, x, w, spec, solver)
-  return jax.vmap(one, in_axes=_MEMBER_AXES)(targets, x0_NxHxWx3, weights)
+  return _over_members(one, params, targets, x0_NxHxWx3, weights, solver=solver, mesh=mesh)
 
 
-@partial(jax.jit, static_argnames=("spec", "solver"), donate_argnames=("states",))
+@partial(jax.jit, static_argnames=("spec", "solver", "mesh"), donate_argnames=("states",))
 def run_chunks(params, targets, states, num_steps, weights, spec: ObjectiveSpec,
-               solver: SolverSpec):
-  """:func:`run_chunk` for N members in one program (``vmap``; one compile per shape)."""
-  def one(t, s, w):
+               solver: SolverSpec, mesh=None):
+  """:func:`run_chunk` for N members in one program (one compile per shape)."""
+  def one(params, t, s, w):
     return run_chunk(params, t, s, num_steps, w, spec, solver)
-  return jax.vmap(one, in_axes=(_MEMBER_AXES[0], 0, 0))(targets, states, weights)
+  return _over_members(one, params, targets, states, weights, solver=solver, mesh=mesh)
 
 
 class Result(NamedTuple):
@@ -467,11 +497,12 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
     if mesh is not None:
       targets = targets._replace(style=_shard_members(targets.style, mesh))
       x0, loss_weights = _shard_members((x0, loss_weights), mesh)
-    states, terms0 = init_states(params, targets, x0, loss_weights, spec, solver)
+    states, terms0 = init_states(params, targets, x0, loss_weights, spec, solver, mesh)
     initial = [{"total": float(v), **{k: float(t[i]) for k, t in terms0.items()}}
                for i, v in enumerate(np.asarray(states.value))]
     # Zero steps: compiles the chunk program without running it, to time it apart.
-    states, _ = run_chunks(params, targets, states, jnp.int32(0), loss_weights, spec, solver)
+    states, _ = run_chunks(params, targets, states, jnp.int32(0), loss_weights, spec, solver,
+                           mesh)
     jax.block_until_ready(states)
     compile_seconds = time.perf_counter() - compile_start
     bar.set_description_str("stylize")
@@ -490,7 +521,7 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
         todo = min(todo, save_every - done % save_every)
       chunk_start = time.perf_counter()
       states, hist = run_chunks(params, targets, states, jnp.int32(todo), loss_weights, spec,
-                                solver)
+                                solver, mesh)
       hist, steps, finite = jax.device_get((hist, states.step, states.finite))
       for i in range(n):
         ran = int(steps[i]) - len(history[i]["total"])

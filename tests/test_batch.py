@@ -94,14 +94,16 @@ SHARDED = textwrap.dedent("""
     w = jaxstyle.random_weights(seed=0, width_scale=0.125)
     content = smooth_image(40, 48, seed=1)
     styles = [smooth_image(56, 40, seed=s) for s in range(4)]
-    config = jaxstyle.StyleConfig(size=32, iters=4)
-    sharded = jaxstyle.stylize_batch(content, styles, config, weights=w)
-    placed = set(seen)
-    single = [jaxstyle.stylize(content, s, config, weights=w) for s in styles]
-    for a, b in zip(sharded, single):
-        np.testing.assert_allclose(a.history["total"], b.history["total"], rtol=2e-3)
-        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
-    print("sharded over", placed, "devices")
+    for optimizer in ("lbfgs", "adam"):  # lax.map and vmap inside shard_map.
+        config = jaxstyle.StyleConfig(size=32, iters=4, optimizer=optimizer)
+        seen.clear()
+        sharded = jaxstyle.stylize_batch(content, styles, config, weights=w)
+        placed = set(seen)
+        single = [jaxstyle.stylize(content, s, config, weights=w) for s in styles]
+        for a, b in zip(sharded, single):
+            np.testing.assert_allclose(a.history["total"], b.history["total"], rtol=2e-3)
+            assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
+        print(optimizer, "sharded over", placed, "devices")
 """)
 
 
@@ -112,4 +114,5 @@ def test_members_are_sharded_over_devices():
   proc = subprocess.run([sys.executable, "-c", SHARDED.format(root=root)], capture_output=True,
                         text=True, env=env, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "sharded over {4} devices" in proc.stdout
+  assert "lbfgs sharded over {4} devices" in proc.stdout
+  assert "adam sharded over {4} devices" in proc.stdout
