@@ -24,7 +24,7 @@ import jaxstyle
 from jaxstyle import demo
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from bench_core import ROOT, machine  # noqa: E402  (shared helpers of the benchmarks)
+from bench_core import machine, publish  # noqa: E402  (shared helpers of the benchmarks)
 
 
 def styles(count: int, size: int):
@@ -50,11 +50,13 @@ def main(argv=None):
   parser.add_argument("--size", type=int, default=128)
   parser.add_argument("--iters", type=int, default=20)
   parser.add_argument("--width-scale", type=float, default=1.0)
+  parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
+                      help="lbfgs members run in sequence inside the program; adam's are vmapped")
   parser.add_argument("--no-append", action="store_true")
   args = parser.parse_args(argv)
   weights = jaxstyle.random_weights(seed=0, width_scale=args.width_scale)
   photo, paintings = content(args.size), styles(args.members, args.size)
-  config = jaxstyle.StyleConfig(size=args.size, iters=args.iters)
+  config = jaxstyle.StyleConfig(size=args.size, iters=args.iters, optimizer=args.optimizer)
 
   warm = [jaxstyle.stylize(photo, paintings[0], config, weights=weights)]
   start = time.perf_counter()
@@ -71,12 +73,14 @@ def main(argv=None):
   command = "python benchmarks/bench_batch.py " + " ".join(
       argv if argv is not None else sys.argv[1:])
   report = (
-      f"\n### Batch: {args.members} styles in one program vs {args.members} sequential runs "
+      f"\n### Batch ({args.optimizer}): {args.members} styles in one program vs {args.members} "
+      f"sequential runs "
       f"({datetime.date.today()})\n\n"
       f"- command: `{command.strip()}`\n- machine: {machine()}\n"
       f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, backend "
       f"{jax.default_backend()}\n"
-      f"- {photo.shape[1]}x{photo.shape[0]} px, {args.iters} L-BFGS iterations each, RANDOM "
+      f"- {photo.shape[1]}x{photo.shape[0]} px, {args.iters} {args.optimizer} iterations each, "
+      f"RANDOM "
       f"He-initialised VGG19 (width scale {args.width_scale:g}); times exclude compilation\n\n"
       "| way | wall time (s) | per member (s) | compile (s) |\n|---|---|---|---|\n"
       f"| {args.members} sequential `stylize` | {sequential_s:.2f} | "
@@ -85,10 +89,7 @@ def main(argv=None):
       f"{warm[1].compile_seconds:.1f} |\n\n"
       f"Speed-up of the batch: {sequential_s / batched_s:.2f}x. Largest relative difference "
       f"of a member's final loss from its sequential run: {gap:.1e}.\n")
-  print(report)
-  if not args.no_append:
-    with open(ROOT / "docs" / "BENCHMARKS.md", "a") as f:
-      f.write(report)
+  publish(report, append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,14 @@ def machine() -> str:
   return f"{model}, {os.cpu_count()} cores visible to the process"
 
 
+def publish(report: str, *, append: bool) -> None:
+  """Prints a report and appends it to docs/BENCHMARKS.md (unless told not to)."""
+  print(report)
+  if append:
+    with open(ROOT / "docs" / "BENCHMARKS.md", "a") as f:
+      f.write(report)
+
+
 def images(size: int):
   folder = demo.sample_images_dir()
   if folder is not None:
@@ -167,10 +175,7 @@ def main(argv=None):
             f"- weights: RANDOM He-initialised VGG19, width scale {args.width_scale:g}; "
             f"{args.iters} L-BFGS iterations timed from the content init; default objective "
             "(relu4_2 content, relu1_1..relu5_1 style, TV)\n\n" + table(rows) + "\n")
-  print(report)
-  if not args.no_append:
-    with open(ROOT / "docs" / "BENCHMARKS.md", "a") as f:
-      f.write(report)
+  publish(report, append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Declared in experiments/sweeps/layer_ablation.toml (the record of the experiment
 equivalent to `jaxstyle sweep experiments/sweeps/layer_ablation.toml -o runs/layer_ablation`
 plus the summary table. Rerunning resumes: recorded members are skipped.
 
-Expected runtime: CPU_TIME on a 2-core CPU (random width-0.25 VGG19, 128 px);
+Expected runtime: about 40 s on a 2-core CPU (random width-0.25 VGG19, 128 px);
 GPU: not measured yet. Shows: the reconstruction of style from increasingly deep layers, as in Gatys et al. 2016 Fig. 2 (five programs, one per layer set).
 Writes runs/layer_ablation/: records.jsonl, one PNG per member, contact_sheet.png and
 the loss curves. With the default random weights the images show the

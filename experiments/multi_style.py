@@ -6,7 +6,7 @@ Declared in experiments/sweeps/multi_style.toml (the record of the experiment);
 equivalent to `jaxstyle sweep experiments/sweeps/multi_style.toml -o runs/multi_style`
 plus the summary table. Rerunning resumes: recorded members are skipped.
 
-Expected runtime: CPU_TIME on a 2-core CPU (random width-0.25 VGG19, 128 px);
+Expected runtime: about 30 s on a 2-core CPU (random width-0.25 VGG19, 128 px);
 GPU: not measured yet. Shows: the batch machinery end to end: all members run as one vmapped program (records.jsonl: members_in_program = 4).
 Writes runs/multi_style/: records.jsonl, one PNG per member, contact_sheet.png and
 the loss curves. With the default random weights the images show the

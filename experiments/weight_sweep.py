@@ -6,7 +6,7 @@ Declared in experiments/sweeps/weight_sweep.toml (the record of the experiment);
 equivalent to `jaxstyle sweep experiments/sweeps/weight_sweep.toml -o runs/weight_sweep`
 plus the summary table. Rerunning resumes: recorded members are skipped.
 
-Expected runtime: CPU_TIME on a 2-core CPU (random width-0.25 VGG19, 128 px);
+Expected runtime: about 30 s on a 2-core CPU (random width-0.25 VGG19, 128 px);
 GPU: not measured yet. Shows: how the balance of the two terms moves the result (rows: style weight, columns: content weight).
 Writes runs/weight_sweep/: records.jsonl, one PNG per member, contact_sheet.png and
 the loss curves. With the default random weights the images show the

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import JaxstyleError, NonFiniteLossError
+from jaxstyle.weights import RandomWeightsWarning
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
   batch = commands.add_parser(
       "batch", help="many stylizations of one photo in one compiled program",
       description="Runs every combination of the listed styles, loss weights and seeds "
-                  "(or, with --zip, the lists side by side) as members of one vmapped "
+                  "(or, with --zip, the lists side by side) as members of one compiled "
                   "program, sharded over all local devices. Writes one PNG per member.")
   batch.add_argument("content", metavar="CONTENT", help="content image file")
   batch.add_argument("--styles", nargs="+", required=True, metavar="STYLE",
@@ -343,6 +344,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   with warnings.catch_warnings():  # Restores the default display on the way out.
     warnings.showwarning = _show_warning
+    # Whatever filters are in force, a user must hear that features are random.
+    warnings.simplefilter("default", RandomWeightsWarning)
     try:
       return args.run(args)
     except NonFiniteLossError as e:

@@ -149,6 +149,7 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
               progress: bool = False, log=print) -> list[dict]:
   """Runs the sweep's unrecorded members into ``rundir``; returns all records."""
   import jax
+  import jaxlib
 
   import jaxstyle
   from jaxstyle import images, provenance
@@ -196,7 +197,8 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
           "members_in_program": len(members), "compile_seconds": round(result.compile_seconds, 3),
           "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
           "output": output.name,
-          "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__},
+          "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__,
+                       "jaxlib": jaxlib.__version__},
           "weights": result.weights, "content_sha256": content_sha,
       }
       append_record(rundir, record)

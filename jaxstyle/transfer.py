@@ -401,11 +401,12 @@ MEMBER_FIELDS = ("content_weight", "style_weight", "tv_weight", "seed", "init",
 def stylize_batch(content_img, style_imgs, configs, *, keys=None,
                   weights: Weights | None = None, progress: bool = False,
                   max_members: int | None = None) -> list[Result]:
-  """N stylizations of one content image in one compiled ``jit(vmap(...))`` program.
+  """N stylizations of one content image in one compiled program.
 
   Members may differ in their style image (or blended list), loss weights,
   init and seed (the ``MEMBER_FIELDS`` of their config); every other config
-  field must agree. Member i's result equals ``stylize(content_img,
+  field must agree. Adam members are ``vmap``ped; L-BFGS members run in
+  sequence inside the program (see ``_over_members`` for why). Member i's result equals ``stylize(content_img,
   style_imgs[i], configs[i], key=keys[i])`` up to float round-off. Members
   are sharded over all local devices; a member whose objective turns
   NaN/inf stops with ``Result.error`` set while the others go on.
