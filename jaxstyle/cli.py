@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
   batch.add_argument("--max-members", type=int, default=None, metavar="N",
                      help="at most N members per program, to bound memory (default: all)")
   batch.add_argument("--quiet", action="store_true", help="no progress bar")
+  batch.add_argument("--distributed", default=None, metavar="auto|HOST:PORT,N,I",
+                     help="run as one of several processes/hosts, each taking every N-th "
+                          "member: auto-detect the cluster, or name the coordinator, the "
+                          "process count and this process's index (default: one process)")
   add_config_options(batch, skip=tuple(MEMBER_LISTS))
   defaults = StyleConfig()
   for field, (flag, kind) in MEMBER_LISTS.items():
@@ -117,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
   sweep.add_argument("--max-members", type=int, default=None, metavar="N",
                      help="at most N members per program (default: all in a group)")
   sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+  sweep.add_argument("--distributed", default=None, metavar="auto|HOST:PORT,N,I",
+                     help="run as one of several processes/hosts, each taking every N-th "
+                          "member: auto-detect the cluster, or name the coordinator, the "
+                          "process count and this process's index (default: one process)")
   sweep.set_defaults(run=_cmd_sweep)
 
   reproduce = commands.add_parser(
@@ -220,6 +228,9 @@ def _cmd_batch(args) -> int:
     members = [{k: v[i % len(v)] for k, v in lists.items()} for i in range(longest)]
   else:
     members = [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
+  from jaxstyle import distributed
+  distributed.initialize(args.distributed)
+  share = distributed.my_share(len(members))
   base = config_from_args(args, **{k: lists[k][0] for k in MEMBER_LISTS})
   configs = [base.replace(**{k: m[k] for k in MEMBER_LISTS}) for m in members]
   outdir = Path(args.output)
@@ -229,10 +240,12 @@ def _cmd_batch(args) -> int:
   varying = [k for k in MEMBER_LISTS if len(lists[k]) > 1]
   print(f"batch: {len(members)} members ({'zip' if args.zip else 'product'} of "
         + ", ".join(f"{len(v)} {k}" for k, v in lists.items()) + ")")
-  results = stylize_batch(args.content, [m["style"] for m in members], configs,
-                          progress=not args.quiet, max_members=args.max_members)
+  results = stylize_batch(args.content, [members[i]["style"] for i in share],
+                          [configs[i] for i in share], progress=not args.quiet,
+                          max_members=args.max_members)
   failed = 0
-  for i, (member, result) in enumerate(zip(members, results)):
+  for i, result in zip(share, results):
+    member = members[i]
     name = "_".join([f"{i:03d}", Path(member["style"]).stem]
                     + [f"{_short(k)}{member[k]:g}" for k in varying])
     path = outdir / f"{name}{'.failed' if result.error else ''}.png"
@@ -247,13 +260,14 @@ def _cmd_batch(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-  from jaxstyle import sweep
+  from jaxstyle import distributed, sweep
 
+  distributed.initialize(args.distributed)
   _, records, written = sweep.run_file(args.config, args.output, max_members=args.max_members,
                                        progress=not args.quiet)
   failed = sum(r["status"] == "failed" for r in records)
-  print(f"sweep: {len(records)} records in {Path(args.output) / sweep.RECORDS}, {failed} "
-        f"failed; wrote " + ", ".join(map(str, written)))
+  print(f"sweep: {len(records)} records in {sweep.records_file(args.output)}, {failed} "
+        f"failed" + ("; wrote " + ", ".join(map(str, written)) if written else ""))
   return EXIT_RUN_FAILED if failed else 0
 
 

@@ -113,17 +113,22 @@ def member_id(content_sha: str, style_shas, config: StyleConfig) -> str:
   return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def records_file(rundir) -> Path:
+  """This process's records file: records.jsonl, or records.pN.jsonl among several."""
+  from jaxstyle.distributed import process
+  index, processes = process()
+  return Path(rundir) / (RECORDS if processes == 1 else f"records.p{index}.jsonl")
+
+
 def read_records(rundir) -> list[dict]:
-  """The records of a run directory; a torn last line (a crash mid-write) is ignored."""
-  path = Path(rundir) / RECORDS
-  if not path.exists():
-    return []
+  """All records of a run directory (every process's file); torn lines are ignored."""
   records = []
-  for line in path.read_text().splitlines():
-    try:
-      records.append(json.loads(line))
-    except json.JSONDecodeError:
-      continue
+  for path in sorted(Path(rundir).glob("records*.jsonl")):
+    for line in path.read_text().splitlines():
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue  # A crash mid-write leaves a torn last line.
   return records
 
 
@@ -134,7 +139,7 @@ def append_record(rundir, record: dict) -> None:
   starts on a line of its own, so it is not glued to (and lost with) it.
   """
   line = (json.dumps(record, sort_keys=True) + "\n").encode()
-  fd = os.open(Path(rundir) / RECORDS, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+  fd = os.open(records_file(rundir), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
   try:
     size = os.fstat(fd).st_size
     if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -147,12 +152,17 @@ def append_record(rundir, record: dict) -> None:
 
 def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
               progress: bool = False, log=print) -> list[dict]:
-  """Runs the sweep's unrecorded members into ``rundir``; returns all records."""
+  """Runs the sweep's unrecorded members into ``rundir``; returns all records.
+
+  Among several processes (:mod:`jaxstyle.distributed`), each runs its share
+  of the members and appends to its own records file.
+  """
   import jax
   import jaxlib
 
   import jaxstyle
   from jaxstyle import images, provenance
+  from jaxstyle.distributed import my_share
   from jaxstyle.files import sha256_file
   from jaxstyle.transfer import MEMBER_FIELDS, stylize_batch
   from jaxstyle.weights import resolve_weights
@@ -162,14 +172,17 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   content_sha = sha256_file(_existing(sweep.content, "content"))
   done = {r["id"] for r in read_records(rundir) if r.get("status") == "ok"}
   todo = []
-  for values, style, config in sweep.members:
+  mine = set(my_share(len(sweep.members)))
+  for position, (values, style, config) in enumerate(sweep.members):
+    if position not in mine:
+      continue
     styles = style if isinstance(style, list) else [style]
     shas = [sha256_file(_existing(s, "style")) for s in styles]
     mid = member_id(content_sha, shas, config)
     if mid not in done:
       todo.append((mid, values, style, config))
-  log(f"sweep: {len(sweep.members)} members, {len(sweep.members) - len(todo)} already recorded, "
-      f"{len(todo)} to run")
+  log(f"sweep: {len(sweep.members)} members, {len(mine)} for this process, "
+      f"{len(mine) - len(todo)} already recorded, {len(todo)} to run")
   # One batched program per group of members that share everything but MEMBER_FIELDS.
   groups: dict = {}
   for member in todo:
@@ -342,9 +355,15 @@ def run_file(path, rundir, *, max_members=None, progress=False, curves=("iterati
   Returns ``(sweep, records, written paths)``; the entry point of
   ``jaxstyle sweep`` and of the scripts in experiments/.
   """
+  from jaxstyle.distributed import barrier, process
+
   spec = load_sweep(path)
   rundir = Path(rundir)
-  records = run_sweep(spec, rundir, max_members=max_members, progress=progress)
+  run_sweep(spec, rundir, max_members=max_members, progress=progress)
+  barrier("jaxstyle-sweep-recorded")  # Every process's records are in before the sheet.
+  records = read_records(rundir)
+  if process()[0] != 0:
+    return spec, records, []
   written = [rundir / "contact_sheet.png"]
   contact_sheet(spec, rundir, written[0])
   for against in curves:

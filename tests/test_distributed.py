@@ -1,0 +1,50 @@
+"""Several processes on one sweep: each runs its share, together they run it all."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle import distributed, sweep
+from tests.test_sweep import sweep_file  # noqa: F401  (fixture)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_split_a_sweep_and_match_one(sweep_file, tmp_path):  # noqa: F811
+  rundir = tmp_path / "two"
+  address = f"127.0.0.1:{_free_port()}"
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "jaxstyle.cli", "sweep", str(sweep_file), "-o", str(rundir),
+       "--quiet", "--distributed", f"{address},2,{i}"],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+  outputs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-2000:]
+  per_process = [[json.loads(l) for l in (rundir / f"records.p{i}.jsonl").read_text().splitlines()]
+                 for i in range(2)]
+  assert [len(r) for r in per_process] == [2, 2]  # Members 0, 2 and 1, 3.
+  assert (rundir / "contact_sheet.png").exists()  # Written once, by process 0, after both.
+
+  alone = sweep.run_sweep(sweep.load_sweep(sweep_file), tmp_path / "one", log=lambda *_: None)
+  together = {r["id"]: r for r in per_process[0] + per_process[1]}
+  assert set(together) == {r["id"] for r in alone}
+  for r in alone:
+    np.testing.assert_allclose(together[r["id"]]["history"]["total"], r["history"]["total"],
+                               rtol=1e-5)
+
+
+def test_share_and_bad_spec():
+  assert distributed.my_share(5) == [0, 1, 2, 3, 4]  # One process runs everything.
+  with pytest.raises(jaxstyle.ConfigError, match="HOST:PORT,NUM_PROCESSES,PROCESS_ID"):
+    distributed.initialize("127.0.0.1:1,2,5")
