@@ -116,16 +116,21 @@ def make_targets(params, content_rgb_HxWx3, style_rgb, spec: ObjectiveSpec, *,
   default), as ``-style_blend_weights`` in Johnson's neural-style. Each style
   image keeps its own size: its Gram matrix is rescaled by M_output / M_style.
   """
+  at_content = _features(params, content_rgb_HxWx3, spec.layers, spec)
+  return Targets(content={n: at_content[n] for n in spec.content_layers},
+                 style=_style_grams(params, at_content, style_rgb, spec, blend_weights))
+
+
+def _style_grams(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blend_weights):
+  """The blended, M-rescaled style Grams; ``at_content`` gives the output's feature shapes."""
   styles = list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb]
   blend = _normalised(blend_weights, len(styles))
-  # The output has the content image's shape, so its feature maps give M_output.
-  at_content = _features(params, content_rgb_HxWx3, spec.layers, spec)
   grams = {name: 0.0 for name in spec.style_layers}
   for b, style in zip(blend, styles):
     for name, f in _features(params, style, spec.style_layers, spec).items():
       grams[name] = grams[name] + b * losses.gram_matrix(f) * (
           _positions(at_content[name]) / _positions(f))
-  return Targets(content={n: at_content[n] for n in spec.content_layers}, style=grams)
+  return grams
 
 
 def _normalised(weights, count: int) -> tuple[float, ...]:
@@ -484,15 +489,15 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   with _progress_bar(config.iters, progress) as bar:
     bar.set_description_str("compiling")
     compile_start = time.perf_counter()
-    member_targets, x0s = [], []
+    at_content = _features(params, content, spec.layers, spec)  # Shared by all members.
+    member_grams, x0s = [], []
     for c, style, key in zip(configs, style_imgs, keys):
       styles = style if isinstance(style, (list, tuple)) else [style]
       styles = [image_io.as_rgb(s, config.size, what="style") for s in styles]
-      member_targets.append(make_targets(params, content, styles, spec,
-                                         blend_weights=c.style_blend_weights))
+      member_grams.append(_style_grams(params, at_content, styles, spec, c.style_blend_weights))
       x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key))
-    targets = Targets(content=member_targets[0].content,
-                      style=_stack([t.style for t in member_targets]))
+    targets = Targets(content={n: at_content[n] for n in spec.content_layers},
+                      style=_stack(member_grams))
     x0 = jnp.stack(x0s)
     loss_weights = _stack([LossWeights.from_config(c) for c in configs])
     if mesh is not None:
