@@ -58,12 +58,26 @@ class StyleConfig:
   style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers", metavar="LAYER")
   style_layer_weights: tuple[float, ...] | None = _opt(
       None, "per-style-layer weights w_l (normalised to sum 1); default equal", metavar="W")
+  style_layer_weight_exp: float = _opt(
+      1.0, "geometric style-layer weights: w_l ∝ exp^l from the first style layer (Athalye's "
+      "neural-style); < 1 favours fine features, > 1 coarse ones; 1 is equal weights")
+  style_norm: str = _opt("gatys", "Gram loss normalisation: gatys Σ(G−A)²/(4N²M²), chw "
+                         "(Gram/(C·H·W), then MSE) or hw (Gram/(H·W), then MSE)",
+                         choices=("gatys", "chw", "hw"))
+  style_scale: tuple[float, ...] = _opt(
+      (1.0,), "style image size relative to --size: one factor, or one per style image",
+      metavar="S")
+  preserve_colors: str = _opt(
+      "none", "keep the content's colours (Gatys et al. 2017): luminance (transfer on "
+      "luminance, chroma from the content) or histogram (match the style's colour "
+      "statistics to the content's first)", choices=("none", "luminance", "histogram"))
   style_blend_weights: tuple[float, ...] | None = _opt(
       None, "with several style images: blend weights b_k of the style target Σ b_k A_k "
       "(normalised); default equal", metavar="B")
   pooling: str = _opt("max", "pooling between VGG blocks", choices=("max", "avg"))
-  init: str = _opt("content", "initial image: content, noise (seeded) or an image file",
-                   metavar="content|noise|PATH")
+  init: str = _opt("content", "initial image: content, noise (seeded, uniform), gray, "
+                   "style_stats (seeded noise with the style's per-channel mean and std) or "
+                   "an image file", metavar="content|noise|gray|style_stats|PATH")
   optimizer: str = _opt("lbfgs", "lbfgs (optax, zoom linesearch) or adam",
                         choices=("lbfgs", "adam"))
   lr: float = _opt(10.0, "Adam learning rate in 0-255 pixel units (L-BFGS takes its step "
@@ -80,6 +94,9 @@ class StyleConfig:
     # Normalise list-like inputs so that configs compare and hash by value.
     for name in ("content_layers", "style_layers"):
       object.__setattr__(self, name, tuple(getattr(self, name)))
+    scale = self.style_scale
+    object.__setattr__(self, "style_scale", tuple(
+        float(v) for v in (scale if isinstance(scale, (list, tuple)) else (scale,))))
     for name in ("style_layer_weights", "style_blend_weights"):
       if getattr(self, name) is not None:
         object.__setattr__(self, name, tuple(float(w) for w in getattr(self, name)))
@@ -106,6 +123,17 @@ class StyleConfig:
       need(all(w >= 0 for w in self.style_layer_weights) and sum(self.style_layer_weights) > 0,
            "style_layer_weights", "non-negative weights with a positive sum",
            self.style_layer_weights)
+    need(self.style_layer_weight_exp > 0, "style_layer_weight_exp", "a positive factor",
+         self.style_layer_weight_exp)
+    need(self.style_layer_weights is None or self.style_layer_weight_exp == 1.0,
+         "style_layer_weight_exp", "1 when --style-layer-weights are given (use one or the "
+         "other)", self.style_layer_weight_exp)
+    need(self.style_norm in ("gatys", "chw", "hw"), "style_norm", "gatys, chw or hw",
+         self.style_norm)
+    need(len(self.style_scale) >= 1 and all(v > 0 for v in self.style_scale), "style_scale",
+         "positive factors", self.style_scale)
+    need(self.preserve_colors in ("none", "luminance", "histogram"), "preserve_colors",
+         "none, luminance or histogram", self.preserve_colors)
     need(self.pooling in ("max", "avg"), "pooling", "max or avg", self.pooling)
     need(self.optimizer in ("lbfgs", "adam"), "optimizer", "lbfgs or adam", self.optimizer)
     need(self.lr > 0, "lr", "a positive learning rate", self.lr)
@@ -113,8 +141,9 @@ class StyleConfig:
 
   @property
   def normalised_style_layer_weights(self) -> tuple[float, ...]:
-    """w_l, summing to 1 (equal unless ``style_layer_weights`` is given)."""
-    raw = self.style_layer_weights or (1.0,) * len(self.style_layers)
+    """w_l, summing to 1: given, geometric (``style_layer_weight_exp``) or equal."""
+    raw = self.style_layer_weights or tuple(
+        self.style_layer_weight_exp ** i for i in range(len(self.style_layers)))
     total = sum(raw)
     return tuple(w / total for w in raw)
 

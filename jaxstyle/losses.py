@@ -6,6 +6,8 @@ reshaped to M x N, with M = H * W positions and N = C channels.
 =====================  ==================================================
 ``gram_matrix``        G = Fᵀ F                      (N x N, unnormalised)
 ``style_layer_loss``   E = Σᵢⱼ (Gᵢⱼ − Aᵢⱼ)² / (4 N² M²)        (eq. 4)
+  ``norm="chw"``       E = mean over N² of ((G − A) / (N M))²  (= Σ/(N⁴M²))
+  ``norm="hw"``        E = mean over N² of ((G − A) / M)²      (= Σ/(N²M²))
 ``content_loss``       L = ½ Σ (F − P)²                         (eq. 1)
 ``tv_loss``            TV = Σ (Δx² + Δy²)^(β/2) over the (H−1)x(W−1) grid
 =====================  ==================================================
@@ -29,18 +31,28 @@ def gram_matrix(F_HxWxC):
   return jnp.matmul(F_MxN.T, F_MxN, precision=jax.lax.Precision.HIGHEST)
 
 
-@jax.jit
-def style_layer_loss(F_HxWxC, A_CxC):
-  """E = Σ (G − A)² / (4 N² M²), G = gram_matrix(F), N = C, M = H·W (eq. 4).
+GRAM_NORMS = ("gatys", "chw", "hw")
+
+
+@functools.partial(jax.jit, static_argnames="norm")
+def style_layer_loss(F_HxWxC, A_CxC, *, norm: str = "gatys"):
+  """Gram style loss of one layer, G = gram_matrix(F), N = C, M = H·W.
+
+  ``norm="gatys"`` (default): E = Σ (G − A)² / (4 N² M²), Gatys et al. 2016
+  eq. 4. ``"chw"``: the Gram divided by C·H·W, then the mean squared error,
+  i.e. Σ (G − A)² / (N⁴ M²) (the PyTorch tutorial, Johnson et al. 2016).
+  ``"hw"``: the Gram divided by H·W, then the mean squared error, i.e.
+  Σ (G − A)² / (N² M²). All three are invariant to the image's size.
 
   ``A_CxC`` is the target's unnormalised Gram matrix computed on a style image
   of the *same* M; for a style image of another size, rescale it by
-  M_target / M_style first (see :func:`jaxstyle.objective`).
+  M_target / M_style first (see :func:`jaxstyle.make_targets`).
   """
   M = F_HxWxC.shape[0] * F_HxWxC.shape[1]
   N = F_HxWxC.shape[2]
+  scale = {"gatys": 4.0 * N**2, "chw": float(N**4), "hw": float(N**2)}[norm]
   G_CxC = gram_matrix(F_HxWxC)
-  return jnp.sum(jnp.square(G_CxC - A_CxC)) / (4.0 * N**2 * M**2)
+  return jnp.sum(jnp.square(G_CxC - A_CxC)) / (scale * M**2)
 
 
 @jax.jit

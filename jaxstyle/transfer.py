@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxstyle import color, losses, vgg
 from jaxstyle import images as image_io
-from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, NonFiniteLossError
 from jaxstyle.weights import Weights, resolve_weights
@@ -42,6 +42,7 @@ class ObjectiveSpec:
   content_layers: tuple[str, ...]
   style_layers: tuple[str, ...]
   style_layer_weights: tuple[float, ...]
+  style_norm: str
   tv_beta: float
   pooling: str
   convention: str
@@ -53,7 +54,7 @@ class ObjectiveSpec:
         content_layers=tuple(vgg.canonical_layer(n) for n in config.content_layers),
         style_layers=tuple(vgg.canonical_layer(n) for n in config.style_layers),
         style_layer_weights=config.normalised_style_layer_weights,
-        tv_beta=config.tv_beta, pooling=config.pooling, convention=convention)
+        style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling, convention=convention)
 
   @property
   def layers(self) -> tuple[str, ...]:
@@ -166,7 +167,7 @@ def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
                              spec.layers, pooling=spec.pooling)
   content = sum((losses.content_loss(feats[n][0], targets.content[n])
                  for n in spec.content_layers), jnp.float32(0))
-  style = sum((w * losses.style_layer_loss(feats[n][0], targets.style[n])
+  style = sum((w * losses.style_layer_loss(feats[n][0], targets.style[n], norm=spec.style_norm)
                for n, w in zip(spec.style_layers, spec.style_layer_weights)), jnp.float32(0))
   return {"content": content, "style": style,
           "tv": losses.tv_loss(x_HxWx3, beta=spec.tv_beta)}
@@ -345,15 +346,37 @@ class Result(NamedTuple):
   error: str | None = None
 
 
-def initial_image(config: StyleConfig, content_rgb_HxWx3, *, key: jax.Array) -> jax.Array:
-  """The init the config names: the content, seeded uniform noise, or a file."""
+def initial_image(config: StyleConfig, content_rgb_HxWx3, *, key: jax.Array,
+                  styles=(), blend_weights=None) -> jax.Array:
+  """The init the config names, in RGB 0-255.
+
+  ``content``; ``noise``: seeded uniform noise; ``gray``: mid-grey;
+  ``style_stats``: seeded Gaussian noise with the per-channel mean and std
+  of the (blended) style images, clipped to 0-255; or an image file.
+  """
   height, width = content_rgb_HxWx3.shape[:2]
   if config.init == "content":
     return jnp.asarray(content_rgb_HxWx3, jnp.float32)
   if config.init == "noise":
     return jax.random.uniform(key, (height, width, 3), jnp.float32, 0.0, 255.0)
+  if config.init == "gray":
+    return jnp.full((height, width, 3), 127.5, jnp.float32)
+  if config.init == "style_stats":
+    if not styles:
+      raise ConfigError("--init style_stats needs the style images")
+    blend = _normalised(blend_weights, len(styles))
+    pixels = [np.asarray(s, np.float64).reshape(-1, 3) for s in styles]
+    mean = sum(b * p.mean(0) for b, p in zip(blend, pixels))
+    second = sum(b * (p.var(0) + p.mean(0) ** 2) for b, p in zip(blend, pixels))
+    std = np.sqrt(np.maximum(second - mean**2, 0.0))
+    noise = jax.random.normal(key, (height, width, 3), jnp.float32)
+    return jnp.clip(noise * _row(std) + _row(mean), 0.0, 255.0)
   rgb = image_io.load_image(config.init, min_side=1)  # Resized to the content's shape.
   return jnp.asarray(image_io.resize_array(rgb, height, width), jnp.float32)
+
+
+def _row(values) -> jax.Array:
+  return jnp.asarray(values, jnp.float32).reshape(1, 1, 3)
 
 
 def to_uint8(x_HxWx3) -> np.ndarray:
@@ -400,7 +423,7 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
 
 # Fields a batch's members may differ in: everything else shapes the program.
 MEMBER_FIELDS = ("content_weight", "style_weight", "tv_weight", "seed", "init",
-                 "style_blend_weights")
+                 "style_blend_weights", "style_scale")
 
 
 def stylize_batch(content_img, style_imgs, configs, *, keys=None,
@@ -477,7 +500,12 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   spec = ObjectiveSpec.from_config(config, weights.convention)
   solver = SolverSpec.from_config(config)
   params = jax.tree.map(jnp.asarray, weights.params)
-  content = image_io.as_rgb(content_img, config.size, what="content")
+  original_content = image_io.as_rgb(content_img, config.size, what="content")
+  content, finish = original_content, (lambda image: image)
+  if config.preserve_colors == "luminance":  # Transfer luminance; chroma from the content.
+    content = color.luminance_image(original_content)
+    def finish(image):
+      return color.with_chroma_of(image, original_content)
   n = len(configs)
   devices = jax.local_devices()
   mesh = None
@@ -492,10 +520,10 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
     at_content = _features(params, content, spec.layers, spec)  # Shared by all members.
     member_grams, x0s = [], []
     for c, style, key in zip(configs, style_imgs, keys):
-      styles = style if isinstance(style, (list, tuple)) else [style]
-      styles = [image_io.as_rgb(s, config.size, what="style") for s in styles]
+      styles = _prepare_styles(style, c, original_content)
       member_grams.append(_style_grams(params, at_content, styles, spec, c.style_blend_weights))
-      x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key))
+      x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key,
+                               styles=styles, blend_weights=c.style_blend_weights))
     targets = Targets(content={n: at_content[n] for n in spec.content_layers},
                       style=_stack(member_grams))
     x0 = jnp.stack(x0s)
@@ -542,19 +570,38 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
       bar.update(todo)
       bar.set_postfix(loss=f"{min(v['total'] for v in latest):.4g}", refresh=False)
       if callback is not None and save_every and done % save_every == 0:
-        callback(done, [to_uint8(x) for x in states.image], latest)
+        callback(done, [finish(to_uint8(x)) for x in states.image], latest)
       # Size the next chunk so that progress is reported about once a second.
       rate = todo / max(time.perf_counter() - chunk_start, 1e-6)
       chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
     seconds = time.perf_counter() - start
   images = jax.device_get(states.image)
   used = {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
-  return [Result(image=to_uint8(images[i]),
+  return [Result(image=finish(to_uint8(images[i])),
                  history={k: np.asarray(v, np.float32) for k, v in history[i].items()},
                  initial=initial[i], iterations=len(history[i]["total"]), seconds=seconds,
                  compile_seconds=compile_seconds, config=configs[i], weights=used,
                  error=errors[i])
           for i in range(n)]
+
+
+def _prepare_styles(style, config: StyleConfig, content_rgb) -> list[np.ndarray]:
+  """A member's style image(s): loaded at their scale, colour-processed as configured."""
+  styles = list(style) if isinstance(style, (list, tuple)) else [style]
+  scales = config.style_scale
+  if len(scales) not in (1, len(styles)):
+    raise ConfigError(f"--style-scale: expected 1 or {len(styles)} factors (one per style "
+                      f"image), got {len(scales)}")
+  scales = scales * len(styles) if len(scales) == 1 else scales
+  out = []
+  for image, scale in zip(styles, scales):
+    rgb = image_io.as_rgb(image, max(1, round(config.size * scale)), what="style")
+    if config.preserve_colors == "histogram":
+      rgb = color.match_colors(rgb, content_rgb)
+    elif config.preserve_colors == "luminance":
+      rgb = color.luminance_image(rgb, match=content_rgb)
+    out.append(rgb)
+  return out
 
 
 def _latest(history: dict, initial: dict) -> dict:
