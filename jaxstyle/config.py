@@ -48,7 +48,14 @@ class StyleConfig:
 
   size: int = _opt(512, "longest side of the output in pixels; the content image is "
                    "resized to it and the style image to the same longest side")
-  iters: int = _opt(500, "optimiser iterations")
+  iters: int = _opt(500, "optimiser iterations (at each scale, unless --scale-iters)")
+  scales: int = _opt(1, "coarse to fine: run at this many sizes, each --scale-factor times "
+                     "the previous and ending at --size, each starting from the upsampled "
+                     "previous result")
+  scale_factor: float = _opt(2.0, "size ratio between successive scales")
+  scale_iters: tuple[int, ...] | None = _opt(
+      None, "iterations per scale, coarse to fine (default: --iters at every scale)",
+      metavar="N")
   content_weight: float = _opt(1.0, "weight α of the content loss ½Σ(F−P)²")
   style_weight: float = _opt(1e4, "weight β of the style loss Σ_l w_l E_l (Gatys eq. 4)")
   tv_weight: float = _opt(1e2, "weight of the total-variation loss (0 disables it)")
@@ -97,6 +104,8 @@ class StyleConfig:
     scale = self.style_scale
     object.__setattr__(self, "style_scale", tuple(
         float(v) for v in (scale if isinstance(scale, (list, tuple)) else (scale,))))
+    if self.scale_iters is not None:
+      object.__setattr__(self, "scale_iters", tuple(int(n) for n in self.scale_iters))
     for name in ("style_layer_weights", "style_blend_weights"):
       if getattr(self, name) is not None:
         object.__setattr__(self, name, tuple(float(w) for w in getattr(self, name)))
@@ -110,6 +119,13 @@ class StyleConfig:
 
     need(self.size >= 16, "size", "at least 16 pixels (VGG19 pools 4 times)", self.size)
     need(self.iters >= 0, "iters", "a non-negative count", self.iters)
+    need(self.scales >= 1, "scales", "at least 1", self.scales)
+    need(self.scale_factor > 1, "scale_factor", "a factor above 1", self.scale_factor)
+    need(self.scale_sizes[0] >= 16, "scales", f"a coarsest size of at least 16 px "
+         f"(--size / --scale-factor^(scales-1))", self.scales)
+    need(self.scale_iters is None or (len(self.scale_iters) == self.scales
+                                      and min(self.scale_iters) >= 0),
+         "scale_iters", f"{self.scales} non-negative counts, one per scale", self.scale_iters)
     for name in ("content_weight", "style_weight", "tv_weight"):
       need(getattr(self, name) >= 0, name, "a non-negative weight", getattr(self, name))
     need(self.tv_beta > 0, "tv_beta", "a positive exponent", self.tv_beta)
@@ -138,6 +154,12 @@ class StyleConfig:
     need(self.optimizer in ("lbfgs", "adam"), "optimizer", "lbfgs or adam", self.optimizer)
     need(self.lr > 0, "lr", "a positive learning rate", self.lr)
     need(self.lbfgs_memory >= 1, "lbfgs_memory", "at least 1", self.lbfgs_memory)
+
+  @property
+  def scale_sizes(self) -> tuple[int, ...]:
+    """The longest side at each scale, coarse to fine, ending at ``size``."""
+    return tuple(round(self.size / self.scale_factor ** (self.scales - 1 - k))
+                 for k in range(self.scales))
 
   @property
   def normalised_style_layer_weights(self) -> tuple[float, ...]:

@@ -493,7 +493,41 @@ def _shard_members(tree, mesh):
 
 def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=None,
          save_every=0) -> list[Result]:
-  """Runs len(configs) members in one program; the engine behind both entry points."""
+  """Runs len(configs) members, one scale after another (see ``StyleConfig.scales``)."""
+  config = _shared_program(configs)
+  if config.scales == 1:
+    return _run_scale(configs, content_img, style_imgs, keys, weights=weights,
+                      progress=progress, callback=callback, save_every=save_every)
+  iters = config.scale_iters or (config.iters,) * config.scales
+  previous, stages = None, []
+  for size, count in zip(config.scale_sizes, iters):
+    scaled = [c.replace(size=size, iters=count, scales=1, scale_iters=None) for c in configs]
+    final = size == config.scale_sizes[-1]
+    try:
+      stages.append(_run_scale(scaled, content_img, style_imgs, keys, weights=weights,
+                               progress=progress, init_images=previous,
+                               callback=callback if final else None, save_every=save_every))
+    except image_io.ImageError as e:
+      raise image_io.ImageError(f"{e} (at the {size} px scale of --scales {config.scales}; "
+                                "use fewer scales or a smaller --scale-factor)") from None
+    previous = [r.image for r in stages[-1]]
+  return [Result(image=last.image,
+                 history={k: np.concatenate([s[i].history[k] for s in stages]) for k in
+                          last.history},
+                 initial=stages[0][i].initial, iterations=sum(s[i].iterations for s in stages),
+                 seconds=sum(s[i].seconds for s in stages),
+                 compile_seconds=sum(s[i].compile_seconds for s in stages), config=configs[i],
+                 weights=last.weights, error=next((s[i].error for s in stages if s[i].error), None))
+          for i, last in enumerate(stages[-1])]
+
+
+def _run_scale(configs, content_img, style_imgs, keys, *, weights, progress, callback=None,
+               save_every=0, init_images=None) -> list[Result]:
+  """Runs len(configs) members in one program at one size; the engine itself.
+
+  ``init_images`` (one uint8 image per member, any size) replace the
+  configured init, resized to the content's shape: the previous scale's results.
+  """
   config = _shared_program(configs)
   if weights is None:
     weights = resolve_weights(config.weights)
@@ -524,6 +558,8 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
       member_grams.append(_style_grams(params, at_content, styles, spec, c.style_blend_weights))
       x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key,
                                styles=styles, blend_weights=c.style_blend_weights))
+    if init_images is not None:  # Coarse to fine: start from the upsampled previous scale.
+      x0s = [jnp.asarray(_as_init(img, content.shape, config), jnp.float32) for img in init_images]
     targets = Targets(content={n: at_content[n] for n in spec.content_layers},
                       style=_stack(member_grams))
     x0 = jnp.stack(x0s)
@@ -583,6 +619,12 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
                  compile_seconds=compile_seconds, config=configs[i], weights=used,
                  error=errors[i])
           for i in range(n)]
+
+
+def _as_init(image, shape, config: StyleConfig) -> np.ndarray:
+  resized = image_io.resize_array(image, shape[0], shape[1])
+  # In luminance mode the iterate lives in luminance space; results carry chroma.
+  return color.luminance_image(resized) if config.preserve_colors == "luminance" else resized
 
 
 def _prepare_styles(style, config: StyleConfig, content_rgb) -> list[np.ndarray]:

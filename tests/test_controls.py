@@ -99,3 +99,26 @@ def test_controls_from_the_cli(image_files, tmp_path):
   config = provenance.read_png_record(out)["config"]
   assert config["preserve_colors"] == "histogram" and config["style_scale"] == [0.8]
   assert config["style_norm"] == "hw" and config["init"] == "style_stats"
+
+
+def test_multiscale_starts_each_scale_from_the_upsampled_previous_result(narrow_weights):
+  photo = smooth_image(80, 96, seed=1)
+  config = jaxstyle.StyleConfig(size=96, scales=2, scale_iters=(5, 0))
+  assert config.scale_sizes == (48, 96)
+  two = jaxstyle.stylize(photo, STYLE, config, weights=narrow_weights)
+  coarse = jaxstyle.stylize(photo, STYLE, config.replace(size=48, iters=5, scales=1,
+                                                         scale_iters=None),
+                            weights=narrow_weights)
+  from jaxstyle.images import resize_array
+  # No iterations at the fine scale: the result is exactly the upsampled coarse one.
+  np.testing.assert_array_equal(two.image, resize_array(coarse.image, 80, 96))
+  assert two.iterations == 5 and two.image.shape == (80, 96, 3)
+  np.testing.assert_array_equal(two.history["total"], coarse.history["total"])
+
+
+def test_multiscale_settings_are_checked():
+  with pytest.raises(jaxstyle.ConfigError, match="--scales: expected a coarsest size of at least 16"):
+    jaxstyle.StyleConfig(size=64, scales=4)
+  with pytest.raises(jaxstyle.ConfigError, match="--scale-iters: expected 2 non-negative counts"):
+    jaxstyle.StyleConfig(scales=2, scale_iters=(10,))
+  assert jaxstyle.StyleConfig(size=512, scales=3, scale_factor=2 ** 0.5).scale_sizes == (256, 362, 512)
