@@ -89,6 +89,9 @@ class StyleConfig:
                         choices=("lbfgs", "adam"))
   lr: float = _opt(10.0, "Adam learning rate in 0-255 pixel units (L-BFGS takes its step "
                    "from the linesearch and ignores it)")
+  ema_decay: float = _opt(0.0, "Adam only: output the exponential moving average of the "
+                          "iterates with this decay, bias-corrected (Crowson's style-transfer; "
+                          "e.g. 0.99); 0 outputs the last iterate")
   lbfgs_memory: int = _opt(10, "L-BFGS history size (memory grows with history x pixels)")
   seed: int = _opt(0, "seed for the noise init and anything else random")
   weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
@@ -153,6 +156,9 @@ class StyleConfig:
     need(self.pooling in ("max", "avg"), "pooling", "max or avg", self.pooling)
     need(self.optimizer in ("lbfgs", "adam"), "optimizer", "lbfgs or adam", self.optimizer)
     need(self.lr > 0, "lr", "a positive learning rate", self.lr)
+    need(0 <= self.ema_decay < 1, "ema_decay", "a decay in [0, 1)", self.ema_decay)
+    need(self.ema_decay == 0 or self.optimizer == "adam", "ema_decay",
+         "0 with L-BFGS (iterate averaging is for Adam's noisy iterates)", self.ema_decay)
     need(self.lbfgs_memory >= 1, "lbfgs_memory", "at least 1", self.lbfgs_memory)
 
   @property

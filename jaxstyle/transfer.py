@@ -69,10 +69,12 @@ class SolverSpec:
   lr: float
   lbfgs_memory: int
   record_terms: bool
+  ema_decay: float = 0.0
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> "SolverSpec":
-    return cls(config.optimizer, config.lr, config.lbfgs_memory, config.record_terms)
+    return cls(config.optimizer, config.lr, config.lbfgs_memory, config.record_terms,
+               config.ema_decay)
 
   def make(self) -> optax.GradientTransformationExtraArgs:
     """The optax transformation: L-BFGS with zoom linesearch, or Adam."""
@@ -195,6 +197,15 @@ class RunState(NamedTuple):
   grad: jax.Array
   step: jax.Array
   finite: jax.Array
+  average: jax.Array  # Σ decay-weighted iterates; see SolverSpec.ema_decay.
+
+
+def output_image(state: RunState, solver: SolverSpec):
+  """The image a run outputs: the iterate, or its bias-corrected moving average."""
+  if not solver.ema_decay:
+    return state.image
+  correction = 1.0 - solver.ema_decay ** state.step.astype(jnp.float32)
+  return jnp.where(state.step > 0, state.average / jnp.maximum(correction, 1e-12), state.image)
 
 
 def _value_and_grad(params, targets, weights, spec):
@@ -207,7 +218,7 @@ def init_state(params, targets, x0_HxWx3, weights, spec: ObjectiveSpec, solver: 
   """One run's initial carry: the optimiser state and f, ∇f at ``x0``; and the terms."""
   (value, terms), grad = _value_and_grad(params, targets, weights, spec)(x0_HxWx3)
   state = RunState(x0_HxWx3, solver.make().init(x0_HxWx3), value, grad, jnp.int32(0),
-                   jnp.isfinite(value))
+                   jnp.isfinite(value), jnp.zeros_like(x0_HxWx3))
   # optax's init leaves weakly-typed scalars that the loop returns strongly
   # typed; without this, the chunk program would compile a second time.
   return jax.tree.map(lambda a: a.astype(a.dtype), state), terms
@@ -234,7 +245,9 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
     image = optax.apply_updates(state.image, updates)
     (value, terms), grad = _value_and_grad(params, targets, weights, spec)(image)
   ok = jnp.isfinite(value)
-  new = RunState(image, opt_state, value, grad, state.step + 1, ok)
+  average = (solver.ema_decay * state.average + (1.0 - solver.ema_decay) * image
+             if solver.ema_decay else state.average)
+  new = RunState(image, opt_state, value, grad, state.step + 1, ok, average)
   return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)._replace(finite=ok), terms
 
 
@@ -606,12 +619,13 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights, progress, cal
       bar.update(todo)
       bar.set_postfix(loss=f"{min(v['total'] for v in latest):.4g}", refresh=False)
       if callback is not None and save_every and done % save_every == 0:
-        callback(done, [finish(to_uint8(x)) for x in states.image], latest)
+        callback(done, [finish(to_uint8(x)) for x in jax.vmap(output_image, (0, None))(
+            states, solver)], latest)
       # Size the next chunk so that progress is reported about once a second.
       rate = todo / max(time.perf_counter() - chunk_start, 1e-6)
       chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
     seconds = time.perf_counter() - start
-  images = jax.device_get(states.image)
+  images = jax.device_get(jax.vmap(output_image, (0, None))(states, solver))
   used = {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
   return [Result(image=finish(to_uint8(images[i])),
                  history={k: np.asarray(v, np.float32) for k, v in history[i].items()},

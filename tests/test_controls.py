@@ -122,3 +122,21 @@ def test_multiscale_settings_are_checked():
   with pytest.raises(jaxstyle.ConfigError, match="--scale-iters: expected 2 non-negative counts"):
     jaxstyle.StyleConfig(scales=2, scale_iters=(10,))
   assert jaxstyle.StyleConfig(size=512, scales=3, scale_factor=2 ** 0.5).scale_sizes == (256, 362, 512)
+
+
+def test_iterate_averaging_outputs_the_bias_corrected_average(narrow_weights):
+  config = jaxstyle.StyleConfig(size=32, optimizer="adam", lr=20.0)
+  x1 = jaxstyle.stylize(CONTENT, STYLE, config.replace(iters=1), weights=narrow_weights).image
+  x2 = jaxstyle.stylize(CONTENT, STYLE, config.replace(iters=2), weights=narrow_weights).image
+  averaged = jaxstyle.stylize(CONTENT, STYLE, config.replace(iters=2, ema_decay=0.5),
+                              weights=narrow_weights)
+  # decay 0.5: (0.5 * 0.5 * x1 + 0.5 * x2) / (1 - 0.5²), from a zero accumulator.
+  expected = (0.25 * x1.astype(float) + 0.5 * x2.astype(float)) / 0.75
+  # Outputs are clipped to 0-255 but the average accumulates the raw iterates,
+  # so compare where neither iterate was clipped (x1, x2 are rounded: ±1).
+  inside = (x1 > 0) & (x1 < 255) & (x2 > 0) & (x2 < 255)
+  assert inside.mean() > 0.5
+  assert np.abs(averaged.image - expected)[inside].max() <= 1.0
+  assert np.abs(x2.astype(float) - expected).max() > 5  # The average is not the last iterate.
+  with pytest.raises(jaxstyle.ConfigError, match="--ema-decay: expected 0 with L-BFGS"):
+    jaxstyle.StyleConfig(ema_decay=0.9)
