@@ -44,7 +44,8 @@ def _option_kwargs(f: dataclasses.Field, hint) -> dict:
   else:
     kwargs["type"] = hint
   default = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-  kwargs["help"] = f"{meta['help']} (default: {default})"
+  # A help text that already says what the default means keeps its own words.
+  kwargs["help"] = meta["help"] if "default" in meta["help"] else f"{meta['help']} (default: {default})"
   return {k: v for k, v in kwargs.items() if v is not None or k == "default"}
 
 
