@@ -471,6 +471,8 @@ def stylize_batch(content_img, style_imgs, configs, *, keys=None,
   group = max_members or n
   if group < 1:
     raise ConfigError(f"max_members: expected at least 1, got {max_members}")
+  if weights is None:  # Once for all groups, not once per group.
+    weights = resolve_weights(configs[0].weights)
   results = []
   for start in range(0, n, group):
     stop = min(start + group, n)
@@ -508,6 +510,8 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
          save_every=0) -> list[Result]:
   """Runs len(configs) members, one scale after another (see ``StyleConfig.scales``)."""
   config = _shared_program(configs)
+  if weights is None:  # Once for all scales, not once per scale.
+    weights = resolve_weights(config.weights)
   if config.scales == 1:
     return _run_scale(configs, content_img, style_imgs, keys, weights=weights,
                       progress=progress, callback=callback, save_every=save_every)
@@ -534,16 +538,14 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
           for i, last in enumerate(stages[-1])]
 
 
-def _run_scale(configs, content_img, style_imgs, keys, *, weights, progress, callback=None,
-               save_every=0, init_images=None) -> list[Result]:
+def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, progress,
+               callback=None, save_every=0, init_images=None) -> list[Result]:
   """Runs len(configs) members in one program at one size; the engine itself.
 
   ``init_images`` (one uint8 image per member, any size) replace the
   configured init, resized to the content's shape: the previous scale's results.
   """
   config = _shared_program(configs)
-  if weights is None:
-    weights = resolve_weights(config.weights)
   spec = ObjectiveSpec.from_config(config, weights.convention)
   solver = SolverSpec.from_config(config)
   params = jax.tree.map(jnp.asarray, weights.params)
