@@ -120,6 +120,29 @@ def records_file(rundir) -> Path:
   return Path(rundir) / (RECORDS if processes == 1 else f"records.p{index}.jsonl")
 
 
+def member_ids(sweep: Sweep) -> list[str]:
+  """The id of every member, in order; each input file is hashed once.
+
+  Raises:
+    ImageError: if the content or a style image of the sweep does not exist.
+  """
+  from jaxstyle.files import sha256_file
+
+  hashes: dict[str, str] = {}
+
+  def sha(path, what: str) -> str:
+    if path not in hashes:
+      hashes[path] = sha256_file(_existing(path, what))
+    return hashes[path]
+
+  content_sha = sha(str(sweep.content), "content")
+  ids = []
+  for _, style, config in sweep.members:
+    styles = style if isinstance(style, list) else [style]
+    ids.append(member_id(content_sha, [sha(s, "style") for s in styles], config))
+  return ids
+
+
 def read_records(rundir) -> list[dict]:
   """All records of a run directory (every process's file); torn lines are ignored."""
   records = []
@@ -168,19 +191,12 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   from jaxstyle.weights import resolve_weights
 
   rundir = Path(rundir)
+  ids = member_ids(sweep)
+  content_sha = sha256_file(sweep.content)
   rundir.mkdir(parents=True, exist_ok=True)
-  content_sha = sha256_file(_existing(sweep.content, "content"))
   done = {r["id"] for r in read_records(rundir) if r.get("status") == "ok"}
-  todo = []
-  mine = set(my_share(len(sweep.members)))
-  for position, (values, style, config) in enumerate(sweep.members):
-    if position not in mine:
-      continue
-    styles = style if isinstance(style, list) else [style]
-    shas = [sha256_file(_existing(s, "style")) for s in styles]
-    mid = member_id(content_sha, shas, config)
-    if mid not in done:
-      todo.append((mid, values, style, config))
+  mine = my_share(len(sweep.members))
+  todo = [(ids[i], *sweep.members[i]) for i in mine if ids[i] not in done]
   log(f"sweep: {len(sweep.members)} members, {len(mine)} for this process, "
       f"{len(mine) - len(todo)} already recorded, {len(todo)} to run")
   # One batched program per group of members that share everything but MEMBER_FIELDS.
@@ -244,11 +260,11 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
   """
   from PIL import Image, ImageDraw, ImageOps
 
-  from jaxstyle.files import atomic_path, sha256_file
+  from jaxstyle.files import atomic_path
 
   rundir = Path(rundir)
   by_id = {r["id"]: r for r in read_records(rundir)}
-  content_sha = sha256_file(sweep.content)
+  ids = member_ids(sweep)
   names = list(sweep.axes)
   across = names[-1] if sweep.mode == "product" else None
   columns = len(sweep.axes[across]) if across else len(sweep.members)
@@ -261,11 +277,10 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
     draw.text((4, 6), f"{across} ->", fill="black")
     for j, value in enumerate(sweep.axes[across]):
       draw.text((margin_left + j * cell + 4, 6), _label(value), fill="black")
-  for index, (values, style, config) in enumerate(sweep.members):
+  for index, (values, _, _) in enumerate(sweep.members):
     r, c = divmod(index, columns)
     x, y = margin_left + c * cell, margin_top + r * (cell + 18)
-    styles = style if isinstance(style, list) else [style]
-    record = by_id.get(member_id(content_sha, [sha256_file(s) for s in styles], config))
+    record = by_id.get(ids[index])
     tile = Image.new("RGB", (cell - 4, cell - 4), (200, 200, 200))
     if record is not None and (rundir / record["output"]).exists():
       with Image.open(rundir / record["output"]) as img:
