@@ -323,15 +323,14 @@ def _cmd_download(args) -> int:
 
 
 def _cmd_info(args) -> int:
-  from jaxstyle.files import sha256_file
   from jaxstyle.vgg import LAYER_NAMES
   from jaxstyle.weights import load_vgg19, read_info
 
   info = read_info(args.file)
-  load_vgg19(args.file)  # Full validation: a file that prints fine also loads.
+  loaded = load_vgg19(args.file)  # Full validation: a file that prints fine also loads.
   attrs = info["attrs"]
   print(f"file:        {args.file}")
-  print(f"sha256:      {sha256_file(args.file)}")
+  print(f"sha256:      {loaded.sha256}")
   print(f"format:      {attrs['format']} v{attrs.get('format_version')}")
   print(f"network:     VGG19, width scale {attrs.get('width_scale', 1.0):g}")
   print(f"convention:  {attrs.get('convention')}")
