@@ -1,16 +1,18 @@
-"""Converting published VGG19 weights to the jaxstyle format, and downloading them.
+"""Converting published VGG19 / VGG16 weights to the jaxstyle format, and downloading them.
 
-Sources read:
+Sources read (the network is recognised from the layers the file holds):
 
-* Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``: root attribute
+* Keras ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` and
+  ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``: root attribute
   ``layer_names``; one group per layer whose attribute ``weight_names`` lists
   its datasets (``block1_conv1_W_1:0`` kernel HWIO, ``block1_conv1_b_1:0``
   bias). They are read in ``weight_names`` order, so files saved by later
   Keras 2 versions (``block1_conv1/kernel:0``, nested groups) load too.
   Convention ``caffe``.
-* torchvision ``vgg19-dcbb9e9d.pth``: ``features.{0,2,5,...,34}.weight``
-  (OIHW) and ``.bias``, legacy or zip serialisation, via the restricted reader
-  in :mod:`jaxstyle.pth`. Convention ``torch``.
+* torchvision ``vgg19-dcbb9e9d.pth`` and ``vgg16-397923af.pth``:
+  ``features.{0,2,5,...}.weight`` (OIHW) and ``.bias``, legacy or zip
+  serialisation, via the restricted reader in :mod:`jaxstyle.pth`.
+  Convention ``torch``.
 """
 
 from __future__ import annotations
@@ -21,18 +23,40 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from jaxstyle import vgg
 from jaxstyle.errors import WeightsError
 from jaxstyle.files import sha256_file
-from jaxstyle.weights import DEFAULT_PATH, FORMAT, save_weights, validate_params
+from jaxstyle.weights import FORMATS, default_path, save_weights, validate_params
 
-KERAS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
-             "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
-KERAS_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-KERAS_MD5 = "253f8cb515780f3b799900260a226db6"
+
+class Published(NamedTuple):
+  """A published Keras weights file: where it is and its md5 (as Keras checks it)."""
+
+  url: str
+  filename: str
+  md5: str
+
+
+def _keras(network: str, md5: str) -> Published:
+  filename = f"{network}_weights_tf_dim_ordering_tf_kernels_notop.h5"
+  return Published(f"https://storage.googleapis.com/tensorflow/keras-applications/{network}/"
+                   f"{filename}", filename, md5)
+
+
+KERAS_FILES = {
+    "vgg19": _keras("vgg19", "253f8cb515780f3b799900260a226db6"),
+    "vgg16": _keras("vgg16", "6d6bbae143d832006294945121d1f1fc"),
+}
+# torchvision's files, for converting by hand (their names carry a sha256 prefix).
+TORCHVISION_FILES = {
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+}
+KERAS_URL, KERAS_FILENAME, KERAS_MD5 = KERAS_FILES["vgg19"]
 
 
 def detect_format(path) -> str:
@@ -49,7 +73,7 @@ def detect_format(path) -> str:
     try:
       with h5py.File(path, "r") as f:
         attrs = f.attrs
-        if attrs.get("format") in (FORMAT, FORMAT.encode()):
+        if _str(attrs.get("format", "")) in FORMATS:
           return "jaxstyle"
         root = f["model_weights"] if "model_weights" in f else f
         if "layer_names" in root.attrs:
@@ -64,7 +88,7 @@ def detect_format(path) -> str:
 
 
 def read_keras(path) -> dict:
-  """VGG19 params from a Keras h5 weights file (``caffe`` convention)."""
+  """VGG19 or VGG16 params from a Keras h5 weights file (``caffe`` convention)."""
   import h5py
 
   params = {}
@@ -72,7 +96,8 @@ def read_keras(path) -> dict:
     with h5py.File(path, "r") as f:
       root = f["model_weights"] if "model_weights" in f else f
       layer_names = [_str(n) for n in root.attrs["layer_names"]]
-      for name in vgg.LAYER_NAMES:
+      network = "vgg19" if "block5_conv4" in layer_names else "vgg16"
+      for name in vgg.layer_names(network):
         if name not in layer_names:
           raise WeightsError(f"{path}: layer {name} is missing from layer_names")
         group = root[name]
@@ -92,12 +117,15 @@ def read_keras(path) -> dict:
 
 
 def read_torchvision(path) -> dict:
-  """VGG19 params from a torchvision state dict (``torch`` convention)."""
+  """VGG19 or VGG16 params from a torchvision state dict (``torch`` convention)."""
   from jaxstyle.pth import load_state_dict
 
   state = load_state_dict(path)
   params = {}
-  for name, index in zip(vgg.LAYER_NAMES, vgg.TORCHVISION_FEATURE_INDICES):
+  # VGG19's last conv is features.34; VGG16's features.28 (and it has no 34).
+  network = "vgg16" if "features.34.weight" not in state and "features.28.weight" in state \
+      else "vgg19"
+  for name, index in zip(vgg.layer_names(network), vgg.torchvision_feature_indices(network)):
     try:
       weight = state[f"features.{index}.weight"]
       bias = state[f"features.{index}.bias"]
@@ -115,11 +143,12 @@ def read_torchvision(path) -> dict:
 
 def _validate_converted(params, path) -> None:
   width_scale = vgg.infer_width_scale(params)
-  validate_params(params, width_scale=width_scale, where=str(path))
+  validate_params(params, width_scale=width_scale, where=str(path),
+                  network=vgg.network_of(params))
 
 
 def convert(src, dst) -> str:
-  """Converts Keras or torchvision VGG19 weights at ``src`` to ``dst``; returns the format."""
+  """Converts Keras or torchvision VGG19/VGG16 weights at ``src`` to ``dst``; returns the format."""
   src, dst = Path(src), Path(dst)
   fmt = detect_format(src)
   if fmt == "jaxstyle":
@@ -137,20 +166,24 @@ def _check_dest_dir(dst: Path) -> None:
     raise WeightsError(f"{dst}: directory {parent} does not exist")
 
 
-def download(dest=DEFAULT_PATH, *, url: str = KERAS_URL, md5: str = KERAS_MD5,
-             timeout: float = 10.0) -> Path:
-  """Downloads the Keras VGG19 file, checks its md5, converts it to ``dest``.
+def download(dest=None, *, network: str = "vgg19", url: str | None = None,
+             md5: str | None = None, timeout: float = 10.0) -> Path:
+  """Downloads ``network``'s Keras file, checks its md5, converts it to ``dest``.
 
-  Nothing is left behind on failure: the raw download goes to a temporary
-  file beside ``dest`` that is always removed, and ``dest`` appears (by an
-  atomic rename) only once the converted file is complete.
+  ``dest`` defaults to ``weights/NETWORK.h5``; ``url`` and ``md5`` to the
+  published file's (:data:`KERAS_FILES`). Nothing is left behind on failure:
+  the raw download goes to a temporary file beside ``dest`` that is always
+  removed, and ``dest`` appears (by an atomic rename) only once the converted
+  file is complete.
   """
-  dest = Path(dest)
+  published = KERAS_FILES[vgg._check_network(network)]
+  url, md5 = url or published.url, md5 or published.md5
+  dest = Path(dest) if dest is not None else default_path(network)
   made_dir = not dest.parent.exists()
   dest.parent.mkdir(parents=True, exist_ok=True)
   hand_made = (f"download {url} by hand (from a machine with internet) and run "
-               f"`jaxstyle weights convert {KERAS_FILENAME} {dest}`")
-  fd, raw = tempfile.mkstemp(prefix=f".{KERAS_FILENAME}.", suffix=".part", dir=dest.parent)
+               f"`jaxstyle weights convert {published.filename} {dest}`")
+  fd, raw = tempfile.mkstemp(prefix=f".{published.filename}.", suffix=".part", dir=dest.parent)
   try:
     digest = hashlib.md5()
     try:
@@ -164,7 +197,11 @@ def download(dest=DEFAULT_PATH, *, url: str = KERAS_URL, md5: str = KERAS_MD5,
       raise WeightsError(
           f"{url}: downloaded file has md5 {digest.hexdigest()}, expected {md5} "
           f"(corrupt or changed upstream); {hand_made}")
-    save_weights(dest, read_keras(raw), convention="caffe", source_name=KERAS_FILENAME,
+    params = read_keras(raw)
+    if vgg.network_of(params) != network:
+      raise WeightsError(f"{url}: holds {vgg.network_of(params).upper()} weights, expected "
+                         f"{network.upper()}")
+    save_weights(dest, params, convention="caffe", source_name=published.filename,
                  source_sha256=sha256_file(raw))
   finally:
     os.unlink(raw)

@@ -1,21 +1,26 @@
-"""VGG19 as pure functions over a plain params pytree.
+"""VGG19 and VGG16 as pure functions over a plain params pytree.
 
-The architecture is data (:data:`VGG19_LAYERS`); params are a nested dict
+The architectures are data (:data:`ARCHITECTURES`); params are a nested dict
 keyed by the Keras layer names::
 
     params["block1_conv1"]["kernel"]  # (3, 3, Cin, Cout) float32, HWIO
     params["block1_conv1"]["bias"]    # (Cout,)
 
-Every block is ``conv3x3 + ReLU`` repeated, then a 2x2 stride-2 pool. A
-requested layer's output is its *post-ReLU* activation, so ``block4_conv2``,
-``relu4_2`` and ``conv4_2`` all name the same tensor (the papers' and the
-Lua/PyTorch tools' spellings).
+Every block is ``conv3x3 + ReLU`` repeated, then a 2x2 stride-2 pool; VGG19
+has 2, 2, 4, 4, 4 convs per block, VGG16 2, 2, 3, 3, 3. Which network a
+params tree holds is read off its layers (:func:`network_of`).
+
+Layer names: ``block4_conv2`` and ``relu4_2`` name the *post-ReLU* output
+(what Keras' ``block4_conv2`` layer outputs); ``conv4_2`` names the same
+convolution *before* its ReLU, as in the Lua/Caffe tools and the PyTorch
+tutorial, whose losses sit right after the conv modules. Canonically that
+tap is ``block4_conv2_preact``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,28 +39,57 @@ class ConvSpec(NamedTuple):
   out_channels: int
 
 
-def _vgg19_layers() -> tuple[ConvSpec, ...]:
-  widths = (64, 128, 256, 512, 512)
-  depths = (2, 2, 4, 4, 4)
+WIDTHS = (64, 128, 256, 512, 512)
+DEPTHS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
+NETWORKS = tuple(DEPTHS)
+
+
+def _layers(depths) -> tuple[ConvSpec, ...]:
   layers, cin = [], 3
-  for block, (width, depth) in enumerate(zip(widths, depths), start=1):
+  for block, (width, depth) in enumerate(zip(WIDTHS, depths), start=1):
     for index in range(1, depth + 1):
       layers.append(ConvSpec(f"block{block}_conv{index}", block, index, cin, width))
       cin = width
   return tuple(layers)
 
 
-VGG19_LAYERS: tuple[ConvSpec, ...] = _vgg19_layers()
-"""The 16 conv layers of VGG19, in forward order, at full width."""
+ARCHITECTURES: dict[str, tuple[ConvSpec, ...]] = {n: _layers(d) for n, d in DEPTHS.items()}
+"""The conv layers of each network, in forward order, at full width."""
 
+VGG19_LAYERS = ARCHITECTURES["vgg19"]
 LAYER_NAMES: tuple[str, ...] = tuple(spec.name for spec in VGG19_LAYERS)
+PREACT = "_preact"  # Suffix of a canonical pre-ReLU tap: block4_conv2_preact.
 
-# Indices of the conv layers inside torchvision's ``vgg19().features``
-# (ReLU and MaxPool modules sit in between and hold no weights).
-TORCHVISION_FEATURE_INDICES: tuple[int, ...] = (
-    0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 
-_ALIAS = re.compile(r"^(?:relu|conv)(\d)_(\d)$")
+def _check_network(network: str) -> str:
+  if network not in DEPTHS:
+    raise ConfigError(f"network must be one of {NETWORKS}, got {network!r}")
+  return network
+
+
+def layer_names(network: str = "vgg19") -> tuple[str, ...]:
+  """The conv layer names of ``network``, in forward order."""
+  return tuple(spec.name for spec in _architecture(network))
+
+
+def torchvision_feature_indices(network: str = "vgg19") -> tuple[int, ...]:
+  """Indices of the convs inside torchvision's ``vggNN().features`` Sequential.
+
+  Each conv is followed by a ReLU module and each block by a MaxPool, none
+  of which hold weights: VGG19 gives 0, 2, 5, 7, 10, ..., 34.
+  """
+  indices, i = [], 0
+  for depth in DEPTHS[_check_network(network)]:
+    for _ in range(depth):
+      indices.append(i)
+      i += 2  # conv, relu
+    i += 1  # pool
+  return tuple(indices)
+
+
+TORCHVISION_FEATURE_INDICES: tuple[int, ...] = torchvision_feature_indices("vgg19")
+
+_ALIAS = re.compile(r"^(relu|conv)(\d)_(\d)$")
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -63,34 +97,48 @@ TORCH_STD_RGB = (0.229, 0.224, 0.225)
 CONVENTIONS = ("caffe", "torch")
 
 
-def canonical_layer(name: str) -> str:
-  """Maps ``relu4_2`` / ``conv4_2`` / ``block4_conv2`` to ``block4_conv2``."""
+def _architecture(network: str) -> tuple[ConvSpec, ...]:
+  return ARCHITECTURES[_check_network(network)]
+
+
+def network_of(params) -> str:
+  """``"vgg19"`` or ``"vgg16"``: the network whose layers ``params`` holds."""
+  return "vgg19" if "block5_conv4" in params else "vgg16"
+
+
+def canonical_layer(name: str, network: str = "vgg19") -> str:
+  """``relu4_2`` / ``block4_conv2`` -> ``block4_conv2``; ``conv4_2`` -> ``block4_conv2_preact``."""
   match = _ALIAS.match(name)
-  canonical = f"block{match[1]}_conv{match[2]}" if match else name
-  if canonical not in LAYER_NAMES:
+  canonical = name
+  if match:
+    canonical = f"block{match[2]}_conv{match[3]}" + (PREACT if match[1] == "conv" else "")
+  names = layer_names(network)
+  if canonical.removesuffix(PREACT) not in names:
     raise ConfigError(
-        f"unknown VGG19 layer {name!r}; valid layers are "
-        + ", ".join(LAYER_NAMES)
-        + " (or the same as reluB_I / convB_I, e.g. relu4_2)")
+        f"unknown {network.upper()} layer {name!r}; valid layers are " + ", ".join(names)
+        + " (post-ReLU; also spelled reluB_I, e.g. relu4_2) or convB_I for the "
+        "pre-ReLU output")
   return canonical
 
 
-def layer_widths(width_scale: float = 1.0) -> dict[str, tuple[int, int]]:
+def layer_widths(width_scale: float = 1.0, network: str = "vgg19"
+                 ) -> dict[str, tuple[int, int]]:
   """(in_channels, out_channels) of every conv layer at ``width_scale``."""
   def scaled(c: int) -> int:
     return max(1, int(round(c * width_scale)))
   return {
       spec.name: (3 if spec.in_channels == 3 else scaled(spec.in_channels),
                   scaled(spec.out_channels))
-      for spec in VGG19_LAYERS
+      for spec in _architecture(network)
   }
 
 
-def expected_shapes(width_scale: float = 1.0) -> dict[str, dict[str, tuple[int, ...]]]:
+def expected_shapes(width_scale: float = 1.0, network: str = "vgg19"
+                    ) -> dict[str, dict[str, tuple[int, ...]]]:
   """The kernel (HWIO) and bias shape of every layer at ``width_scale``."""
   return {
       name: {"kernel": (3, 3, cin, cout), "bias": (cout,)}
-      for name, (cin, cout) in layer_widths(width_scale).items()
+      for name, (cin, cout) in layer_widths(width_scale, network).items()
   }
 
 
@@ -99,16 +147,17 @@ def infer_width_scale(params) -> float:
   return float(np.shape(params["block1_conv1"]["bias"])[0]) / 64.0
 
 
-def random_vgg19(*, key: jax.Array, width_scale: float = 1.0) -> dict:
-  """He-initialised VGG19 params (random features, no ImageNet training).
+def random_vgg(*, key: jax.Array, network: str = "vgg19", width_scale: float = 1.0) -> dict:
+  """He-initialised VGG19 or VGG16 params (random features, no ImageNet training).
 
   Kernels are drawn from N(0, 2 / fan_in) with fan_in = 9 * Cin, biases are
   zero; ``width_scale`` < 1 shrinks every layer's width (not the input's 3
   channels), which keeps tests fast while exercising the same code.
   """
   params = {}
-  shapes = expected_shapes(width_scale)
-  for name, layer_key in zip(LAYER_NAMES, jax.random.split(key, len(LAYER_NAMES))):
+  shapes = expected_shapes(width_scale, network)
+  names = layer_names(network)
+  for name, layer_key in zip(names, jax.random.split(key, len(names))):
     kh, kw, cin, cout = shapes[name]["kernel"]
     std = np.sqrt(2.0 / (kh * kw * cin))
     params[name] = {
@@ -155,11 +204,6 @@ def _conv3x3_bwd(residuals, g_NxHxWxCout):
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
-def _conv_relu(x_NxHxWxC, layer):
-  y = conv3x3(x_NxHxWxC, layer["kernel"])
-  return jax.nn.relu(y + layer["bias"][None, None, None, :])
-
-
 def _pool(x_NxHxWxC, pooling: str):
   window, strides = (1, 2, 2, 1), (1, 2, 2, 1)
   if pooling == "max":
@@ -168,14 +212,16 @@ def _pool(x_NxHxWxC, pooling: str):
   return summed / 4.0
 
 
-def vgg19_features(params, images_NxHxWx3, layers: Iterable[str], *,
-                   pooling: str = "max") -> dict[str, jax.Array]:
-  """Post-ReLU activations of ``layers`` for preprocessed images.
+def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
+                 pooling: str = "max") -> dict[str, jax.Array]:
+  """Activations of ``layers`` for preprocessed images, VGG19 or VGG16.
 
   Args:
-    params: VGG19 params (see module docstring); narrow widths are fine.
+    params: VGG19 or VGG16 params (see module docstring; :func:`network_of`
+      tells which); narrow widths are fine.
     images_NxHxWx3: images already passed through :func:`preprocess`.
-    layers: layer names, Keras (``block4_conv2``) or paper style (``relu4_2``).
+    layers: post-ReLU names (``block4_conv2``, ``relu4_2``) or pre-ReLU ones
+      (``conv4_2``).
     pooling: ``"max"`` or ``"avg"`` 2x2 stride-2 pooling between blocks.
 
   Returns:
@@ -186,19 +232,25 @@ def vgg19_features(params, images_NxHxWx3, layers: Iterable[str], *,
     raise ConfigError(f"pooling must be 'max' or 'avg', got {pooling!r}")
   if np.ndim(images_NxHxWx3) != 4 or np.shape(images_NxHxWx3)[-1] != 3:
     raise ConfigError(
-        f"vgg19_features expects images of shape N x H x W x 3, "
+        f"vgg_features expects images of shape N x H x W x 3, "
         f"got {np.shape(images_NxHxWx3)}; add a batch axis with x[None]")
-  requested = {name: canonical_layer(name) for name in layers}
+  network = network_of(params)
+  requested = {name: canonical_layer(name, network) for name in layers}
   if not requested:
     return {}
-  deepest = max(LAYER_NAMES.index(c) for c in requested.values())
+  names = layer_names(network)
+  deepest = max(names.index(c.removesuffix(PREACT)) for c in requested.values())
   wanted = set(requested.values())
   found: dict[str, jax.Array] = {}
   x = images_NxHxWx3
-  for i, spec in enumerate(VGG19_LAYERS[: deepest + 1]):
+  for i, spec in enumerate(_architecture(network)[: deepest + 1]):
     if i > 0 and spec.index == 1:
       x = _pool(x, pooling)
-    x = _conv_relu(x, params[spec.name])
+    layer = params[spec.name]
+    x = conv3x3(x, layer["kernel"]) + layer["bias"][None, None, None, :]
+    if spec.name + PREACT in wanted:
+      found[spec.name + PREACT] = x
+    x = jax.nn.relu(x)
     if spec.name in wanted:
       found[spec.name] = x
   return {name: found[canonical] for name, canonical in requested.items()}

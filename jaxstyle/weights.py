@@ -1,13 +1,18 @@
-"""The jaxstyle VGG19 weights format (h5), and finding the weights to use.
+"""The jaxstyle VGG weights format (h5), and finding the weights to use.
 
 A jaxstyle weights file is an HDF5 file (``weights/README.md`` documents it):
 
-* one group per conv layer, ``block1_conv1`` ... ``block5_conv4``, each with
-  datasets ``kernel`` (3, 3, Cin, Cout) float32 HWIO and ``bias`` (Cout,);
-* root attributes ``format`` (``"jaxstyle-vgg19"``), ``format_version`` (1),
-  ``convention`` (``"caffe"`` or ``"torch"``, see :func:`jaxstyle.preprocess`),
-  ``source_name`` and ``source_sha256`` (the file it was converted from) and
-  ``width_scale`` (1.0 for real weights; smaller for narrow test networks).
+* one group per conv layer, ``block1_conv1`` ... ``block5_conv4`` (VGG19) or
+  ``block5_conv3`` (VGG16), each with datasets ``kernel`` (3, 3, Cin, Cout)
+  float32 HWIO and ``bias`` (Cout,);
+* root attributes ``format`` (``"jaxstyle-vgg"``), ``format_version`` (2),
+  ``network`` (``"vgg19"`` or ``"vgg16"``), ``convention`` (``"caffe"`` or
+  ``"torch"``, see :func:`jaxstyle.preprocess`), ``source_name`` and
+  ``source_sha256`` (the file it was converted from) and ``width_scale``
+  (1.0 for real weights; smaller for narrow test networks).
+
+Version 1 files (``format`` ``"jaxstyle-vgg19"``, no ``network``) are VGG19
+files and still load.
 """
 
 from __future__ import annotations
@@ -24,19 +29,32 @@ from jaxstyle import vgg
 from jaxstyle.errors import WeightsError
 from jaxstyle.files import atomic_path, sha256_file
 
-FORMAT = "jaxstyle-vgg19"
-FORMAT_VERSION = 1
-DEFAULT_PATH = Path("weights") / "vgg19.h5"
+FORMAT = "jaxstyle-vgg"
+FORMAT_VERSION = 2
+FORMAT_V1 = "jaxstyle-vgg19"  # Version 1: VGG19 only, no network attribute.
+FORMATS = (FORMAT, FORMAT_V1)
 ENV_VAR = "JAXSTYLE_WEIGHTS"
 
-HOW_TO_REAL = (
-    "run `jaxstyle weights download`, or convert a file you downloaded with "
-    "`jaxstyle weights convert SRC weights/vgg19.h5`")
-HOW_TO_GET = HOW_TO_REAL + ", or pass `--weights random` to run on random (untrained) features"
+def default_path(network: str = "vgg19") -> Path:
+  """Where the weights of ``network`` are looked for by default: weights/NETWORK.h5."""
+  return Path("weights") / f"{network}.h5"
+
+
+def how_to_get(network: str = "vgg19", *, random: bool = True) -> str:
+  """The advice for a user who has no weights for ``network``."""
+  flag = "" if network == "vgg19" else f" --network {network}"
+  advice = (f"run `jaxstyle weights download{flag}`, or convert a file you downloaded "
+            f"with `jaxstyle weights convert SRC {default_path(network)}`")
+  return advice + (", or pass `--weights random` to run on random (untrained) features"
+                   if random else "")
+
+
+DEFAULT_PATH = default_path("vgg19")
+HOW_TO_REAL = how_to_get(random=False)
 
 
 class Weights(NamedTuple):
-  """VGG19 params with what is needed to use and cite them.
+  """VGG params with what is needed to use and cite them.
 
   Attributes:
     params: ``{layer: {"kernel", "bias"}}`` (see :mod:`jaxstyle.vgg`).
@@ -44,6 +62,7 @@ class Weights(NamedTuple):
     source: where they came from: a file name, or ``random:SEED:WIDTH``.
     sha256: the jaxstyle file's sha256, or ``None`` for random weights.
     is_random: True for He-initialised (untrained) weights.
+    network: ``"vgg19"`` or ``"vgg16"``.
   """
 
   params: dict
@@ -51,11 +70,12 @@ class Weights(NamedTuple):
   source: str
   sha256: str | None
   is_random: bool = False
+  network: str = "vgg19"
 
 
-def validate_params(params, *, width_scale: float, where: str) -> None:
+def validate_params(params, *, width_scale: float, where: str, network: str = "vgg19") -> None:
   """Checks every layer's presence, shape and finiteness; raises WeightsError."""
-  for name, shapes in vgg.expected_shapes(width_scale).items():
+  for name, shapes in vgg.expected_shapes(width_scale, network).items():
     if name not in params:
       raise WeightsError(f"{where}: layer {name} is missing")
     for part, shape in shapes.items():
@@ -77,16 +97,18 @@ def save_weights(path, params, *, convention: str, source_name: str,
   if convention not in vgg.CONVENTIONS:
     raise WeightsError(f"{path}: convention must be one of {vgg.CONVENTIONS}, got {convention!r}")
   width_scale = vgg.infer_width_scale(params)
-  validate_params(params, width_scale=width_scale, where=str(path))
+  network = vgg.network_of(params)
+  validate_params(params, width_scale=width_scale, where=str(path), network=network)
   with atomic_path(path, suffix=".h5") as tmp:
     with h5py.File(tmp, "w") as f:
       f.attrs["format"] = FORMAT
       f.attrs["format_version"] = FORMAT_VERSION
+      f.attrs["network"] = network
       f.attrs["convention"] = convention
       f.attrs["source_name"] = source_name
       f.attrs["source_sha256"] = source_sha256
       f.attrs["width_scale"] = width_scale
-      for name in vgg.LAYER_NAMES:
+      for name in vgg.layer_names(network):
         group = f.create_group(name)
         for part in ("kernel", "bias"):
           group.create_dataset(part, data=np.asarray(params[name][part], np.float32))
@@ -96,7 +118,7 @@ def read_info(path) -> dict:
   """The root attributes and per-layer shapes of a jaxstyle weights file."""
   with _open_h5(path) as f:
     attrs = {k: _plain(v) for k, v in f.attrs.items()}
-    if attrs.get("format") != FORMAT:
+    if attrs.get("format") not in FORMATS:
       raise WeightsError(
           f"{path}: not a jaxstyle weights file (format attribute "
           f"{attrs.get('format')!r}, expected {FORMAT!r}); convert it with "
@@ -106,8 +128,11 @@ def read_info(path) -> dict:
   return {"attrs": attrs, "layers": layers}
 
 
-def load_vgg19(path) -> Weights:
-  """Loads and validates a jaxstyle VGG19 weights file.
+def load_weights(path, *, network: str | None = None) -> Weights:
+  """Loads and validates a jaxstyle weights file (VGG19 or VGG16).
+
+  ``network``, if given, is the network the caller needs; a file holding the
+  other one is refused.
 
   Raises:
     WeightsError: naming the file and the offending layer, with the expected
@@ -116,47 +141,61 @@ def load_vgg19(path) -> Weights:
   """
   info = read_info(path)
   attrs = info["attrs"]
-  if attrs.get("format_version") != FORMAT_VERSION:
+  version = attrs.get("format_version")
+  if (attrs["format"], version) not in ((FORMAT, FORMAT_VERSION), (FORMAT_V1, 1)):
     raise WeightsError(
-        f"{path}: format_version {attrs.get('format_version')!r} is not supported "
-        f"(this jaxstyle reads version {FORMAT_VERSION})")
+        f"{path}: format {attrs['format']!r} version {version!r} is not supported "
+        f"(this jaxstyle reads {FORMAT!r} version {FORMAT_VERSION} and {FORMAT_V1!r} "
+        "version 1)")
+  found = attrs.get("network", "vgg19")
+  if found not in vgg.NETWORKS:
+    raise WeightsError(f"{path}: network attribute {found!r} is not one of {vgg.NETWORKS}")
+  if network is not None and found != network:
+    raise WeightsError(f"{path}: holds {found.upper()} weights, but {network.upper()} is "
+                       f"needed (--network {network}); {how_to_get(network, random=False)}")
   convention = attrs.get("convention")
   if convention not in vgg.CONVENTIONS:
     raise WeightsError(f"{path}: convention attribute {convention!r} is not one of {vgg.CONVENTIONS}")
   with _open_h5(path) as f:
     params = {name: {part: np.asarray(f[name][part], np.float32) for part in f[name]}
-              for name in vgg.LAYER_NAMES if name in f}
-  validate_params(params, width_scale=float(attrs.get("width_scale", 1.0)), where=str(path))
+              for name in vgg.layer_names(found) if name in f}
+  validate_params(params, width_scale=float(attrs.get("width_scale", 1.0)), where=str(path),
+                  network=found)
   return Weights(params=params, convention=convention,
                  source=str(attrs.get("source_name", Path(path).name)),
-                 sha256=sha256_file(path))
+                 sha256=sha256_file(path), network=found)
 
 
-def random_weights(*, seed: int = 0, width_scale: float = 1.0) -> Weights:
-  """He-initialised VGG19 :class:`Weights` (caffe convention), for offline use."""
+def random_weights(*, seed: int = 0, width_scale: float = 1.0,
+                   network: str = "vgg19") -> Weights:
+  """He-initialised VGG :class:`Weights` (caffe convention), for offline use."""
   import jax
 
-  params = vgg.random_vgg19(key=jax.random.key(seed), width_scale=width_scale)
+  params = vgg.random_vgg(key=jax.random.key(seed), network=network, width_scale=width_scale)
   return Weights(params=params, convention="caffe",
-                 source=f"random:{seed}:{width_scale:g}", sha256=None, is_random=True)
+                 source=f"random:{seed}:{width_scale:g}", sha256=None, is_random=True,
+                 network=network)
 
 
 RANDOM_WARNING = (
-    "running on RANDOM VGG19 features (He-initialised, untrained): results show "
+    "running on RANDOM VGG features (He-initialised, untrained): results show "
     "the optimisation, not real style transfer. For real weights, " + HOW_TO_REAL)
 
 
-def resolve_weights(spec: str | None) -> Weights:
-  """Loads weights from a spec: a path, ``random[:SEED[:WIDTH_SCALE]]``, or None.
+def resolve_weights(spec: str | None, *, network: str = "vgg19") -> Weights:
+  """Loads ``network``'s weights from a spec: a path, ``random[:SEED[:WIDTH_SCALE]]``, or None.
 
-  None means ``$JAXSTYLE_WEIGHTS`` if set, else ``weights/vgg19.h5``. Random
-  weights emit a warning saying so, since their output is not style transfer.
+  None means ``$JAXSTYLE_WEIGHTS`` if set, else ``weights/NETWORK.h5``. A file
+  holding another network is refused. Random weights emit a warning saying
+  so, since their output is not style transfer.
   """
+  vgg._check_network(network)
   if spec is None:
-    spec = os.environ.get(ENV_VAR) or str(DEFAULT_PATH)
+    spec = os.environ.get(ENV_VAR) or str(default_path(network))
     if not Path(spec).exists():
       origin = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the default path"
-      raise WeightsError(f"{spec}: no VGG19 weights at {origin}; {HOW_TO_GET}")
+      raise WeightsError(f"{spec}: no {network.upper()} weights at {origin}; "
+                         f"{how_to_get(network)}")
   if spec == "random" or spec.startswith("random:"):
     parts = spec.split(":")[1:]
     try:
@@ -169,11 +208,11 @@ def resolve_weights(spec: str | None) -> Weights:
           f"{spec}: expected random, random:SEED or random:SEED:WIDTH_SCALE "
           "with an integer seed and 0 < WIDTH_SCALE <= 1") from None
     warnings.warn(RANDOM_WARNING, RandomWeightsWarning, stacklevel=2)
-    return random_weights(seed=seed, width_scale=width)
+    return random_weights(seed=seed, width_scale=width, network=network)
   path = Path(spec)
   if not path.exists():
-    raise WeightsError(f"{spec}: no such weights file; {HOW_TO_GET}")
-  return load_vgg19(path)
+    raise WeightsError(f"{spec}: no such weights file; {how_to_get(network)}")
+  return load_weights(path, network=network)
 
 
 class RandomWeightsWarning(UserWarning):

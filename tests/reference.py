@@ -7,6 +7,7 @@ explicit sums where that makes the formula plain.
 import numpy as np
 
 VGG19_DEPTHS = (2, 2, 4, 4, 4)
+VGG16_DEPTHS = (2, 2, 3, 3, 3)
 
 
 def conv3x3_same(x_HxWxCin, kernel_3x3xCinxCout, bias):
@@ -26,18 +27,23 @@ def pool2x2(x_HxWxC, mode):
   return blocks.max(axis=(1, 3)) if mode == "max" else blocks.mean(axis=(1, 3))
 
 
-def vgg19_forward(params, x_HxWx3, pooling="max"):
-  """All 16 post-ReLU activations, keyed blockB_convI."""
+def vgg19_forward(params, x_HxWx3, pooling="max", depths=VGG19_DEPTHS):
+  """All post-ReLU activations, keyed blockB_convI, and pre-ReLU ones, keyed "pre B_I"."""
   out, x = {}, x_HxWx3
-  for block, depth in enumerate(VGG19_DEPTHS, start=1):
+  for block, depth in enumerate(depths, start=1):
     if block > 1:
       x = pool2x2(x, pooling)
     for i in range(1, depth + 1):
       name = f"block{block}_conv{i}"
-      x = np.maximum(conv3x3_same(x, np.asarray(params[name]["kernel"]),
-                                  np.asarray(params[name]["bias"])), 0)
+      x = conv3x3_same(x, np.asarray(params[name]["kernel"]), np.asarray(params[name]["bias"]))
+      out[f"pre {block}_{i}"] = x
+      x = np.maximum(x, 0)
       out[name] = x
   return out
+
+
+def vgg16_forward(params, x_HxWx3, pooling="max"):
+  return vgg19_forward(params, x_HxWx3, pooling, depths=VGG16_DEPTHS)
 
 
 def gram(F_HxWxC):

@@ -26,6 +26,11 @@ KERAS_ORDER = ["input_1", "block1_conv1", "block1_conv2", "block1_pool", "block2
                "block5_conv4", "block5_pool"]
 
 
+# vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 lists VGG16's layers the same way.
+KERAS16_ORDER = [n for n in KERAS_ORDER if n not in ("block3_conv4", "block4_conv4",
+                                                     "block5_conv4")]
+
+
 def write_keras_h5(path, params, *, style="keras1"):
   """A Keras weights file in the layout of vgg19_..._notop.h5.
 
@@ -34,11 +39,12 @@ def write_keras_h5(path, params, *, style="keras1"):
   groups). Input and pooling layers are listed with no weights, and names
   are fixed-length byte strings, as Keras writes them.
   """
+  order = KERAS_ORDER if "block5_conv4" in params else KERAS16_ORDER
   with h5py.File(path, "w") as f:
-    f.attrs["layer_names"] = np.array(KERAS_ORDER, dtype="S")
+    f.attrs["layer_names"] = np.array(order, dtype="S")
     f.attrs["backend"] = b"tensorflow"
     f.attrs["keras_version"] = b"2.0.8" if style == "keras2" else b"1.2.2"
-    for name in KERAS_ORDER:
+    for name in order:
       g = f.create_group(name)
       if name not in params:
         g.attrs["weight_names"] = np.array([], dtype="S")
@@ -58,7 +64,7 @@ def test_keras_conversion_preserves_features(narrow_weights, tmp_path, style):
   src = write_keras_h5(tmp_path / convert.KERAS_FILENAME, narrow_weights.params, style=style)
   dst = tmp_path / "vgg19.h5"
   assert convert.convert(src, dst) == "keras"
-  loaded = jaxstyle.load_vgg19(dst)
+  loaded = jaxstyle.load_weights(dst)
   assert loaded.convention == "caffe"
   with h5py.File(dst) as f:
     assert f.attrs["source_name"] == convert.KERAS_FILENAME
@@ -71,7 +77,7 @@ def test_keras_conversion_preserves_features(narrow_weights, tmp_path, style):
   rgb = np.random.default_rng(0).uniform(0, 255, (24, 20, 3)).astype(np.float32)
   x = jaxstyle.preprocess(rgb, "caffe")
   want = ref.vgg19_forward(source, np.asarray(x))
-  got = jaxstyle.vgg19_features(loaded.params, x[None], ["relu3_2", "relu5_1"])
+  got = jaxstyle.vgg_features(loaded.params, x[None], ["relu3_2", "relu5_1"])
   for name, canonical in (("relu3_2", "block3_conv2"), ("relu5_1", "block5_conv1")):
     np.testing.assert_allclose(got[name][0], want[canonical], rtol=1e-4,
                                atol=1e-4 * np.abs(want[canonical]).max())
@@ -88,15 +94,30 @@ def test_keras_file_with_a_wrong_shape_names_the_layer(narrow_weights, tmp_path)
   assert not (tmp_path / "out.h5").exists()
 
 
-@pytest.mark.parametrize("fixture", ["vgg19_narrow_zip.pth", "vgg19_narrow_legacy.pth"])
+def test_keras_vgg16_conversion(tmp_path):
+  params = jaxstyle.random_weights(seed=2, width_scale=0.125, network="vgg16").params
+  src = write_keras_h5(tmp_path / convert.KERAS_FILES["vgg16"].filename, params)
+  dst = tmp_path / "vgg16.h5"
+  assert convert.convert(src, dst) == "keras"
+  loaded = jaxstyle.load_weights(dst, network="vgg16")
+  assert loaded.network == "vgg16" and sorted(loaded.params) == sorted(jaxstyle.layer_names("vgg16"))
+  for name in loaded.params:
+    np.testing.assert_array_equal(loaded.params[name]["kernel"], params[name]["kernel"])
+  with pytest.raises(jaxstyle.WeightsError, match="holds VGG16 weights, but VGG19 is needed"):
+    jaxstyle.load_weights(dst, network="vgg19")
+
+
+@pytest.mark.parametrize("fixture", ["vgg19_narrow_zip.pth", "vgg19_narrow_legacy.pth",
+                                     "vgg16_narrow_zip.pth"])
 def test_torchvision_conversion_matches_torch_features(tmp_path, fixture):
-  dst = tmp_path / "vgg19.h5"
+  network = fixture[:5]
+  dst = tmp_path / f"{network}.h5"
   assert convert.convert(FIXTURES / fixture, dst) == "torch"
-  loaded = jaxstyle.load_vgg19(dst)
-  assert loaded.convention == "torch"
-  expected = np.load(FIXTURES / "vgg19_narrow_torch_features.npz")
+  loaded = jaxstyle.load_weights(dst)
+  assert loaded.convention == "torch" and loaded.network == network
+  expected = np.load(FIXTURES / f"{network}_narrow_torch_features.npz")
   names = [k for k in expected.files if k != "input_NxHxWx3"]
-  got = jaxstyle.vgg19_features(loaded.params, expected["input_NxHxWx3"], names)
+  got = jaxstyle.vgg_features(loaded.params, expected["input_NxHxWx3"], names)
   for name in names:  # Computed by torch itself when the fixture was made.
     np.testing.assert_allclose(got[name], expected[name], rtol=1e-4,
                                atol=1e-5 * np.abs(expected[name]).max())
@@ -205,7 +226,7 @@ def test_download_checks_md5_and_converts(http_server, narrow_weights, tmp_path)
   assert not dest.parent.exists()
   assert convert.download(dest, url=f"{base}/{src.name}", md5=md5) == dest
   assert list(dest.parent.iterdir()) == [dest]
-  loaded = jaxstyle.load_vgg19(dest)
+  loaded = jaxstyle.load_weights(dest)
   np.testing.assert_array_equal(loaded.params["block2_conv1"]["kernel"],
                                 narrow_weights.params["block2_conv1"]["kernel"])
 
@@ -214,3 +235,8 @@ def test_published_constants():
   assert convert.KERAS_MD5 == "253f8cb515780f3b799900260a226db6"
   assert convert.KERAS_URL.endswith("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
   assert vgg.TORCHVISION_FEATURE_INDICES == (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+  assert vgg.torchvision_feature_indices("vgg16") == (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+  assert convert.KERAS_FILES["vgg16"].md5 == "6d6bbae143d832006294945121d1f1fc"
+  assert convert.KERAS_FILES["vgg16"].url.endswith(
+      "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+  assert convert.TORCHVISION_FILES["vgg16"].endswith("vgg16-397923af.pth")

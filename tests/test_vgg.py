@@ -14,28 +14,45 @@ from tests import reference as ref
 def test_features_match_numpy_reference(narrow_weights, pooling):
   rng = np.random.default_rng(0)
   x = rng.normal(scale=50, size=(1, 35, 42, 3)).astype(np.float32)  # Odd sizes: floor pooling.
-  layers = ["block1_conv1", "relu2_2", "conv3_4", "relu4_2", "block5_conv4"]
-  got = jaxstyle.vgg19_features(narrow_weights.params, x, layers, pooling=pooling)
+  layers = {"block1_conv1": "block1_conv1", "relu2_2": "block2_conv2", "conv3_4": "pre 3_4",
+            "relu4_2": "block4_conv2", "conv5_1": "pre 5_1", "block5_conv4": "block5_conv4"}
+  got = jaxstyle.vgg_features(narrow_weights.params, x, layers, pooling=pooling)
   want = ref.vgg19_forward(narrow_weights.params, x[0], pooling)
-  assert list(got) == layers
-  for name in layers:
-    canonical = jaxstyle.canonical_layer(name)
-    assert got[name].shape == (1,) + want[canonical].shape
-    np.testing.assert_allclose(got[name][0], want[canonical], rtol=2e-4,
-                               atol=2e-4 * np.abs(want[canonical]).max())
+  assert list(got) == list(layers)
+  for name, reference_name in layers.items():
+    assert got[name].shape == (1,) + want[reference_name].shape
+    np.testing.assert_allclose(got[name][0], want[reference_name], rtol=2e-4,
+                               atol=2e-4 * np.abs(want[reference_name]).max())
+  assert np.min(got["conv3_4"]) < 0  # Pre-ReLU taps keep their negative values.
+
+
+def test_vgg16_features_match_numpy_reference():
+  params = jaxstyle.random_weights(seed=1, width_scale=0.125, network="vgg16").params
+  assert jaxstyle.network_of(params) == "vgg16" and "block3_conv4" not in params
+  x = np.random.default_rng(0).normal(scale=50, size=(1, 35, 42, 3)).astype(np.float32)
+  layers = ["relu1_2", "conv2_2", "relu3_3", "relu4_3", "block5_conv3"]
+  got = jaxstyle.vgg_features(params, x, layers)
+  want = ref.vgg16_forward(params, x[0])
+  for name, reference_name in zip(layers, ["block1_conv2", "pre 2_2", "block3_conv3",
+                                           "block4_conv3", "block5_conv3"]):
+    np.testing.assert_allclose(got[name][0], want[reference_name], rtol=2e-4,
+                               atol=2e-4 * np.abs(want[reference_name]).max())
+  with pytest.raises(jaxstyle.ConfigError, match="unknown VGG16 layer 'relu3_4'"):
+    jaxstyle.vgg_features(params, x, ["relu3_4"])
 
 
 def test_batch_members_are_independent(narrow_weights):
   x = np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype(np.float32)
-  both = jaxstyle.vgg19_features(narrow_weights.params, x, ["relu3_1"])["relu3_1"]
-  one = jaxstyle.vgg19_features(narrow_weights.params, x[1:], ["relu3_1"])["relu3_1"]
+  both = jaxstyle.vgg_features(narrow_weights.params, x, ["relu3_1"])["relu3_1"]
+  one = jaxstyle.vgg_features(narrow_weights.params, x[1:], ["relu3_1"])["relu3_1"]
   np.testing.assert_allclose(both[1:], one, rtol=1e-5, atol=1e-5)
 
 
-def test_aliases_name_the_same_post_relu_output():
+def test_layer_spellings():
   assert jaxstyle.canonical_layer("relu4_2") == "block4_conv2"
-  assert jaxstyle.canonical_layer("conv4_2") == "block4_conv2"
   assert jaxstyle.canonical_layer("block4_conv2") == "block4_conv2"
+  assert jaxstyle.canonical_layer("conv4_2") == "block4_conv2_preact"  # Before the ReLU.
+  assert jaxstyle.canonical_layer("conv5_3", "vgg16") == "block5_conv3_preact"
   assert len(set(jaxstyle.LAYER_NAMES)) == 16
 
 
@@ -47,7 +64,7 @@ def test_unknown_layer_lists_the_valid_ones(bad):
 
 def test_forward_stops_at_the_deepest_requested_layer(narrow_weights):
   def count_convs(layers):
-    forward = jax.jit(lambda x: jaxstyle.vgg19_features(narrow_weights.params, x, layers))
+    forward = jax.jit(lambda x: jaxstyle.vgg_features(narrow_weights.params, x, layers))
     return forward.lower(jnp.zeros((1, 32, 32, 3))).as_text().count("stablehlo.convolution")
 
   assert count_convs(["relu1_1"]) == 1
@@ -57,7 +74,7 @@ def test_forward_stops_at_the_deepest_requested_layer(narrow_weights):
 
 def test_bad_image_rank_is_explained(narrow_weights):
   with pytest.raises(jaxstyle.ConfigError, match="N x H x W x 3.*x\\[None\\]"):
-    jaxstyle.vgg19_features(narrow_weights.params, jnp.zeros((8, 8, 3)), ["relu1_1"])
+    jaxstyle.vgg_features(narrow_weights.params, jnp.zeros((8, 8, 3)), ["relu1_1"])
 
 
 def test_preprocess_conventions_match_their_definitions():
@@ -74,18 +91,18 @@ def test_preprocess_conventions_match_their_definitions():
     jaxstyle.preprocess(rgb, "tf")
 
 
-def test_random_vgg19_is_he_initialised():
-  params = jaxstyle.random_vgg19(key=jax.random.key(0))
+def test_random_vgg_is_he_initialised():
+  params = jaxstyle.random_vgg(key=jax.random.key(0))
   for name, shapes in vgg.expected_shapes(1.0).items():
     assert params[name]["kernel"].shape == shapes["kernel"]
     assert params[name]["bias"].shape == shapes["bias"]
     assert not np.any(params[name]["bias"])
   kernel = np.asarray(params["block4_conv1"]["kernel"])  # fan_in = 9 * 256.
   np.testing.assert_allclose(kernel.std(), np.sqrt(2 / (9 * 256)), rtol=0.01)
-  narrow = jaxstyle.random_vgg19(key=jax.random.key(0), width_scale=0.125)
+  narrow = jaxstyle.random_vgg(key=jax.random.key(0), width_scale=0.125)
   assert narrow["block1_conv1"]["kernel"].shape == (3, 3, 3, 8)
   assert narrow["block5_conv4"]["kernel"].shape == (3, 3, 64, 64)
-  other = jaxstyle.random_vgg19(key=jax.random.key(1), width_scale=0.125)
+  other = jaxstyle.random_vgg(key=jax.random.key(1), width_scale=0.125)
   assert not np.allclose(narrow["block1_conv1"]["kernel"], other["block1_conv1"]["kernel"])
 
 

@@ -11,14 +11,15 @@ from jaxstyle import weights as W
 
 
 def test_save_load_roundtrip(narrow_weights, narrow_h5):
-  loaded = jaxstyle.load_vgg19(narrow_h5)
+  loaded = jaxstyle.load_weights(narrow_h5)
   assert loaded.convention == "caffe" and not loaded.is_random
   assert loaded.sha256 == W.sha256_file(narrow_h5) and len(loaded.sha256) == 64
   for name in jaxstyle.LAYER_NAMES:
     for part in ("kernel", "bias"):
       np.testing.assert_array_equal(loaded.params[name][part], narrow_weights.params[name][part])
   with h5py.File(narrow_h5) as f:  # The documented layout, read without jaxstyle.
-    assert f.attrs["format"] == "jaxstyle-vgg19" and f.attrs["format_version"] == 1
+    assert f.attrs["format"] == "jaxstyle-vgg" and f.attrs["format_version"] == 2
+    assert f.attrs["network"] == "vgg19"
     assert f["block3_conv2/kernel"].shape == (3, 3, 32, 32) and f["block3_conv2/bias"].dtype == np.float32
 
 
@@ -44,7 +45,7 @@ def _copy_with(src, dst, edit):
 def test_bad_files_name_file_layer_and_shapes(narrow_h5, tmp_path, edit, message):
   bad = _copy_with(narrow_h5, tmp_path / "bad.h5", edit)
   with pytest.raises(jaxstyle.WeightsError, match=message) as e:
-    jaxstyle.load_vgg19(bad)
+    jaxstyle.load_weights(bad)
   assert str(bad) in str(e.value)
 
 
@@ -55,7 +56,7 @@ def test_truncated_and_non_h5_files(narrow_h5, tmp_path):
   text.write_text("not hdf5")
   for path in (truncated, text, tmp_path / "missing.h5", tmp_path):
     with pytest.raises(jaxstyle.WeightsError, match=str(path)):
-      jaxstyle.load_vgg19(path)
+      jaxstyle.load_weights(path)
 
 
 def test_save_refuses_wrong_shapes_and_leaves_no_file(narrow_weights, tmp_path):
@@ -84,7 +85,7 @@ def test_lookup_order(narrow_h5, tmp_path, monkeypatch):
 
 
 def test_random_spec_warns_and_parses():
-  with pytest.warns(jaxstyle.RandomWeightsWarning, match="RANDOM VGG19 features"):
+  with pytest.warns(jaxstyle.RandomWeightsWarning, match="RANDOM VGG features"):
     w = jaxstyle.resolve_weights("random:3:0.25")
   assert w.is_random and w.sha256 is None and w.source == "random:3:0.25"
   assert w.params["block1_conv1"]["kernel"].shape == (3, 3, 3, 16)
