@@ -1,7 +1,7 @@
 """jaxstyle: Gatys-style neural style transfer, the JAX way.
 
-VGG19 as pure functions over a params dict, jit-compiled Gatys losses, and an
-optax L-BFGS / Adam loop over pixels compiled on device.
+VGG19 / VGG16 as pure functions over a params dict, jit-compiled style-transfer
+losses, and an optax L-BFGS / Adam loop over pixels compiled on device.
 """
 
 from jaxstyle.config import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, StyleConfig
@@ -10,13 +10,14 @@ from jaxstyle.convert import download as download_weights
 from jaxstyle.errors import (ConfigError, ImageError, JaxstyleError, NonFiniteLossError,
                              WeightsError)
 from jaxstyle.images import load_image, save_image
-from jaxstyle.losses import content_loss, gram_matrix, style_layer_loss, tv_loss
+from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gradient,
+                             style_layer_loss, tv_loss, w2_style_loss, w2_targets)
 from jaxstyle.transfer import (LossWeights, ObjectiveSpec, Result, RunState, SolverSpec, Targets,
                               make_targets, objective, objective_terms, stylize,
                               stylize_batch)
-from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, preprocess, random_vgg19,
-                          vgg19_features)
-from jaxstyle.weights import (RandomWeightsWarning, Weights, load_vgg19, random_weights,
+from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, network_of,
+                          preprocess, random_vgg, vgg_features)
+from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, random_weights,
                               resolve_weights, save_weights)
 
 __version__ = "0.1.0"
@@ -26,9 +27,9 @@ __all__ = [
     "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS",
     "RandomWeightsWarning", "Result", "RunState", "SolverSpec", "StyleConfig", "Targets",
     "Weights", "WeightsError", "canonical_layer", "content_loss", "convert_weights",
-    "deprocess", "download_weights", "gram_matrix", "load_image", "load_vgg19", "make_targets",
-    "objective", "objective_terms", "preprocess", "random_vgg19", "random_weights",
-    "resolve_weights", "save_image", "save_weights", "style_layer_loss", "stylize",
-    "stylize_batch", "tv_loss",
-    "vgg19_features",
+    "deprocess", "download_weights", "gram_loss", "gram_matrix", "layer_names", "load_image",
+    "load_weights", "make_targets", "network_of", "normalized_gradient", "objective",
+    "objective_terms", "preprocess", "random_vgg", "random_weights", "resolve_weights",
+    "save_image", "save_weights", "style_layer_loss", "stylize", "stylize_batch", "tv_loss",
+    "vgg_features", "w2_style_loss", "w2_targets",
 ]

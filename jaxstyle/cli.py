@@ -30,32 +30,58 @@ class _Parser(argparse.ArgumentParser):
     self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _option_kwargs(f: dataclasses.Field, hint) -> dict:
-  """argparse keyword arguments for one StyleConfig field."""
+def _option_kwargs(f: dataclasses.Field, hint, default) -> dict:
+  """argparse keyword arguments for one StyleConfig field, defaulting to ``default``."""
   meta = f.metadata
-  kwargs = {"default": f.default, "metavar": meta.get("metavar"), "choices": meta.get("choices")}
+  kwargs = {"default": default, "metavar": meta.get("metavar"), "choices": meta.get("choices")}
   optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
   if optional:
     hint = next(a for a in typing.get_args(hint) if a is not type(None))
   if hint is bool:
-    kwargs = {"default": f.default, "action": argparse.BooleanOptionalAction}
+    kwargs = {"default": default, "action": argparse.BooleanOptionalAction}
   elif typing.get_origin(hint) is tuple:
     kwargs |= {"nargs": "+", "type": typing.get_args(hint)[0]}
   else:
     kwargs["type"] = hint
-  default = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+  shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
   # A help text that already says what the default means keeps its own words.
-  kwargs["help"] = meta["help"] if "default" in meta["help"] else f"{meta['help']} (default: {default})"
+  kwargs["help"] = (meta["help"] if "default" in meta["help"] and default == f.default
+                    else f"{meta['help']} (default: {shown})")
   return {k: v for k, v in kwargs.items() if v is not None or k == "default"}
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls=StyleConfig, *, skip=()) -> None:
-  """Adds one ``--option`` per dataclass field, with its type, default and help."""
+def add_config_options(parser: argparse.ArgumentParser, cls=StyleConfig, *, skip=(),
+                       base=None) -> None:
+  """Adds one ``--option`` per dataclass field, with its type, default and help.
+
+  ``base`` (an instance, e.g. a preset) supplies the defaults instead of the
+  class's own.
+  """
   hints = typing.get_type_hints(cls)
   for f in dataclasses.fields(cls):
     if f.name not in skip:
+      default = f.default if base is None else getattr(base, f.name)
       parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
-                          **_option_kwargs(f, hints[f.name]))
+                          **_option_kwargs(f, hints[f.name], default))
+
+
+def add_preset_option(parser: argparse.ArgumentParser) -> None:
+  """``--preset NAME``: start from a published objective (see ``jaxstyle presets``)."""
+  from jaxstyle.presets import PRESETS
+  parser.add_argument("--preset", default=None, choices=list(PRESETS), metavar="NAME",
+                      help="start from a published objective, options given explicitly "
+                           "override it: " + ", ".join(PRESETS) + " (jaxstyle presets "
+                           "describes them)")
+
+
+def preset_in(argv: list[str]) -> str | None:
+  """The value of ``--preset`` in argv, if any: it sets the other options' defaults."""
+  for i, arg in enumerate(argv):
+    if arg == "--preset" and i + 1 < len(argv):
+      return argv[i + 1]
+    if arg.startswith("--preset="):
+      return arg.split("=", 1)[1]
+  return None
 
 
 def config_from_args(args: argparse.Namespace, cls=StyleConfig, **overrides):
@@ -64,8 +90,9 @@ def config_from_args(args: argparse.Namespace, cls=StyleConfig, **overrides):
   return cls(**(values | overrides))
 
 
-def build_parser() -> argparse.ArgumentParser:
-  """The whole ``jaxstyle`` parser with its subcommands."""
+def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
+  """The whole ``jaxstyle`` parser with its subcommands; ``base`` gives config defaults."""
+  base = base or StyleConfig()
   parser = _Parser(prog="jaxstyle", description="Neural style transfer in JAX (Gatys et al.).")
   commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -81,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
   stylize.add_argument("--save-every", type=int, default=0, metavar="N",
                        help="also write OUT.iterN.png every N iterations (default: 0, never)")
   stylize.add_argument("--quiet", action="store_true", help="no progress bar")
-  add_config_options(stylize)
+  add_preset_option(stylize)
+  add_config_options(stylize, base=base)
   stylize.set_defaults(run=_cmd_stylize)
 
   batch = commands.add_parser(
@@ -104,11 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run as one of several processes/hosts, each taking every N-th "
                           "member: auto-detect the cluster, or name the coordinator, the "
                           "process count and this process's index (default: one process)")
-  add_config_options(batch, skip=tuple(MEMBER_LISTS))
-  defaults = StyleConfig()
+  add_preset_option(batch)
+  add_config_options(batch, skip=tuple(MEMBER_LISTS), base=base)
   for field, (flag, kind) in MEMBER_LISTS.items():
-    batch.add_argument(flag, dest=field, nargs="+", type=kind, default=[getattr(defaults, field)],
-                       metavar="V", help=f"one or more values (default: {getattr(defaults, field)})")
+    batch.add_argument(flag, dest=field, nargs="+", type=kind, default=[getattr(base, field)],
+                       metavar="V", help=f"one or more values (default: {getattr(base, field)})")
   batch.set_defaults(run=_cmd_batch)
 
   sweep = commands.add_parser(
@@ -140,18 +168,24 @@ def build_parser() -> argparse.ArgumentParser:
   reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
   reproduce.set_defaults(run=_cmd_reproduce)
 
-  weights = commands.add_parser("weights", help="download, convert and inspect VGG19 weights")
+  weights = commands.add_parser("weights",
+                                help="download, convert and inspect VGG19 / VGG16 weights")
   weight_commands = weights.add_subparsers(dest="weights_command", required=True,
                                            parser_class=_Parser)
   convert = weight_commands.add_parser(
-      "convert", help="convert Keras .h5 or torchvision .pth VGG19 weights to jaxstyle's format")
+      "convert", help="convert Keras .h5 or torchvision .pth VGG19/VGG16 weights to "
+      "jaxstyle's format (the network is recognised from the file)")
   convert.add_argument("src", metavar="SRC", help="vgg19_weights_tf_dim_ordering_tf_kernels_"
-                       "notop.h5 (Keras) or vgg19-dcbb9e9d.pth (torchvision)")
+                       "notop.h5 / vgg16_... (Keras) or vgg19-dcbb9e9d.pth / "
+                       "vgg16-397923af.pth (torchvision)")
   convert.add_argument("dst", metavar="DST", help="output .h5 file, e.g. weights/vgg19.h5")
   convert.set_defaults(run=_cmd_convert)
   download = weight_commands.add_parser(
-      "download", help="download the Keras VGG19 weights, check the md5 and convert them")
-  download.add_argument("--dest", default="weights/vgg19.h5", help="(default: weights/vgg19.h5)")
+      "download", help="download the Keras VGG19 (or VGG16) weights, check the md5 and "
+      "convert them")
+  download.add_argument("--network", default="vgg19", choices=("vgg19", "vgg16"),
+                        help="which network (default: vgg19)")
+  download.add_argument("--dest", default=None, help="(default: weights/NETWORK.h5)")
   download.add_argument("--url", default=None, help="override the download address")
   download.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait for the server (default: 10)")
@@ -169,10 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
   demo.add_argument("-o", "--output", default="demo_out", metavar="DIR",
                     help="output directory (default: demo_out)")
   demo.add_argument("--quiet", action="store_true", help="no progress bar")
-  add_config_options(demo, skip=("size", "iters"))
+  add_preset_option(demo)
+  add_config_options(demo, skip=("size", "iters"), base=base)
   demo.add_argument("--size", type=int, default=128, help="(default: 128)")
   demo.add_argument("--iters", type=int, default=100, help="(default: 100)")
   demo.set_defaults(run=_cmd_demo)
+
+  presets_command = commands.add_parser(
+      "presets", help="list the presets (published objectives) or show one's settings",
+      description="Presets write the objectives of the classic papers and tools as "
+                  "configs; use one with --preset NAME.")
+  presets_command.add_argument("name", metavar="NAME", nargs="?", default=None,
+                               help="show this preset's source, notes and every setting")
+  presets_command.set_defaults(run=_cmd_presets)
   return parser
 
 
@@ -317,28 +360,44 @@ def _cmd_convert(args) -> int:
 
 def _cmd_download(args) -> int:
   from jaxstyle import convert
-  dest = convert.download(args.dest, url=args.url or convert.KERAS_URL, timeout=args.timeout)
-  print(f"downloaded, verified (md5 {convert.KERAS_MD5}) and converted -> {dest}")
+  dest = convert.download(args.dest, network=args.network, url=args.url, timeout=args.timeout)
+  print(f"downloaded, verified (md5 {convert.KERAS_FILES[args.network].md5}) and converted "
+        f"-> {dest}")
   return 0
 
 
 def _cmd_info(args) -> int:
-  from jaxstyle.vgg import LAYER_NAMES
-  from jaxstyle.weights import load_vgg19, read_info
+  from jaxstyle.vgg import layer_names
+  from jaxstyle.weights import load_weights, read_info
 
   info = read_info(args.file)
-  loaded = load_vgg19(args.file)  # Full validation: a file that prints fine also loads.
+  loaded = load_weights(args.file)  # Full validation: a file that prints fine also loads.
   attrs = info["attrs"]
   print(f"file:        {args.file}")
   print(f"sha256:      {loaded.sha256}")
   print(f"format:      {attrs['format']} v{attrs.get('format_version')}")
-  print(f"network:     VGG19, width scale {attrs.get('width_scale', 1.0):g}")
+  print(f"network:     {loaded.network.upper()}, width scale {attrs.get('width_scale', 1.0):g}")
   print(f"convention:  {attrs.get('convention')}")
   print(f"source:      {attrs.get('source_name')} (sha256 {attrs.get('source_sha256')})")
   print("layers:")
-  for name in LAYER_NAMES:
+  for name in layer_names(loaded.network):
     shapes = info["layers"][name]
     print(f"  {name:<13} kernel {shapes['kernel']}  bias {shapes['bias']}")
+  return 0
+
+
+def _cmd_presets(args) -> int:
+  import inspect
+
+  from jaxstyle import presets
+  if args.name is None:
+    for name in presets.PRESETS:
+      print(f"{name:<22} {presets.describe(name)}")
+    return 0
+  config = presets.get(args.name)
+  print(f"{args.name}\n\n{inspect.getdoc(presets.PRESETS[args.name])}\n\nsettings:")
+  for key, value in config.to_dict().items():
+    print(f"  --{key.replace('_', '-'):<24} {value}")
   return 0
 
 
@@ -354,7 +413,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None) -> int:
   """Entry point of the ``jaxstyle`` command; returns the exit code."""
-  parser = build_parser()
+  argv = sys.argv[1:] if argv is None else list(argv)
+  from jaxstyle import presets
+  preset = preset_in(argv)
+  # A known preset supplies the defaults; an unknown one is argparse's to refuse.
+  parser = build_parser(presets.get(preset) if preset in presets.PRESETS else None)
   args = parser.parse_args(argv)
   with warnings.catch_warnings():  # Restores the default display on the way out.
     warnings.showwarning = _show_warning

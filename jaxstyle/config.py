@@ -56,21 +56,33 @@ class StyleConfig:
   scale_iters: tuple[int, ...] | None = _opt(
       None, "iterations per scale, coarse to fine (default: --iters at every scale)",
       metavar="N")
-  content_weight: float = _opt(1.0, "weight α of the content loss ½Σ(F−P)²")
-  style_weight: float = _opt(1e4, "weight β of the style loss Σ_l w_l E_l (Gatys eq. 4)")
+  network: str = _opt("vgg19", "the VGG network whose features define the losses",
+                      choices=("vgg19", "vgg16"))
+  content_weight: float = _opt(1.0, "weight α of the content loss (--content-norm)")
+  style_weight: float = _opt(1e4, "weight β of the style loss Σ_l w_l E_l, w_l summing to 1")
   tv_weight: float = _opt(1e2, "weight of the total-variation loss (0 disables it)")
   tv_beta: float = _opt(2.0, "TV exponent β in Σ(Δx²+Δy²)^(β/2); the Keras example uses 2.5")
-  content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "content layers (relu4_2 or "
-                                         "block4_conv2 spelling)", metavar="LAYER")
+  content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "content layers: relu4_2 or "
+                                         "block4_conv2 (after the ReLU), conv4_2 (before it)",
+                                         metavar="LAYER")
+  content_norm: str = _opt("half_sum", "content loss: half_sum ½Σ(F−P)² (Gatys eq. 1), sum "
+                           "Σ(F−P)² (Keras example) or mean Σ(F−P)²/(C·H·W) (MSE)",
+                           choices=("half_sum", "sum", "mean"))
   style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers", metavar="LAYER")
   style_layer_weights: tuple[float, ...] | None = _opt(
       None, "per-style-layer weights w_l (normalised to sum 1); default equal", metavar="W")
   style_layer_weight_exp: float = _opt(
       1.0, "geometric style-layer weights: w_l ∝ exp^l from the first style layer (Athalye's "
       "neural-style); < 1 favours fine features, > 1 coarse ones; 1 is equal weights")
+  style_loss: str = _opt("gram", "style loss: gram (Gram matrices, --style-norm) or w2 (mean "
+                         "and covariance: Wasserstein-2 distance between Gaussians)",
+                         choices=("gram", "w2"))
   style_norm: str = _opt("gatys", "Gram loss normalisation: gatys Σ(G−A)²/(4N²M²), chw "
-                         "(Gram/(C·H·W), then MSE) or hw (Gram/(H·W), then MSE)",
-                         choices=("gatys", "chw", "hw"))
+                         "(Gram/(C·H·W), then MSE), hw (Gram/(H·W), then MSE) or keras "
+                         "Σ(G−A)²/(4·3²·(H·W)²) with the image's H·W, as the Keras example",
+                         choices=("gatys", "chw", "hw", "keras"))
+  normalize_gradients: bool = _opt(False, "L1-normalise each content/style layer's gradient "
+                                   "before weighting it (Johnson's neural-style); Adam only")
   style_scale: tuple[float, ...] = _opt(
       (1.0,), "style image size relative to --size: one factor, or one per style image",
       metavar="S")
@@ -81,6 +93,10 @@ class StyleConfig:
   style_blend_weights: tuple[float, ...] | None = _opt(
       None, "with several style images: blend weights b_k of the style target Σ b_k A_k "
       "(normalised); default equal", metavar="B")
+  style_masks: tuple[str, ...] | None = _opt(
+      None, "one mask image per style image (white: apply that style, black: not; grey "
+      "weighs): each style is matched only where its mask is set, with guided Gram "
+      "matrices (Gatys et al. 2017); default: styles blend everywhere", metavar="MASK")
   pooling: str = _opt("max", "pooling between VGG blocks", choices=("max", "avg"))
   init: str = _opt("content", "initial image: content, noise (seeded, uniform), gray, "
                    "style_stats (seeded noise with the style's per-channel mean and std) or "
@@ -93,6 +109,9 @@ class StyleConfig:
                           "iterates with this decay, bias-corrected (Crowson's style-transfer; "
                           "e.g. 0.99); 0 outputs the last iterate")
   lbfgs_memory: int = _opt(10, "L-BFGS history size (memory grows with history x pixels)")
+  lbfgs_restart: int = _opt(0, "restart L-BFGS (forget its history) once this many "
+                            "objective evaluations have run since the last restart, as "
+                            "repeated scipy fmin_l_bfgs_b(maxfun=N) calls do; 0: never")
   seed: int = _opt(0, "seed for the noise init and anything else random")
   weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
                              "random[:SEED[:WIDTH_SCALE]]; default $JAXSTYLE_WEIGHTS, "
@@ -109,6 +128,9 @@ class StyleConfig:
         float(v) for v in (scale if isinstance(scale, (list, tuple)) else (scale,))))
     if self.scale_iters is not None:
       object.__setattr__(self, "scale_iters", tuple(int(n) for n in self.scale_iters))
+    if self.style_masks is not None:
+      # An empty list (how a sweep's zip axis says "no masks") means None.
+      object.__setattr__(self, "style_masks", tuple(str(m) for m in self.style_masks) or None)
     for name in ("style_layer_weights", "style_blend_weights"):
       if getattr(self, name) is not None:
         object.__setattr__(self, name, tuple(float(w) for w in getattr(self, name)))
@@ -134,8 +156,9 @@ class StyleConfig:
     need(self.tv_beta > 0, "tv_beta", "a positive exponent", self.tv_beta)
     need(len(self.content_layers) + len(self.style_layers) > 0, "style_layers",
          "at least one content or style layer", self.style_layers)
+    need(self.network in vgg.NETWORKS, "network", "vgg19 or vgg16", self.network)
     for layer in self.content_layers + self.style_layers:
-      vgg.canonical_layer(layer)
+      vgg.canonical_layer(layer, self.network)
     if self.style_layer_weights is not None:
       need(len(self.style_layer_weights) == len(self.style_layers), "style_layer_weights",
            f"{len(self.style_layers)} weights, one per style layer", self.style_layer_weights)
@@ -147,8 +170,18 @@ class StyleConfig:
     need(self.style_layer_weights is None or self.style_layer_weight_exp == 1.0,
          "style_layer_weight_exp", "1 when --style-layer-weights are given (use one or the "
          "other)", self.style_layer_weight_exp)
-    need(self.style_norm in ("gatys", "chw", "hw"), "style_norm", "gatys, chw or hw",
-         self.style_norm)
+    need(self.style_norm in ("gatys", "chw", "hw", "keras"), "style_norm",
+         "gatys, chw, hw or keras", self.style_norm)
+    need(self.style_loss in ("gram", "w2"), "style_loss", "gram or w2", self.style_loss)
+    need(self.content_norm in ("half_sum", "sum", "mean"), "content_norm",
+         "half_sum, sum or mean", self.content_norm)
+    need(not self.normalize_gradients or self.optimizer == "adam", "normalize_gradients",
+         "--optimizer adam (normalised gradients are not the objective's gradient, so "
+         "L-BFGS's linesearch would be misled)", self.normalize_gradients)
+    need(self.style_masks is None or self.style_blend_weights is None, "style_masks",
+         "no --style-blend-weights with masks (masked styles apply side by side, not "
+         "blended)", self.style_masks)
+    need(self.lbfgs_restart >= 0, "lbfgs_restart", "a non-negative count", self.lbfgs_restart)
     need(len(self.style_scale) >= 1 and all(v > 0 for v in self.style_scale), "style_scale",
          "positive factors", self.style_scale)
     need(self.preserve_colors in ("none", "luminance", "histogram"), "preserve_colors",

@@ -69,13 +69,13 @@ def run(args, config: StyleConfig) -> None:
     print("demo: sample images not found (../shared/images or $JAXSTYLE_IMAGES); "
           "using generated images")
   spec = config.weights or os.environ.get(weights.ENV_VAR)
-  if spec is None and not weights.DEFAULT_PATH.exists():
+  if spec is None and not weights.default_path(config.network).exists():
     print(BANNER, end="")
     spec = "random"
   with warnings.catch_warnings():
     if spec == "random":  # The banner already said it, louder.
       warnings.simplefilter("ignore", weights.RandomWeightsWarning)
-    vgg_weights = weights.resolve_weights(spec)
+    vgg_weights = weights.resolve_weights(spec, network=config.network)
   result = stylize(content, style, config, weights=vgg_weights, progress=not args.quiet)
   images.save_image(out / "stylized.png", result.image,
                     text=provenance.png_text(result, content=content if folder else None,

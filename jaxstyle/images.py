@@ -100,6 +100,16 @@ def resize_array(rgb_HxWx3: np.ndarray, height: int, width: int) -> np.ndarray:
   return np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), np.uint8)
 
 
+def load_mask(path, height: int, width: int) -> np.ndarray:
+  """A mask image as float32 H x W in [0, 1] (white 1, black 0), resized to height x width.
+
+  Colour masks count by their mean over R, G, B; the mask's own aspect ratio
+  is not kept, it is stretched over the content image it refers to.
+  """
+  rgb = load_image(path, min_side=1)
+  return resize_array(rgb, height, width).mean(-1).astype(np.float32) / 255.0
+
+
 def check_output_path(path) -> Path:
   """Fails fast, before any compute, if ``path`` cannot be written as an image."""
   path = Path(path)

@@ -84,7 +84,7 @@ def rerun(record: dict, *, weights_spec: str | None = None, progress: bool = Fal
   style = record["style"]
   style = ([checked(s, "style") for s in style] if isinstance(style, list)
            else checked(style, "style"))
-  weights = resolve_weights(weights_spec or config.weights)
+  weights = resolve_weights(weights_spec or config.weights, network=config.network)
   if weights.sha256 != record["weights"]["sha256"] or weights.source != record["weights"]["source"]:
     raise JaxstyleError(
         f"weights {weights.source} (sha256 {weights.sha256}) are not the recorded "

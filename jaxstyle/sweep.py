@@ -15,6 +15,11 @@ fields, and ``[axes]``: value lists over config fields and/or ``style``::
     style = ["../shared/images/style/starry_night.jpg", "../shared/images/style/the_scream.jpg"]
     style_weight = [1e3, 1e4, 1e5]
 
+A top-level ``preset = "keras-example"`` starts every member from that preset
+(:mod:`jaxstyle.presets`) instead of the defaults; ``preset`` may also be an
+axis, to compare the published objectives side by side. ``[base]`` and the
+other axes override the preset's fields.
+
 Members that differ only in ``transfer.MEMBER_FIELDS`` (style, loss weights,
 init, seed) run together as one batched program; others run one program each.
 Every finished member appends one JSON line to ``RUNDIR/records.jsonl``; a
@@ -33,6 +38,7 @@ import tomllib
 from pathlib import Path
 from typing import NamedTuple
 
+from jaxstyle import presets
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 
@@ -58,10 +64,10 @@ def load_sweep(path) -> Sweep:
     raise ConfigError(f"{path}: no such sweep file") from None
   except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
     raise ConfigError(f"{path}: not valid TOML ({e})") from None
-  unknown = set(data) - {"content", "style", "mode", "base", "axes"}
+  unknown = set(data) - {"content", "style", "mode", "preset", "base", "axes"}
   if unknown:
     raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; expected content, style, mode, "
-                      "[base] and [axes]")
+                      "preset, [base] and [axes]")
   here = path.parent
   if "content" not in data:
     raise ConfigError(f"{path}: missing 'content' (the content image)")
@@ -71,8 +77,9 @@ def load_sweep(path) -> Sweep:
     raise ConfigError(f"{path}: mode must be 'product' or 'zip', got {mode!r}")
   fields = {f.name for f in dataclasses.fields(StyleConfig)}
   for name, values in axes.items():
-    if name != "style" and name not in fields:
-      raise ConfigError(f"{path}: axis {name!r} is not a StyleConfig field nor 'style'")
+    if name not in ("style", "preset") and name not in fields:
+      raise ConfigError(f"{path}: axis {name!r} is not a StyleConfig field, 'style' or "
+                        "'preset'")
     if not isinstance(values, list) or not values:
       raise ConfigError(f"{path}: axis {name!r} needs a non-empty list of values")
   for name in base:
@@ -95,7 +102,15 @@ def load_sweep(path) -> Sweep:
   members = []
   for combo in combos:
     values = dict(zip(names, combo))
-    config = StyleConfig(**{**base, **{k: v for k, v in values.items() if k != "style"}})
+    preset = values.get("preset", data.get("preset"))
+    start = presets.get(preset) if preset is not None else StyleConfig()
+    fields_here = {**base, **{k: v for k, v in values.items() if k not in ("style", "preset")}}
+    if fields_here.get("style_masks"):  # Files, like the images: relative to the sweep file.
+      fields_here["style_masks"] = _resolve(here, list(fields_here["style_masks"]))
+    try:
+      config = start.replace(**fields_here)
+    except ConfigError as e:
+      raise ConfigError(f"{path}: {e}") from None
     members.append((values, _resolve(here, values["style"]), config))
   return Sweep(path, _resolve(here, data["content"]), axes, mode, members)
 
@@ -206,9 +221,10 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
     groups.setdefault(key, []).append(member)
   weights_cache = {}
   for key, members in groups.items():
-    if key.weights not in weights_cache:
-      weights_cache[key.weights] = resolve_weights(key.weights)
-    weights = weights_cache[key.weights]
+    which = (key.weights, key.network)
+    if which not in weights_cache:
+      weights_cache[which] = resolve_weights(key.weights, network=key.network)
+    weights = weights_cache[which]
     results = stylize_batch(str(sweep.content), [m[2] for m in members], [m[3] for m in members],
                             weights=weights, progress=progress, max_members=max_members)
     for (mid, values, style, config), result in zip(members, results):
@@ -269,8 +285,8 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
   across = names[-1] if sweep.mode == "product" else None
   columns = len(sweep.axes[across]) if across else len(sweep.members)
   rows = (len(sweep.members) + columns - 1) // columns
-  margin_left, margin_top = 170, 28
-  sheet = Image.new("RGB", (margin_left + columns * cell, margin_top + rows * (cell + 18) + 16),
+  margin_left, margin_top = (170 if across else 8), 28
+  sheet = Image.new("RGB", (margin_left + columns * cell, margin_top + rows * (cell + 28) + 16),
                     "white")
   draw = ImageDraw.Draw(sheet)
   if across:
@@ -279,7 +295,7 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
       draw.text((margin_left + j * cell + 4, 6), _label(value), fill="black")
   for index, (values, _, _) in enumerate(sweep.members):
     r, c = divmod(index, columns)
-    x, y = margin_left + c * cell, margin_top + r * (cell + 18)
+    x, y = margin_left + c * cell, margin_top + r * (cell + 28)
     record = by_id.get(ids[index])
     tile = Image.new("RGB", (cell - 4, cell - 4), (200, 200, 200))
     if record is not None and (rundir / record["output"]).exists():
@@ -288,14 +304,18 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
         tile.paste(img, ((cell - 4 - img.width) // 2, (cell - 4 - img.height) // 2))
     sheet.paste(tile, (x + 2, y + 2))
     label = ", ".join(f"{k}={_label(v)}" for k, v in values.items() if k != across)
-    if not across:  # zip: each cell carries its own label, below it.
-      draw.text((x + 2, y + cell), label[:26], fill="black")
+    if not across:  # zip: each cell says how it differs from the first member, below it.
+      first = sweep.members[0][0]
+      changed = [f"{k}={_label(v)}" for k, v in values.items() if v != first[k]]
+      label = ", ".join(changed) if index and changed else label
+      for line, text in enumerate((label[:26], label[26:52])):
+        draw.text((x + 2, y + cell + 10 * line - 2), text, fill="black")
     elif c == 0:  # product: one label per row, at its left.
       draw.text((4, y + cell // 2), label[:28], fill="black")
     if record is not None and record["status"] == "failed":
       draw.text((x + 6, y + 6), "FAILED", fill="red")
   if any(r["weights"]["random"] for r in by_id.values()):
-    draw.text((4, sheet.height - 14), "RANDOM VGG19 features: not real style transfer",
+    draw.text((4, sheet.height - 14), "RANDOM VGG features: not real style transfer",
               fill="red")
   with atomic_path(path, suffix=".png") as tmp:
     sheet.save(tmp, format="PNG")

@@ -46,15 +46,21 @@ class ObjectiveSpec:
   tv_beta: float
   pooling: str
   convention: str
+  content_norm: str = "half_sum"
+  style_loss: str = "gram"
+  normalize_gradients: bool = False
 
   @classmethod
   def from_config(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
     """The objective a config describes, for weights of ``convention``."""
     return cls(
-        content_layers=tuple(vgg.canonical_layer(n) for n in config.content_layers),
-        style_layers=tuple(vgg.canonical_layer(n) for n in config.style_layers),
+        content_layers=tuple(vgg.canonical_layer(n, config.network)
+                             for n in config.content_layers),
+        style_layers=tuple(vgg.canonical_layer(n, config.network) for n in config.style_layers),
         style_layer_weights=config.normalised_style_layer_weights,
-        style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling, convention=convention)
+        style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling,
+        convention=convention, content_norm=config.content_norm, style_loss=config.style_loss,
+        normalize_gradients=config.normalize_gradients)
 
   @property
   def layers(self) -> tuple[str, ...]:
@@ -70,11 +76,12 @@ class SolverSpec:
   lbfgs_memory: int
   record_terms: bool
   ema_decay: float = 0.0
+  lbfgs_restart: int = 0
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> "SolverSpec":
     return cls(config.optimizer, config.lr, config.lbfgs_memory, config.record_terms,
-               config.ema_decay)
+               config.ema_decay, config.lbfgs_restart)
 
   def make(self) -> optax.GradientTransformationExtraArgs:
     """The optax transformation: L-BFGS with zoom linesearch, or Adam."""
@@ -97,43 +104,91 @@ class LossWeights(NamedTuple):
 
 
 class Targets(NamedTuple):
-  """What the objective matches: content activations and style Gram matrices.
+  """What the objective matches: content activations and style statistics.
 
   Attributes:
     content: ``{layer: H x W x C}`` activations of the content image.
-    style: ``{layer: C x C}`` Gram matrices of the style image, rescaled by
-      M_output / M_style so that eq. 4 compares like with like when the
-      style image has another size than the output.
+    style: per style layer, for the Gram loss the style image's C x C Gram
+      matrix rescaled by M_output / M_style (so that eq. 4 compares like
+      with like when the style image has another size than the output); for
+      the W2 loss the dict of :func:`jaxstyle.losses.w2_targets`. With
+      masks, each has a leading axis K, one entry per masked style.
+    masks: None, or ``{layer: K x H x W}``: each style's mask at that
+      layer's resolution, the Gram of style k taken over F·m_k.
   """
 
   content: dict
   style: dict
+  masks: dict | None = None
 
 
 def make_targets(params, content_rgb_HxWx3, style_rgb, spec: ObjectiveSpec, *,
-                 blend_weights=None) -> Targets:
-  """Computes the content activations and style Grams the objective matches.
+                 blend_weights=None, masks_KxHxW=None) -> Targets:
+  """Computes the content activations and style statistics the objective matches.
 
   ``style_rgb`` is one image, or a list of images blended into one target,
   A = Σ_k b_k A_k with ``blend_weights`` b (normalised to sum 1; equal by
   default), as ``-style_blend_weights`` in Johnson's neural-style. Each style
   image keeps its own size: its Gram matrix is rescaled by M_output / M_style.
+  With ``masks_KxHxW`` (one mask in [0, 1] per style image, at the content's
+  size), style k is instead matched only where m_k is set (guided Grams).
   """
   at_content = _features(params, content_rgb_HxWx3, spec.layers, spec)
+  masks = None if masks_KxHxW is None else mask_pyramid(masks_KxHxW, at_content, spec)
   return Targets(content={n: at_content[n] for n in spec.content_layers},
-                 style=_style_grams(params, at_content, style_rgb, spec, blend_weights))
+                 style=_style_targets(params, at_content, style_rgb, spec, blend_weights, masks),
+                 masks=masks)
 
 
-def _style_grams(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blend_weights):
-  """The blended, M-rescaled style Grams; ``at_content`` gives the output's feature shapes."""
+def mask_pyramid(masks_KxHxW, at_content: dict, spec: ObjectiveSpec) -> dict:
+  """Each style layer's K masks at its resolution: 2x2 averages, once per pool before it."""
+  masks = jnp.asarray(masks_KxHxW, jnp.float32)
+  if masks.ndim != 3:
+    raise ConfigError(f"masks: expected K x H x W (one mask per style image), got shape "
+                      f"{masks.shape}")
+  out = {}
+  for name in spec.style_layers:
+    m = masks
+    for _ in range(int(name[len("block")]) - 1):
+      m = jax.lax.reduce_window(m, 0.0, jax.lax.add, (1, 2, 2), (1, 2, 2), "VALID") / 4.0
+    out[name] = m
+  return out
+
+
+def _style_targets(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blend_weights,
+                   masks=None):
+  """Each style layer's target; ``at_content`` gives the output's feature shapes.
+
+  Every style image contributes its mean μ_k and second moment S_k = G_k/M_k
+  (size-free). Blended: μ = Σ b_k μ_k, S = Σ b_k S_k; the Gram target is
+  M_output · S (= Σ b_k G_k M_output/M_k) and the W2 target the Gaussian with
+  mean μ and covariance S − μμᵀ. Masked: one target per style image, the
+  Gram one scaled by the mask's Σ m_k² instead of M_output.
+  """
   styles = list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb]
+  stats = [_features(params, style, spec.style_layers, spec) for style in styles]
+  moments = [{name: (f.mean((0, 1)), losses.gram_matrix(f) / _positions(f))
+              for name, f in feats.items()} for feats in stats]
+  if masks:
+    if len(styles) != next(iter(masks.values())).shape[0]:
+      raise ConfigError(f"--style-masks: expected one mask per style image ({len(styles)}), "
+                        f"got {next(iter(masks.values())).shape[0]}")
+    return {name: _stack([_target(spec, *m[name], jnp.sum(jnp.square(masks[name][k])))
+                          for k, m in enumerate(moments)])
+            for name in spec.style_layers}
   blend = _normalised(blend_weights, len(styles))
-  grams = {name: 0.0 for name in spec.style_layers}
-  for b, style in zip(blend, styles):
-    for name, f in _features(params, style, spec.style_layers, spec).items():
-      grams[name] = grams[name] + b * losses.gram_matrix(f) * (
-          _positions(at_content[name]) / _positions(f))
-  return grams
+  out = {}
+  for name in spec.style_layers:
+    mean = sum(b * m[name][0] for b, m in zip(blend, moments))
+    second = sum(b * m[name][1] for b, m in zip(blend, moments))
+    out[name] = _target(spec, mean, second, _positions(at_content[name]))
+  return out
+
+
+def _target(spec: ObjectiveSpec, mean_N, second_NxN, positions):
+  if spec.style_loss == "w2":
+    return losses.w2_targets(mean_N, second_NxN - jnp.outer(mean_N, mean_N))
+  return second_NxN * positions
 
 
 def _normalised(weights, count: int) -> tuple[float, ...]:
@@ -153,7 +208,7 @@ def _positions(F_HxWxC) -> int:
 def _features_jit(params, rgb_HxWx3, layers, spec):
   dtype = params["block1_conv1"]["kernel"].dtype  # Compute in the network's precision.
   x = vgg.preprocess(rgb_HxWx3, spec.convention).astype(dtype)[None]
-  return {k: v[0] for k, v in vgg.vgg19_features(params, x, layers, pooling=spec.pooling).items()}
+  return {k: v[0] for k, v in vgg.vgg_features(params, x, layers, pooling=spec.pooling).items()}
 
 
 def _features(params, rgb_HxWx3, layers, spec):
@@ -163,16 +218,41 @@ def _features(params, rgb_HxWx3, layers, spec):
 def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
   """The unweighted loss terms of one image in RGB 0-255.
 
-  Returns ``{"content": Σ_l content_loss, "style": Σ_l w_l E_l, "tv": TV}``.
+  Returns ``{"content": Σ_l content_loss, "style": Σ_l w_l E_l, "tv": TV}``,
+  E_l the layer's style loss (summed over the masked styles, if any).
   """
-  feats = vgg.vgg19_features(params, vgg.preprocess(x_HxWx3, spec.convention)[None],
-                             spec.layers, pooling=spec.pooling)
-  content = sum((losses.content_loss(feats[n][0], targets.content[n])
-                 for n in spec.content_layers), jnp.float32(0))
-  style = sum((w * losses.style_layer_loss(feats[n][0], targets.style[n], norm=spec.style_norm)
+  feats = vgg.vgg_features(params, vgg.preprocess(x_HxWx3, spec.convention)[None],
+                           spec.layers, pooling=spec.pooling)
+  pixels = x_HxWx3.shape[0] * x_HxWx3.shape[1]
+  content_fn = partial(losses.content_loss, norm=spec.content_norm)
+  style_fn = partial(_style_layer, spec=spec, pixels=pixels)
+  if spec.normalize_gradients:
+    content_fn, style_fn = map(losses.normalized_gradient, (content_fn, style_fn))
+  masks = targets.masks or {}
+  content = sum((content_fn(feats[n][0], targets.content[n]) for n in spec.content_layers),
+                jnp.float32(0))
+  style = sum((w * style_fn(feats[n][0], targets.style[n], masks.get(n))
                for n, w in zip(spec.style_layers, spec.style_layer_weights)), jnp.float32(0))
   return {"content": content, "style": style,
           "tv": losses.tv_loss(x_HxWx3, beta=spec.tv_beta)}
+
+
+def _style_layer(F_HxWxC, target, masks_KxHxW, *, spec: ObjectiveSpec, pixels: int):
+  """One layer's style loss E_l: unmasked, or summed over the K masked styles."""
+  if masks_KxHxW is None:
+    if spec.style_loss == "w2":
+      return losses.w2_style_loss(F_HxWxC, target)
+    return losses.style_layer_loss(F_HxWxC, target, norm=spec.style_norm, pixels=pixels)
+
+  def masked(target_k, m_HxW):
+    weight_HxW = jnp.square(m_HxW)
+    if spec.style_loss == "w2":
+      return losses.w2_style_loss(F_HxWxC, target_k, weight_HxW)
+    positions = jnp.maximum(jnp.sum(weight_HxW), 1e-6)  # An empty mask gives 0, not 0/0.
+    return losses.gram_loss(losses.gram_matrix(F_HxWxC * m_HxW[..., None]), target_k,
+                            positions=positions, norm=spec.style_norm,
+                            pixels=pixels * positions / m_HxW.size)
+  return jnp.sum(jax.vmap(masked)(target, masks_KxHxW))
 
 
 def objective(params, targets: Targets, x_HxWx3, weights: LossWeights, spec: ObjectiveSpec):
@@ -198,6 +278,8 @@ class RunState(NamedTuple):
   step: jax.Array
   finite: jax.Array
   average: jax.Array  # Σ decay-weighted iterates; see SolverSpec.ema_decay.
+  evaluations: jax.Array  # Objective evaluations (f and ∇f) so far, the initial one included.
+  since_restart: jax.Array  # Evaluations since L-BFGS last forgot its history.
 
 
 def output_image(state: RunState, solver: SolverSpec):
@@ -218,7 +300,7 @@ def init_state(params, targets, x0_HxWx3, weights, spec: ObjectiveSpec, solver: 
   """One run's initial carry: the optimiser state and f, ∇f at ``x0``; and the terms."""
   (value, terms), grad = _value_and_grad(params, targets, weights, spec)(x0_HxWx3)
   state = RunState(x0_HxWx3, solver.make().init(x0_HxWx3), value, grad, jnp.int32(0),
-                   jnp.isfinite(value), jnp.zeros_like(x0_HxWx3))
+                   jnp.isfinite(value), jnp.zeros_like(x0_HxWx3), jnp.int32(1), jnp.int32(0))
   # optax's init leaves weakly-typed scalars that the loop returns strongly
   # typed; without this, the chunk program would compile a second time.
   return jax.tree.map(lambda a: a.astype(a.dtype), state), terms
@@ -238,16 +320,25 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
                                     value=state.value, grad=state.grad, value_fn=value_fn)
     image = optax.apply_updates(state.image, updates)
     value, grad = optax.tree.get(opt_state, "value"), optax.tree.get(opt_state, "grad")
+    evaluations = optax.tree.get(opt_state, "num_linesearch_steps").astype(jnp.int32)
+    since_restart = state.since_restart + evaluations
+    if solver.lbfgs_restart:  # Forget the curvature history, as a new scipy call would.
+      restart = since_restart >= solver.lbfgs_restart
+      opt_state = jax.tree.map(lambda fresh, kept: jnp.where(restart, fresh, kept),
+                               opt.init(image), opt_state)
+      since_restart = jnp.where(restart, 0, since_restart)
     terms = (objective_terms(params, targets, image, spec) if solver.record_terms
              else {t: jnp.float32(jnp.nan) for t in TERMS})
   else:
     updates, opt_state = opt.update(state.grad, state.opt_state, state.image)
     image = optax.apply_updates(state.image, updates)
     (value, terms), grad = _value_and_grad(params, targets, weights, spec)(image)
+    evaluations, since_restart = jnp.int32(1), state.since_restart
   ok = jnp.isfinite(value)
   average = (solver.ema_decay * state.average + (1.0 - solver.ema_decay) * image
              if solver.ema_decay else state.average)
-  new = RunState(image, opt_state, value, grad, state.step + 1, ok, average)
+  new = RunState(image, opt_state, value, grad, state.step + 1, ok, average,
+                 state.evaluations + evaluations, since_restart)
   return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)._replace(finite=ok), terms
 
 
@@ -293,16 +384,16 @@ def _over_members(one, params, targets, *members, solver: SolverSpec, mesh):
   """``one(params, targets_i, *members_i)`` for every member, stacked."""
   def local(params, targets, *members):
     if solver.optimizer != "lbfgs":
-      return jax.vmap(one, in_axes=(None, Targets(None, 0)) + (0,) * len(members))(
+      return jax.vmap(one, in_axes=(None, Targets(None, 0, None)) + (0,) * len(members))(
           params, targets, *members)
     def member(xs):
-      return one(params, Targets(targets.content, xs[0]), *xs[1:])
+      return one(params, Targets(targets.content, xs[0], targets.masks), *xs[1:])
     return jax.lax.map(member, (targets.style,) + members)
 
   if mesh is None:
     return local(params, targets, *members)
   from jax.sharding import PartitionSpec as P
-  specs = (P(), Targets(P(), P("members"))) + (P("members"),) * len(members)
+  specs = (P(), Targets(P(), P("members"), P())) + (P("members"),) * len(members)
   # check_vma=False: optax's linesearch has conds whose branches differ in
   # "varies across devices" typing (a constant on one side); every value in
   # ``local`` is per-member anyway, so the check has nothing to protect here.
@@ -413,7 +504,7 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
       ``config.style_blend_weights``.
     config: the objective and optimiser settings.
     key: PRNG key for the noise init; default ``jax.random.key(config.seed)``.
-    weights: VGG19 weights; default ``resolve_weights(config.weights)``.
+    weights: VGG weights; default ``resolve_weights(config.weights, network=config.network)``.
     progress: show a progress bar (iteration, loss, it/s, ETA) on stderr.
     callback: called as ``callback(iteration, image_uint8, losses)`` after
       every ``save_every`` iterations (and never when ``save_every`` is 0).
@@ -457,7 +548,7 @@ def stylize_batch(content_img, style_imgs, configs, *, keys=None,
     style_imgs: one style (path, array or blended list) per member.
     configs: one StyleConfig per member, or one for all.
     keys: one PRNG key per member; default ``jax.random.key(config.seed)``.
-    weights: VGG19 weights; default ``resolve_weights(configs[0].weights)``.
+    weights: VGG weights; default the first config's.
     progress: show a progress bar.
     max_members: run at most this many members per program (bounds memory);
       default all at once.
@@ -472,7 +563,7 @@ def stylize_batch(content_img, style_imgs, configs, *, keys=None,
   if group < 1:
     raise ConfigError(f"max_members: expected at least 1, got {max_members}")
   if weights is None:  # Once for all groups, not once per group.
-    weights = resolve_weights(configs[0].weights)
+    weights = resolve_weights(configs[0].weights, network=configs[0].network)
   results = []
   for start in range(0, n, group):
     stop = min(start + group, n)
@@ -511,7 +602,11 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   """Runs len(configs) members, one scale after another (see ``StyleConfig.scales``)."""
   config = _shared_program(configs)
   if weights is None:  # Once for all scales, not once per scale.
-    weights = resolve_weights(config.weights)
+    weights = resolve_weights(config.weights, network=config.network)
+  elif weights.network != config.network:
+    raise ConfigError(f"--network {config.network}: the weights given ({weights.source}) are "
+                      f"{weights.network.upper()}; pass {config.network.upper()} weights or "
+                      f"--network {weights.network}")
   if config.scales == 1:
     return _run_scale(configs, content_img, style_imgs, keys, weights=weights,
                       progress=progress, callback=callback, save_every=save_every)
@@ -567,16 +662,21 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     bar.set_description_str("compiling")
     compile_start = time.perf_counter()
     at_content = _features(params, content, spec.layers, spec)  # Shared by all members.
-    member_grams, x0s = [], []
+    masks = None
+    if config.style_masks is not None:
+      masks = mask_pyramid(np.stack([image_io.load_mask(m, *content.shape[:2])
+                                     for m in config.style_masks]), at_content, spec)
+    member_targets, x0s = [], []
     for c, style, key in zip(configs, style_imgs, keys):
       styles = _prepare_styles(style, c, original_content)
-      member_grams.append(_style_grams(params, at_content, styles, spec, c.style_blend_weights))
+      member_targets.append(_style_targets(params, at_content, styles, spec,
+                                           c.style_blend_weights, masks))
       x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key,
                                styles=styles, blend_weights=c.style_blend_weights))
     if init_images is not None:  # Coarse to fine: start from the upsampled previous scale.
       x0s = [jnp.asarray(_as_init(img, content.shape, config), jnp.float32) for img in init_images]
     targets = Targets(content={n: at_content[n] for n in spec.content_layers},
-                      style=_stack(member_grams))
+                      style=_stack(member_targets), masks=masks)
     x0 = jnp.stack(x0s)
     loss_weights = _stack([LossWeights.from_config(c) for c in configs])
     if mesh is not None:

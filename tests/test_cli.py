@@ -32,7 +32,7 @@ def test_stylize_writes_image_with_provenance(image_files, tmp_path, capsys):
   assert record["content"]["sha256"] and record["iterations"] == 4
   captured = capsys.readouterr()
   assert f"wrote {out}: 4 iterations" in captured.out and "[RANDOM FEATURES]" in captured.out
-  assert "jaxstyle: warning: running on RANDOM VGG19 features" in captured.err
+  assert "jaxstyle: warning: running on RANDOM VGG features" in captured.err
 
 
 def test_help_shows_every_config_option_with_its_default(capsys):
@@ -55,7 +55,16 @@ def test_weights_convert_and_info(tmp_path, capsys):
   out = capsys.readouterr().out
   assert "convention:  torch" in out and "source:      vgg19_narrow_legacy.pth" in out
   assert "block5_conv4  kernel (3, 3, 16, 16)  bias (16,)" in out
-  assert "width scale 0.03125" in out
+  assert "network:     VGG19, width scale 0.03125" in out
+
+
+def test_weights_info_names_vgg16(tmp_path, capsys):
+  dst = tmp_path / "vgg16.h5"
+  assert cli.main(["weights", "convert", str(FIXTURES / "vgg16_narrow_zip.pth"), str(dst)]) == 0
+  assert cli.main(["weights", "info", str(dst)]) == 0
+  out = capsys.readouterr().out
+  assert "network:     VGG16, width scale 0.03125" in out
+  assert "block5_conv3  kernel (3, 3, 16, 16)" in out and "block5_conv4" not in out
 
 
 def test_demo_writes_result_comparison_and_plot(tmp_path, monkeypatch, capsys):

@@ -1,6 +1,7 @@
 """Artistic controls: each one's effect, measured."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -140,3 +141,170 @@ def test_iterate_averaging_outputs_the_bias_corrected_average(narrow_weights):
   assert np.abs(x2.astype(float) - expected).max() > 5  # The average is not the last iterate.
   with pytest.raises(jaxstyle.ConfigError, match="--ema-decay: expected 0 with L-BFGS"):
     jaxstyle.StyleConfig(ema_decay=0.9)
+
+
+def _w2_reference(F_HxWxC, S_HxWxC):
+  """W₂² between Gaussians fitted to F and S (float64, scipy's sqrtm)."""
+  from scipy.linalg import sqrtm
+  def stats(X):
+    X = X.reshape(-1, X.shape[-1]).astype(np.float64)
+    mu = X.mean(0)
+    return mu, (X - mu).T @ (X - mu) / len(X)
+  (m1, c1), (m2, c2) = stats(F_HxWxC), stats(S_HxWxC)
+  root = sqrtm(c2)
+  cross = np.real(sqrtm(root @ c1 @ root))
+  return np.sum((m1 - m2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * np.trace(cross)
+
+
+def test_w2_style_loss_matches_scipy_and_its_gradient_is_right():
+  from jaxstyle import losses
+  rng = np.random.default_rng(0)
+  F = rng.normal(size=(7, 6, 4)) @ rng.normal(size=(4, 4))
+  S = rng.normal(1.0, 2.0, size=(5, 9, 4)) @ rng.normal(size=(4, 4))
+  target = losses.w2_targets(*losses.gaussian_stats(S.astype(np.float32)))
+  np.testing.assert_allclose(jaxstyle.w2_style_loss(F.astype(np.float32), target),
+                             _w2_reference(F, S), rtol=2e-3)
+  assert abs(float(jaxstyle.w2_style_loss(S.astype(np.float32), target))) < 1e-3 * _w2_reference(F, S)
+  with jax.enable_x64(True):
+    t64 = losses.w2_targets(*losses.gaussian_stats(jnp.asarray(S)))
+    f = lambda x: jaxstyle.w2_style_loss(x, t64)
+    g = jax.grad(f)(jnp.asarray(F))
+    v = jnp.asarray(rng.normal(size=F.shape))
+    eps = 1e-6
+    np.testing.assert_allclose(jnp.vdot(g, v), (f(F + eps * v) - f(F - eps * v)) / (2 * eps),
+                               rtol=1e-5)
+
+
+def test_w2_stylization_reduces_the_w2_distance(narrow_weights):
+  config = jaxstyle.StyleConfig(size=40, iters=20, style_loss="w2", content_weight=0.0,
+                                style_layers=("relu1_1", "relu2_1"), tv_weight=0.0)
+  result = jaxstyle.stylize(CONTENT, STYLE, config, weights=narrow_weights)
+  assert result.history["style"][-1] < 0.2 * result.initial["style"]
+
+
+def test_content_norms_and_keras_style_norm_follow_their_formulas():
+  from jaxstyle import losses
+  rng = np.random.default_rng(0)
+  F, P = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+  squared = np.sum((F.astype(np.float64) - P) ** 2)
+  for norm, want in (("half_sum", squared / 2), ("sum", squared), ("mean", squared / F.size)):
+    np.testing.assert_allclose(jaxstyle.content_loss(F, P, norm=norm), want, rtol=1e-5)
+  A = ref.gram(P)
+  np.testing.assert_allclose(jaxstyle.style_layer_loss(F, A.astype(np.float32), norm="keras",
+                                                       pixels=100),
+                             np.sum((ref.gram(F) - A) ** 2) / (4 * 9 * 100**2), rtol=1e-5)
+  with pytest.raises(ValueError, match="needs pixels"):
+    losses.gram_loss(A, A, positions=30, norm="keras")
+
+
+def _image_grad(params, config, x, **target_kwargs):
+  spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
+  content = as_rgb(CONTENT, 48, what="content")
+  targets = jaxstyle.make_targets(params, content, target_kwargs.pop("style", STYLE), spec,
+                                  **target_kwargs)
+  weights = jaxstyle.LossWeights.from_config(config)
+  return np.asarray(jax.grad(lambda x: jaxstyle.objective(params, targets, x, weights,
+                                                          spec)[0])(x))
+
+
+def test_normalized_gradients_make_each_layer_push_with_its_weight(narrow_weights):
+  from jaxstyle import losses
+  F, P = np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype(np.float32)
+  g = jax.grad(lambda f: 3.0 * losses.normalized_gradient(jaxstyle.content_loss)(f, P))(F)
+  np.testing.assert_allclose(np.abs(g).sum(), 3.0, rtol=1e-5)  # ‖∇‖₁ = the weight.
+  np.testing.assert_allclose(g, 3.0 * (F - P) / np.abs(F - P).sum(), rtol=1e-5)
+  # In the objective: the content loss's scale (sum = 2 x half_sum) no longer matters.
+  config = jaxstyle.StyleConfig(size=48, optimizer="adam", normalize_gradients=True,
+                                style_weight=0.0, tv_weight=0.0)
+  x = jnp.asarray(np.random.default_rng(1).uniform(0, 255, (40, 48, 3)), jnp.float32)
+  params = narrow_weights.params
+  half, full = (_image_grad(params, config.replace(content_norm=n), x)
+                for n in ("half_sum", "sum"))
+  np.testing.assert_allclose(full, half, rtol=1e-4, atol=1e-6 * np.abs(half).max())
+  plain = _image_grad(params, config.replace(content_norm="sum", normalize_gradients=False), x)
+  plain_half = _image_grad(params, config.replace(normalize_gradients=False), x)
+  np.testing.assert_allclose(plain, 2 * plain_half, rtol=1e-4, atol=1e-6 * np.abs(plain).max())
+  with pytest.raises(jaxstyle.ConfigError, match="--normalize-gradients: expected --optimizer adam"):
+    jaxstyle.StyleConfig(normalize_gradients=True)
+
+
+def test_mask_confines_a_style_to_its_region(narrow_weights):
+  # relu1_1 sees 3x3 pixels: pixels two or more columns outside the mask are
+  # beyond every masked feature's receptive field and get exactly no gradient.
+  config = jaxstyle.StyleConfig(size=48, style_layers=("relu1_1",), content_weight=0.0,
+                                tv_weight=0.0)
+  mask = np.zeros((1, 40, 48), np.float32)
+  mask[:, :, :20] = 1.0
+  x = jnp.asarray(np.random.default_rng(1).uniform(0, 255, (40, 48, 3)), jnp.float32)
+  g = _image_grad(narrow_weights.params, config, x, masks_KxHxW=mask)
+  assert np.all(g[:, 22:] == 0.0)
+  assert np.all(np.abs(g[:, :20]).sum(-1) > 0)
+  # An all-ones mask is the unmasked loss.
+  ones = _image_grad(narrow_weights.params, config, x, masks_KxHxW=np.ones_like(mask))
+  plain = _image_grad(narrow_weights.params, config, x)
+  np.testing.assert_allclose(ones, plain, rtol=1e-4, atol=1e-6 * np.abs(plain).max())
+
+
+def test_masked_style_loss_is_the_guided_gram_formula(narrow_weights):
+  config = jaxstyle.StyleConfig(size=48, style_layers=("relu1_1", "relu2_1"))
+  spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
+  params = narrow_weights.params
+  rng = np.random.default_rng(2)
+  masks = rng.uniform(0, 1, (2, 40, 48)).astype(np.float32)
+  content = as_rgb(CONTENT, 48, what="content")
+  styles = [STYLE, np.flip(STYLE, 1).copy()]
+  targets = jaxstyle.make_targets(params, content, styles, spec, masks_KxHxW=masks)
+  x = rng.uniform(0, 255, content.shape).astype(np.float32)
+  got = jaxstyle.objective_terms(params, targets, x, spec)["style"]
+  fx = ref.vgg19_forward(params, ref.preprocess_caffe(x))
+  want = 0.0
+  for name, w in (("block1_conv1", 0.5), ("block2_conv1", 0.5)):
+    F = fx[name]
+    for k, style in enumerate(styles):
+      m = masks[k] if name == "block1_conv1" else ref.pool2x2(masks[k][..., None], "avg")[..., 0]
+      S = ref.vgg19_forward(params, ref.preprocess_caffe(style))[name]
+      M_k = np.sum(m**2)  # Guided Gram (F·m)ᵀ(F·m) against the style's, scaled to M_k.
+      A = ref.gram(S) / (S.shape[0] * S.shape[1]) * M_k
+      want += w * np.sum((ref.gram(F * m[..., None]) - A) ** 2) / (4 * F.shape[-1]**2 * M_k**2)
+  np.testing.assert_allclose(got, want, rtol=1e-3)
+
+
+def test_masks_from_the_cli(image_files, tmp_path):
+  from PIL import Image
+
+  from jaxstyle import cli
+  content, style = image_files
+  left, right = tmp_path / "left.png", tmp_path / "right.png"
+  half = np.zeros((40, 48), np.uint8)
+  half[:, :24] = 255
+  Image.fromarray(half).save(left)
+  Image.fromarray(255 - half).save(right)
+  out = tmp_path / "out.png"
+  assert cli.main(["stylize", str(content), str(style), str(content), "-o", str(out),
+                   "--weights", "random:0:0.125", "--size", "48", "--iters", "2", "--quiet",
+                   "--style-masks", str(left), str(right)]) == 0
+  assert cli.main(["stylize", str(content), str(style), "-o", str(out), "--weights",
+                   "random:0:0.125", "--size", "48", "--iters", "2", "--quiet",
+                   "--style-masks", str(left), str(right)]) == 2  # Two masks, one style.
+
+
+def test_lbfgs_restart_forgets_the_history(narrow_weights):
+  config = jaxstyle.StyleConfig(size=32, iters=8)
+  spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
+  params = narrow_weights.params
+  content = as_rgb(CONTENT, 32, what="content")
+  targets = jaxstyle.make_targets(params, content, STYLE, spec)
+  weights = jaxstyle.LossWeights.from_config(config)
+  x0 = jnp.asarray(content, jnp.float32)
+
+  def run(restart):
+    solver = jaxstyle.SolverSpec.from_config(config.replace(lbfgs_restart=restart))
+    state, _ = transfer.init_state(params, targets, x0, weights, spec, solver)
+    state, _ = transfer.run_chunk(params, targets, state, 8, weights, spec, solver)
+    return state
+  never, every3 = run(0), run(3)
+  assert int(never.step) == int(every3.step) == 8
+  assert int(never.opt_state[0].count) == 8  # Eight pairs seen (memory keeps the last 10).
+  assert int(every3.opt_state[0].count) < 3 and int(every3.since_restart) < 3
+  assert int(every3.evaluations) >= 9  # The initial evaluation and at least one per step.
+  assert not np.allclose(never.image, every3.image)
