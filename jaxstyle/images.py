@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -15,10 +16,17 @@ MIN_SIDE = 16  # Four 2x2 poolings before block5: a smaller side vanishes.
 MAX_PIXELS = 1 << 28  # Refuse decompression bombs well before they eat memory.
 
 
-def load_image(path, *, size: int | None = None, min_side: int = MIN_SIDE) -> np.ndarray:
-  """Reads an image as RGB uint8 H x W x 3, optionally resized.
+class ImageWarning(UserWarning):
+  """An image was usable but changed on reading (transparency, colour profile)."""
 
-  EXIF orientation is applied; transparency is composited on white. With
+
+def load_image(path, *, size: int | None = None, min_side: int = MIN_SIDE) -> np.ndarray:
+  """Reads an image as sRGB uint8 H x W x 3, optionally resized.
+
+  Any mode Pillow reads is accepted: grey, palette, CMYK and 16-bit images
+  are converted (16-bit keeps its top 8 bits); EXIF orientation is applied;
+  an embedded ICC profile other than sRGB is converted to sRGB; transparency
+  is composited on white, with an :class:`ImageWarning` saying so. With
   ``size``, the longest side is resized to ``size`` (Lanczos), keeping the
   aspect ratio. Images whose shorter side ends up below ``min_side`` are
   refused (VGG19 cannot pool them four times).
@@ -49,19 +57,51 @@ def load_image(path, *, size: int | None = None, min_side: int = MIN_SIDE) -> np
     raise ImageError(f"{path}: too large to be safe to decode ({e})") from None
   except (OSError, SyntaxError, ValueError) as e:
     raise ImageError(f"{path}: truncated or corrupt image ({e})") from None
-  rgb = np.asarray(_to_rgb(img), np.uint8)
+  rgb = np.asarray(_to_rgb(img, path), np.uint8)
   return fit(rgb, size, min_side=min_side, where=str(path))
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def _to_rgb(img: Image.Image, path) -> Image.Image:
+  profile = img.info.get("icc_profile")
   if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
     rgba = img.convert("RGBA")
+    if np.asarray(rgba.getchannel("A")).min() < 255:
+      warnings.warn(f"{path}: has transparency; composited on white", ImageWarning,
+                    stacklevel=3)
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
-  if img.mode == "I;16" or img.mode.startswith("I;16"):
-    array = np.asarray(img, np.uint16) >> 8  # 16-bit grey: keep the top 8 bits.
-    return Image.fromarray(array.astype(np.uint8)).convert("RGB")
+    img = Image.alpha_composite(white, rgba).convert("RGB")
+  elif img.mode.startswith("I;16") or img.mode == "I":
+    array = np.asarray(img, np.uint32) >> 8  # 16-bit grey: keep the top 8 bits.
+    img = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+  elif img.mode == "P":
+    img = img.convert("RGB")
+  if profile:
+    img = _to_srgb(img, profile, path)
   return img.convert("RGB")
+
+
+def _to_srgb(img: Image.Image, profile: bytes, path) -> Image.Image:
+  """Converts an image tagged with an ICC profile to sRGB (unchanged if already sRGB)."""
+  from PIL import ImageCms
+  try:
+    source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    if ImageCms.getProfileDescription(source).strip().lower().startswith("srgb"):
+      return img  # Already sRGB: a round trip through lcms would only add rounding.
+    return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"),
+                                     outputMode="RGB")
+  except (OSError, ValueError, ImageCms.PyCMSError) as e:
+    warnings.warn(f"{path}: its embedded colour profile could not be applied ({e}); "
+                  "colours are used as stored", ImageWarning, stacklevel=4)
+    return img
+
+
+def fitted_shape(shape_HxW, size: int | None) -> tuple[int, int]:
+  """(height, width) after resizing the longest side to ``size`` (None: unchanged)."""
+  height, width = shape_HxW
+  if size is None or max(height, width) == size:
+    return height, width
+  scale = size / max(height, width)
+  return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def fit(rgb_HxWx3: np.ndarray, size: int | None, *, min_side: int = MIN_SIDE,
@@ -71,10 +111,8 @@ def fit(rgb_HxWx3: np.ndarray, size: int | None, *, min_side: int = MIN_SIDE,
   Raises:
     ImageError: if the result is smaller than ``min_side`` on a side.
   """
-  height, width = rgb_HxWx3.shape[:2]
-  if size is not None and max(height, width) != size:
-    scale = size / max(height, width)
-    height, width = max(1, round(height * scale)), max(1, round(width * scale))
+  height, width = fitted_shape(rgb_HxWx3.shape[:2], size)
+  if (height, width) != rgb_HxWx3.shape[:2]:
     rgb_HxWx3 = resize_array(rgb_HxWx3, height, width)
   if min(height, width) < min_side:
     raise ImageError(f"{where}: {width}x{height} is too small; VGG19 needs at least "

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import color, losses, vgg
+from jaxstyle import color, losses, memory, vgg
 from jaxstyle import images as image_io
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, NonFiniteLossError
@@ -607,6 +607,11 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
     raise ConfigError(f"--network {config.network}: the weights given ({weights.source}) are "
                       f"{weights.network.upper()}; pass {config.network.upper()} weights or "
                       f"--network {weights.network}")
+  # Refuse what cannot fit before any work; the last scale is the largest.
+  original = image_io.as_rgb(content_img, None, what="content")  # Not resized: it may not fit.
+  height, width = image_io.fitted_shape(original.shape[:2], config.size)
+  memory.check_fits(config, height, width, members=len(configs),
+                    width_scale=vgg.infer_width_scale(weights.params))
   if config.scales == 1:
     return _run_scale(configs, content_img, style_imgs, keys, weights=weights,
                       progress=progress, callback=callback, save_every=save_every)
