@@ -4,11 +4,12 @@ VGG19 / VGG16 as pure functions over a params dict, jit-compiled style-transfer
 losses, and an optax L-BFGS / Adam loop over pixels compiled on device.
 """
 
+from jaxstyle import checkpoint, presets
 from jaxstyle.config import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, StyleConfig
 from jaxstyle.convert import convert as convert_weights
 from jaxstyle.convert import download as download_weights
-from jaxstyle.errors import (ConfigError, ImageError, JaxstyleError, NonFiniteLossError,
-                             WeightsError)
+from jaxstyle.errors import (ConfigError, ImageError, Interrupted, JaxstyleError,
+                             NonFiniteLossError, WeightsError)
 from jaxstyle.images import load_image, save_image
 from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gradient,
                              style_layer_loss, tv_loss, w2_style_loss, w2_targets)
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError", "ImageError", "JaxstyleError", "LAYER_NAMES", "LossWeights",
-    "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS",
+    "Interrupted", "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS",
     "RandomWeightsWarning", "Result", "RunState", "SolverSpec", "StyleConfig", "Targets",
     "Weights", "WeightsError", "canonical_layer", "content_loss", "convert_weights",
     "deprocess", "download_weights", "gram_loss", "gram_matrix", "layer_names", "load_image",

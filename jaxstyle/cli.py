@@ -16,11 +16,12 @@ import warnings
 from pathlib import Path
 
 from jaxstyle.config import StyleConfig
-from jaxstyle.errors import JaxstyleError, NonFiniteLossError
+from jaxstyle.errors import Interrupted, JaxstyleError, NonFiniteLossError
 from jaxstyle.weights import RandomWeightsWarning
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,6 +108,14 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                        help="output image; written atomically, with its provenance as PNG text")
   stylize.add_argument("--save-every", type=int, default=0, metavar="N",
                        help="also write OUT.iterN.png every N iterations (default: 0, never)")
+  stylize.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                       help="write the optimiser state to OUT.ckpt.npz every N iterations "
+                            "(atomically; Ctrl-C writes one too); removed when the run ends "
+                            "(default: 0, only on Ctrl-C)")
+  stylize.add_argument("--resume", action="store_true",
+                       help="continue from OUT.ckpt.npz, written by a run with the same "
+                            "options and inputs; the result is bit-identical to an "
+                            "uninterrupted run's")
   stylize.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(stylize)
   add_config_options(stylize, base=base)
@@ -231,9 +240,18 @@ def _cmd_stylize(args) -> int:
   def save_intermediate(iteration, image, _losses):
     images.save_image(output.with_name(f"{output.stem}.iter{iteration}{output.suffix}"), image)
 
+  checkpoint = output.with_name(f"{output.stem}.ckpt.npz")
   try:
     result = stylize(args.content, _one_or_list(args.style), config, progress=not args.quiet,
-                     callback=save_intermediate, save_every=args.save_every)
+                     callback=save_intermediate, save_every=args.save_every,
+                     checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                     resume=args.resume)
+  except Interrupted as e:
+    partial = output.with_name(f"{output.stem}.interrupted{output.suffix}")
+    images.save_image(partial, e.images[0])
+    e.args = (f"{e.args[0]}; the image so far is in {partial}; continue with the same command "
+              "and --resume",)
+    raise
   except NonFiniteLossError as e:
     if e.image is not None:
       rescue = output.with_name(f"{output.stem}.last-finite{output.suffix}")
@@ -243,6 +261,7 @@ def _cmd_stylize(args) -> int:
   images.save_image(output, result.image,
                     text=provenance.png_text(result, content=args.content,
                                              style=_one_or_list(args.style)))
+  checkpoint.unlink(missing_ok=True)  # The run is done; a stale one could only mislead.
   _print_summary(output, result)
   return 0
 
@@ -431,9 +450,12 @@ def main(argv=None) -> int:
     except JaxstyleError as e:
       print(f"jaxstyle: error: {e}", file=sys.stderr)
       return EXIT_BAD_INPUT
+    except Interrupted as e:
+      print(f"jaxstyle: {e}", file=sys.stderr)
+      return EXIT_INTERRUPTED
     except KeyboardInterrupt:
       print("jaxstyle: interrupted", file=sys.stderr)
-      return 130
+      return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -36,3 +36,21 @@ class NonFiniteLossError(JaxstyleError):
     super().__init__(message)
     self.image = image
     self.iteration = iteration
+
+
+class Interrupted(KeyboardInterrupt):
+  """The run was interrupted (Ctrl-C) and stopped at a chunk boundary.
+
+  A KeyboardInterrupt, so code that does not know it still stops.
+
+  Attributes:
+    images: uint8 HxWx3 per member, the images at the interruption.
+    iteration: iterations completed (at the scale being run).
+    checkpoint: the checkpoint written, from which ``resume`` continues.
+  """
+
+  def __init__(self, message: str, *, images=(), iteration: int = 0, checkpoint=None):
+    super().__init__(message)
+    self.images = list(images)
+    self.iteration = iteration
+    self.checkpoint = checkpoint

@@ -25,7 +25,8 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
   A crash or an exception leaves ``dest`` untouched (old content or absent)
   and removes the temporary file, so no half-written file ever has the final
-  name. The rename is atomic because both live in the same directory.
+  name. The rename is atomic because both live in the same directory, and the
+  data is flushed to disk before it.
   """
   dest = Path(dest)
   fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or ".tmp",
@@ -33,6 +34,8 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
   os.close(fd)
   try:
     yield Path(tmp)
+    with open(tmp, "rb") as f:  # On disk before it takes the name, even across a power cut.
+      os.fsync(f.fileno())
     os.replace(tmp, dest)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):

@@ -12,11 +12,15 @@ up between chunks to report progress or save an image.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
@@ -24,10 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxstyle import checkpoint as ckpt
 from jaxstyle import color, losses, memory, vgg
 from jaxstyle import images as image_io
 from jaxstyle.config import StyleConfig
-from jaxstyle.errors import ConfigError, NonFiniteLossError
+from jaxstyle.errors import ConfigError, Interrupted, NonFiniteLossError
 from jaxstyle.weights import Weights, resolve_weights
 
 TERMS = ("content", "style", "tv")
@@ -494,7 +499,8 @@ ChunkCallback = Callable[[int, np.ndarray, dict], None]
 def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
             key: jax.Array | None = None, weights: Weights | None = None,
             progress: bool = False, callback: ChunkCallback | None = None,
-            save_every: int = 0) -> Result:
+            save_every: int = 0, checkpoint=None, checkpoint_every: int = 0,
+            resume: bool = False) -> Result:
   """Optimises an image to match ``content_img``'s content and ``style_img``'s style.
 
   Args:
@@ -509,17 +515,37 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
     callback: called as ``callback(iteration, image_uint8, losses)`` after
       every ``save_every`` iterations (and never when ``save_every`` is 0).
     save_every: see ``callback``.
+    checkpoint: a checkpoint file (``.npz``; see :mod:`jaxstyle.checkpoint`).
+      With it, one is written every ``checkpoint_every`` iterations (if not
+      0) and on Ctrl-C, which then raises :class:`jaxstyle.Interrupted`.
+    checkpoint_every: see ``checkpoint``.
+    resume: continue from ``checkpoint`` (written with the same config and
+      inputs); the result is bit-identical to an uninterrupted run's.
 
   Raises:
     NonFiniteLossError: the objective became NaN or inf; it carries the last
       finite image.
+    Interrupted: Ctrl-C with a ``checkpoint``: the images and the checkpoint
+      written.
+    ConfigError: ``resume`` with a missing checkpoint, or one written for
+      another config or other inputs.
   """
   member_callback = None
   if callback is not None:
     def member_callback(iteration, images, latest):
       callback(iteration, images[0], latest[0])
+  plan = None
+  if checkpoint is not None:
+    if checkpoint_every < 0:
+      raise ConfigError(f"--checkpoint-every: expected a non-negative count, got "
+                        f"{checkpoint_every}")
+    plan = ckpt.Plan(Path(checkpoint), checkpoint_every,
+                     resume=ckpt.load(checkpoint) if resume else None)
+  elif resume:
+    raise ConfigError("resume=True needs the checkpoint file to resume from")
   (result,) = _run([config], content_img, [style_img], [key], weights=weights,
-                   progress=progress, callback=member_callback, save_every=save_every)
+                   progress=progress, callback=member_callback, save_every=save_every,
+                   checkpoint=plan)
   if result.error:
     raise NonFiniteLossError(result.error, image=result.image, iteration=result.iterations)
   return result
@@ -598,7 +624,7 @@ def _shard_members(tree, mesh):
 
 
 def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=None,
-         save_every=0) -> list[Result]:
+         save_every=0, checkpoint: ckpt.Plan | None = None) -> list[Result]:
   """Runs len(configs) members, one scale after another (see ``StyleConfig.scales``)."""
   config = _shared_program(configs)
   if weights is None:  # Once for all scales, not once per scale.
@@ -612,21 +638,40 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   height, width = image_io.fitted_shape(original.shape[:2], config.size)
   memory.check_fits(config, height, width, members=len(configs),
                     width_scale=vgg.infer_width_scale(weights.params))
+  first_stage = 0
+  if checkpoint is not None:
+    checkpoint.configs = [c.to_dict() for c in configs]
+    if checkpoint.resume is not None:
+      ckpt.check_matches(checkpoint.resume, checkpoint.path, configs=checkpoint.configs,
+                         inputs=checkpoint.resume.meta["inputs"], stage=0)
+      first_stage = checkpoint.resume.meta["stage"]
   if config.scales == 1:
     return _run_scale(configs, content_img, style_imgs, keys, weights=weights,
-                      progress=progress, callback=callback, save_every=save_every)
+                      progress=progress, callback=callback, save_every=save_every,
+                      checkpoint=checkpoint)
   iters = config.scale_iters or (config.iters,) * config.scales
   previous, stages = None, []
-  for size, count in zip(config.scale_sizes, iters):
+  if first_stage:  # Finished scales come back from the checkpoint; their images are not needed.
+    stages = [[_from_summary(m, c, weights) for m, c in zip(stage, configs)]
+              for stage in checkpoint.resume.meta["prior"]]
+  for stage, (size, count) in enumerate(zip(config.scale_sizes, iters)):
+    if stage < first_stage:
+      continue
     scaled = [c.replace(size=size, iters=count, scales=1, scale_iters=None) for c in configs]
     final = size == config.scale_sizes[-1]
+    if checkpoint is not None:
+      checkpoint.stage = stage
+      checkpoint.prior = [[_summary(r) for r in done] for done in stages]
     try:
       stages.append(_run_scale(scaled, content_img, style_imgs, keys, weights=weights,
                                progress=progress, init_images=previous,
-                               callback=callback if final else None, save_every=save_every))
+                               callback=callback if final else None, save_every=save_every,
+                               checkpoint=checkpoint))
     except image_io.ImageError as e:
       raise image_io.ImageError(f"{e} (at the {size} px scale of --scales {config.scales}; "
                                 "use fewer scales or a smaller --scale-factor)") from None
+    if checkpoint is not None:
+      checkpoint.resume = None  # Only the scale it was written in resumes from it.
     previous = [r.image for r in stages[-1]]
   return [Result(image=last.image,
                  history={k: np.concatenate([s[i].history[k] for s in stages]) for k in
@@ -638,12 +683,55 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
           for i, last in enumerate(stages[-1])]
 
 
+def _summary(result: Result) -> dict:
+  """What a checkpoint keeps of a finished scale's result (not its image)."""
+  return {"history": {k: v.tolist() for k, v in result.history.items()},
+          "initial": result.initial, "iterations": result.iterations,
+          "seconds": result.seconds, "compile_seconds": result.compile_seconds,
+          "weights": result.weights, "error": result.error}
+
+
+def _from_summary(summary: dict, config: StyleConfig, weights: Weights) -> Result:
+  return Result(image=None, history={k: np.asarray(v, np.float32)
+                                     for k, v in summary["history"].items()},
+                initial=summary["initial"], iterations=summary["iterations"],
+                seconds=summary["seconds"], compile_seconds=summary["compile_seconds"],
+                config=config, weights=summary["weights"], error=summary["error"])
+
+
+@contextlib.contextmanager
+def _interrupt_flag(enabled: bool):
+  """While running, Ctrl-C only sets a flag that the loop checks between chunks.
+
+  A second Ctrl-C interrupts at once. Off the main thread (where signals
+  cannot be handled) or when ``enabled`` is False, Ctrl-C behaves as usual.
+  """
+  flag = {"hit": False}
+  if not enabled or threading.current_thread() is not threading.main_thread():
+    yield flag
+    return
+
+  def handler(signum, frame):
+    if flag["hit"]:
+      raise KeyboardInterrupt
+    flag["hit"] = True
+
+  previous = signal.signal(signal.SIGINT, handler)
+  try:
+    yield flag
+  finally:
+    signal.signal(signal.SIGINT, previous)
+
+
 def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, progress,
-               callback=None, save_every=0, init_images=None) -> list[Result]:
+               callback=None, save_every=0, init_images=None,
+               checkpoint: ckpt.Plan | None = None) -> list[Result]:
   """Runs len(configs) members in one program at one size; the engine itself.
 
   ``init_images`` (one uint8 image per member, any size) replace the
   configured init, resized to the content's shape: the previous scale's results.
+  ``checkpoint`` says where and how often to write checkpoints, and holds the
+  one to resume from; with it, Ctrl-C writes one and raises Interrupted.
   """
   config = _shared_program(configs)
   spec = ObjectiveSpec.from_config(config, weights.convention)
@@ -663,7 +751,8 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     usable = max(d for d in range(1, len(devices) + 1) if n % d == 0)
     mesh = Mesh(np.array(devices[:usable]), ("members",))
 
-  with _progress_bar(config.iters, progress) as bar:
+  with _progress_bar(config.iters, progress) as bar, \
+      _interrupt_flag(checkpoint is not None) as interrupted:
     bar.set_description_str("compiling")
     compile_start = time.perf_counter()
     at_content = _features(params, content, spec.layers, spec)  # Shared by all members.
@@ -671,9 +760,10 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     if config.style_masks is not None:
       masks = mask_pyramid(np.stack([image_io.load_mask(m, *content.shape[:2])
                                      for m in config.style_masks]), at_content, spec)
-    member_targets, x0s = [], []
+    member_targets, x0s, inputs = [], [], [content]
     for c, style, key in zip(configs, style_imgs, keys):
       styles = _prepare_styles(style, c, original_content)
+      inputs += styles
       member_targets.append(_style_targets(params, at_content, styles, spec,
                                            c.style_blend_weights, masks))
       x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key,
@@ -703,12 +793,32 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
         None if math.isfinite(v["total"]) else
         f"the objective is {v['total']} at the initial image ({_describe(v)}); check the "
         "weights file and the loss weights" for v in initial]
+    done, chunk, seconds_before = 0, 1, 0.0
+    if checkpoint is not None:
+      inputs = ckpt.fingerprint(*inputs, *([] if masks is None else jax.tree.leaves(masks)))
+      if checkpoint.resume is not None:
+        ckpt.check_matches(checkpoint.resume, checkpoint.path, configs=checkpoint.configs,
+                           inputs=inputs, stage=checkpoint.stage)
+        states = _restore(states, checkpoint.resume.leaves, checkpoint.path, mesh)
+        meta = checkpoint.resume.meta
+        history, initial, errors = meta["history"], meta["initial"], meta["errors"]
+        done, seconds_before = meta["done"], meta["seconds"]
+        bar.update(done)
+
+    def save_checkpoint():
+      ckpt.save(checkpoint.path, {
+          "configs": checkpoint.configs, "inputs": inputs, "stage": checkpoint.stage,
+          "done": done, "history": history, "initial": initial, "errors": errors,
+          "prior": checkpoint.prior, "backend": jax.default_backend(),
+          "seconds": seconds_before + time.perf_counter() - start,
+      }, jax.device_get(jax.tree.leaves(states)))
+
     start = time.perf_counter()
-    done, chunk = 0, 1
     while done < config.iters and not all(errors):
       todo = min(chunk, config.iters - done, CHUNK_CAPACITY)
-      if save_every:
-        todo = min(todo, save_every - done % save_every)
+      for every in (save_every, checkpoint.every if checkpoint else 0):
+        if every:  # End the chunk where an image or a checkpoint is due.
+          todo = min(todo, every - done % every)
       chunk_start = time.perf_counter()
       states, hist = run_chunks(params, targets, states, jnp.int32(todo), loss_weights, spec,
                                 solver, mesh)
@@ -728,10 +838,19 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
       if callback is not None and save_every and done % save_every == 0:
         callback(done, [finish(to_uint8(x)) for x in jax.vmap(output_image, (0, None))(
             states, solver)], latest)
+      if checkpoint is not None and checkpoint.every and done % checkpoint.every == 0:
+        save_checkpoint()
+      if interrupted["hit"] and done < config.iters:
+        save_checkpoint()
+        raise Interrupted(
+            f"interrupted at iteration {done} of {config.iters}; checkpoint written to "
+            f"{checkpoint.path}", checkpoint=checkpoint.path, iteration=done,
+            images=[finish(to_uint8(x)) for x in jax.device_get(
+                jax.vmap(output_image, (0, None))(states, solver))])
       # Size the next chunk so that progress is reported about once a second.
       rate = todo / max(time.perf_counter() - chunk_start, 1e-6)
       chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
-    seconds = time.perf_counter() - start
+    seconds = seconds_before + time.perf_counter() - start
   images = jax.device_get(jax.vmap(output_image, (0, None))(states, solver))
   used = {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
   return [Result(image=finish(to_uint8(images[i])),
@@ -740,6 +859,18 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
                  compile_seconds=compile_seconds, config=configs[i], weights=used,
                  error=errors[i])
           for i in range(n)]
+
+
+def _restore(template: RunState, leaves, path, mesh) -> RunState:
+  """The checkpointed states, checked leaf by leaf against the freshly made ones."""
+  expected = jax.tree.leaves(template)
+  if len(leaves) != len(expected) or any(
+      np.shape(a) != np.shape(b) or np.asarray(a).dtype != b.dtype
+      for a, b in zip(leaves, expected)):
+    raise ConfigError(f"{path}: its optimiser state does not fit this run (written by another "
+                      "jaxstyle version or optimiser); start afresh without --resume")
+  states = jax.tree.unflatten(jax.tree.structure(template), [jnp.asarray(a) for a in leaves])
+  return _shard_members(states, mesh) if mesh is not None else states
 
 
 def _as_init(image, shape, config: StyleConfig) -> np.ndarray:

@@ -9,7 +9,10 @@ A jaxstyle weights file is an HDF5 file (``weights/README.md`` documents it):
   ``network`` (``"vgg19"`` or ``"vgg16"``), ``convention`` (``"caffe"`` or
   ``"torch"``, see :func:`jaxstyle.preprocess`), ``source_name`` and
   ``source_sha256`` (the file it was converted from) and ``width_scale``
-  (1.0 for real weights; smaller for narrow test networks).
+  (1.0 for real weights; smaller for narrow test networks);
+* on each layer group, attribute ``sha256``: the checksum of its kernel's
+  then its bias's float32 little-endian bytes, checked on loading, so a
+  modified or bit-rotten layer is named.
 
 Version 1 files (``format`` ``"jaxstyle-vgg19"``, no ``network``) are VGG19
 files and still load.
@@ -18,6 +21,7 @@ files and still load.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -110,8 +114,17 @@ def save_weights(path, params, *, convention: str, source_name: str,
       f.attrs["width_scale"] = width_scale
       for name in vgg.layer_names(network):
         group = f.create_group(name)
-        for part in ("kernel", "bias"):
-          group.create_dataset(part, data=np.asarray(params[name][part], np.float32))
+        arrays = [np.asarray(params[name][part], "<f4") for part in ("kernel", "bias")]
+        for part, array in zip(("kernel", "bias"), arrays):
+          group.create_dataset(part, data=array)
+        group.attrs["sha256"] = layer_sha256(*arrays)
+
+
+def layer_sha256(kernel, bias) -> str:
+  """The checksum a weights file records per layer: sha256 of kernel then bias bytes."""
+  digest = hashlib.sha256(np.ascontiguousarray(kernel, "<f4").tobytes())
+  digest.update(np.ascontiguousarray(bias, "<f4").tobytes())
+  return digest.hexdigest()
 
 
 def read_info(path) -> dict:
@@ -159,8 +172,14 @@ def load_weights(path, *, network: str | None = None) -> Weights:
   with _open_h5(path) as f:
     params = {name: {part: np.asarray(f[name][part], np.float32) for part in f[name]}
               for name in vgg.layer_names(found) if name in f}
+    recorded = {name: _plain(f[name].attrs["sha256"]) for name in params
+                if "sha256" in f[name].attrs}
   validate_params(params, width_scale=float(attrs.get("width_scale", 1.0)), where=str(path),
                   network=found)
+  for name, checksum in recorded.items():  # Shapes are right; now the values.
+    if layer_sha256(params[name]["kernel"], params[name]["bias"]) != checksum:
+      raise WeightsError(f"{path}: layer {name} does not match its recorded sha256 (the file "
+                         "was modified or is corrupt); convert or download it again")
   return Weights(params=params, convention=convention,
                  source=str(attrs.get("source_name", Path(path).name)),
                  sha256=sha256_file(path), network=found)

@@ -39,6 +39,8 @@ def _copy_with(src, dst, edit):
                 f["block2_conv2"].create_dataset("kernel", data=np.zeros((3, 3, 16, 7), np.float32))),
      r"layer block2_conv2 kernel has shape \(3, 3, 16, 7\), expected \(3, 3, 16, 16\)"),
     (lambda f: f["block5_conv4/bias"].__setitem__(0, np.nan), "layer block5_conv4 bias has NaN"),
+    (lambda f: f["block4_conv1/kernel"].__setitem__((0, 0, 0, 0), 0.5),
+     "layer block4_conv1 does not match its recorded sha256"),
     (lambda f: f.attrs.__setitem__("format", "something"), "not a jaxstyle weights file"),
     (lambda f: f.attrs.__setitem__("convention", "tf"), "convention attribute 'tf'"),
 ])

@@ -1,0 +1,115 @@
+"""Long runs survive interruption: checkpoints, SIGKILL, Ctrl-C, and bit-identical resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle import cli
+from tests.conftest import smooth_image
+
+ITERS = "300"
+OPTIONS = ["--weights", "random:0:0.125", "--size", "48", "--iters", ITERS, "--quiet",
+           "--init", "noise", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+  from PIL import Image
+  folder = tmp_path_factory.mktemp("inputs")
+  content, style = folder / "content.png", folder / "style.png"
+  Image.fromarray(smooth_image(40, 48, seed=1)).save(content)
+  Image.fromarray(smooth_image(56, 40, seed=2)).save(style)
+  return content, style
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(inputs, tmp_path_factory):
+  """The reference: the same run, never stopped."""
+  out = tmp_path_factory.mktemp("reference") / "out.png"
+  assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS]) == 0
+  return out.read_bytes()
+
+
+def _start(inputs, out, *extra):
+  return subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "stylize", *map(str, inputs),
+                           "-o", str(out), *OPTIONS, *extra], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, proc, timeout=120.0):
+  deadline = time.monotonic() + timeout
+  while not path.exists():
+    assert proc.poll() is None, proc.communicate()
+    assert time.monotonic() < deadline, f"{path} never appeared"
+    time.sleep(0.02)
+
+
+def test_sigkill_then_resume_is_bit_identical(inputs, uninterrupted, tmp_path):
+  out = tmp_path / "out.png"
+  proc = _start(inputs, out, "--checkpoint-every", "10")
+  _wait_for(tmp_path / "out.ckpt.npz", proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait(timeout=30)
+  # Nothing half-written under a final name: only the checkpoint (complete, renamed into place).
+  assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+      "out.ckpt.npz"]
+  done = jaxstyle.checkpoint.load(tmp_path / "out.ckpt.npz").meta["done"]
+  assert 10 <= done < int(ITERS) and done % 10 == 0
+  assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS,
+                   "--checkpoint-every", "10", "--resume"]) == 0
+  assert out.read_bytes() == uninterrupted
+  assert not (tmp_path / "out.ckpt.npz").exists()  # Removed once the run is done.
+
+
+def test_ctrl_c_writes_image_and_checkpoint_and_exits_130(inputs, uninterrupted, tmp_path):
+  out = tmp_path / "out.png"
+  proc = _start(inputs, out, "--checkpoint-every", "50")
+  _wait_for(tmp_path / "out.ckpt.npz", proc)  # The loop is running.
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=60)
+  assert proc.returncode == 130, err
+  assert "interrupted at iteration" in err and "--resume" in err and "Traceback" not in err
+  assert (tmp_path / "out.interrupted.png").exists() and not out.exists()
+  assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS, "--resume"]) == 0
+  assert out.read_bytes() == uninterrupted
+
+
+def test_resume_refuses_a_missing_or_mismatched_checkpoint(inputs, tmp_path, capsys):
+  out = tmp_path / "out.png"
+  assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS, "--resume"]) == 2
+  assert "out.ckpt.npz: no checkpoint to resume from" in capsys.readouterr().err
+  config = jaxstyle.StyleConfig(size=48, iters=4, weights="random:0:0.125")
+  content, style = inputs
+  jaxstyle.stylize(content, style, config, checkpoint=tmp_path / "out.ckpt.npz",
+                   checkpoint_every=2)
+  assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS, "--resume"]) == 2
+  err = capsys.readouterr().err
+  assert "out.ckpt.npz: written with other options: --init 'content' (now 'noise')" in err
+  assert "--iters 4 (now 300)" in err
+  (tmp_path / "out.ckpt.npz").write_bytes(b"garbage")
+  with pytest.raises(jaxstyle.ConfigError, match="not a readable jaxstyle checkpoint"):
+    jaxstyle.stylize(content, style, config, checkpoint=tmp_path / "out.ckpt.npz", resume=True)
+
+
+@pytest.mark.parametrize("scale_iters", [(8, 0), (6, 6)])
+def test_multiscale_resumes_in_the_scale_it_stopped(scale_iters, tmp_path, narrow_weights):
+  content, style = smooth_image(64, 80, seed=1), smooth_image(56, 40, seed=2)
+  config = jaxstyle.StyleConfig(size=80, scales=2, scale_iters=scale_iters)
+  path = tmp_path / "run.ckpt.npz"
+  full = jaxstyle.stylize(content, style, config, weights=narrow_weights, checkpoint=path,
+                          checkpoint_every=4)
+  saved = jaxstyle.checkpoint.load(path).meta  # The last one written, in the last busy scale.
+  assert saved["stage"] == (0 if scale_iters[1] == 0 else 1) and saved["done"] == 4 * (
+      1 + (scale_iters[1] == 0))
+  resumed = jaxstyle.stylize(content, style, config, weights=narrow_weights, checkpoint=path,
+                             resume=True)
+  np.testing.assert_array_equal(resumed.image, full.image)
+  for k in full.history:
+    np.testing.assert_array_equal(resumed.history[k], full.history[k])
+  assert resumed.iterations == full.iterations == sum(scale_iters)
