@@ -138,23 +138,27 @@ def records_file(rundir) -> Path:
 def member_ids(sweep: Sweep) -> list[str]:
   """The id of every member, in order; each input file is hashed once.
 
+  A missing style image gets a placeholder hash, so its member can be run
+  (and recorded as failed) while the others go on; once the file exists
+  the member has a new id and runs again.
+
   Raises:
-    ImageError: if the content or a style image of the sweep does not exist.
+    ImageError: if the content image of the sweep does not exist.
   """
   from jaxstyle.files import sha256_file
 
   hashes: dict[str, str] = {}
 
-  def sha(path, what: str) -> str:
+  def sha(path) -> str:
     if path not in hashes:
-      hashes[path] = sha256_file(_existing(path, what))
+      hashes[path] = sha256_file(path) if Path(path).is_file() else f"missing:{path}"
     return hashes[path]
 
-  content_sha = sha(str(sweep.content), "content")
+  content_sha = sha(_existing(str(sweep.content), "content"))
   ids = []
   for _, style, config in sweep.members:
     styles = style if isinstance(style, list) else [style]
-    ids.append(member_id(content_sha, [sha(s, "style") for s in styles], config))
+    ids.append(member_id(content_sha, [sha(s) for s in styles], config))
   return ids
 
 
@@ -220,37 +224,66 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
     key = member[3].replace(**{f: getattr(StyleConfig(), f) for f in MEMBER_FIELDS})
     groups.setdefault(key, []).append(member)
   weights_cache = {}
-  for key, members in groups.items():
-    which = (key.weights, key.network)
-    if which not in weights_cache:
-      weights_cache[which] = resolve_weights(key.weights, network=key.network)
-    weights = weights_cache[which]
-    results = stylize_batch(str(sweep.content), [m[2] for m in members], [m[3] for m in members],
-                            weights=weights, progress=progress, max_members=max_members)
-    for (mid, values, style, config), result in zip(members, results):
-      output = rundir / f"{mid}.png"
-      images.save_image(output, result.image,
-                        text=provenance.png_text(result, content=str(sweep.content), style=style))
-      record = {
-          "id": mid, "status": "failed" if result.error else "ok", "error": result.error,
-          "axes": values, "config": config.to_dict(), "seed": config.seed,
-          "initial": result.initial,
-          "final": {k: float(v[-1]) for k, v in result.history.items()} if result.iterations
-                   else result.initial,
-          "history": {k: [float(f"{x:.6g}") for x in v] for k, v in result.history.items()},
-          "iterations": result.iterations, "seconds": round(result.seconds, 3),
-          "members_in_program": len(members), "compile_seconds": round(result.compile_seconds, 3),
-          "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-          "output": output.name,
-          "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__,
-                       "jaxlib": jaxlib.__version__},
-          "weights": result.weights, "content_sha256": content_sha,
-      }
+
+  def run_group(members) -> list:
+    """The group's Results; a member that cannot run at all gets its reason (a str)."""
+    which = (members[0][3].weights, members[0][3].network)
+    try:
+      if which not in weights_cache:
+        weights_cache[which] = resolve_weights(which[0], network=which[1])
+      return stylize_batch(str(sweep.content), [m[2] for m in members],
+                           [m[3] for m in members], weights=weights_cache[which],
+                           progress=progress, max_members=max_members)
+    except RUN_FAILURES as e:  # Bad input, out of memory: find whose, and go on.
+      if len(members) > 1:
+        return [r for m in members for r in run_group([m])]
+      return [_failure_reason(e)]
+
+  common = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
+            "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__,
+                         "jaxlib": jaxlib.__version__}, "content_sha256": content_sha}
+  for members in groups.values():
+    for (mid, values, style, config), result in zip(members, run_group(members)):
+      record = {"id": mid, "axes": values, "config": config.to_dict(), "seed": config.seed,
+                "members_in_program": len(members), **common}
+      if isinstance(result, str):
+        record |= {"status": "failed", "error": result, "output": None, "iterations": 0}
+      else:
+        output = rundir / f"{mid}.png"
+        images.save_image(output, result.image, text=provenance.png_text(
+            result, content=str(sweep.content), style=style))
+        record |= {
+            "status": "failed" if result.error else "ok", "error": result.error,
+            "initial": result.initial,
+            "final": {k: float(v[-1]) for k, v in result.history.items()} if result.iterations
+                     else result.initial,
+            "history": {k: [float(f"{x:.6g}") for x in v] for k, v in result.history.items()},
+            "iterations": result.iterations, "seconds": round(result.seconds, 3),
+            "compile_seconds": round(result.compile_seconds, 3), "output": output.name,
+            "weights": result.weights}
       append_record(rundir, record)
-      log(f"  {'FAILED' if result.error else 'ok'} {output.name} "
+      log(f"  {record['status'].upper() if record['error'] else 'ok'} {mid} "
           + " ".join(f"{k}={_label(v)}" for k, v in values.items())
-          + (f": {result.error}" if result.error else f" loss {record['final']['total']:.4g}"))
+          + (f": {record['error']}" if record["error"] else
+             f" loss {record['final']['total']:.4g}"))
   return read_records(rundir)
+
+
+def _run_failures() -> tuple:
+  import jax
+
+  from jaxstyle.errors import JaxstyleError
+  return (JaxstyleError, MemoryError, jax.errors.JaxRuntimeError)
+
+
+RUN_FAILURES = _run_failures()  # What fails one member (input, memory, XLA), not the sweep.
+
+
+def _failure_reason(e: BaseException) -> str:
+  text = " ".join(str(e).split())
+  if "RESOURCE_EXHAUSTED" in text or isinstance(e, MemoryError):
+    return f"out of memory ({text[:300]}); lower size, or run fewer members per program"
+  return text[:500] or type(e).__name__
 
 
 def _existing(path, what: str) -> str:
@@ -298,7 +331,7 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
     x, y = margin_left + c * cell, margin_top + r * (cell + 28)
     record = by_id.get(ids[index])
     tile = Image.new("RGB", (cell - 4, cell - 4), (200, 200, 200))
-    if record is not None and (rundir / record["output"]).exists():
+    if record is not None and record.get("output") and (rundir / record["output"]).exists():
       with Image.open(rundir / record["output"]) as img:
         img = ImageOps.contain(img.convert("RGB"), (cell - 4, cell - 4), Image.Resampling.LANCZOS)
         tile.paste(img, ((cell - 4 - img.width) // 2, (cell - 4 - img.height) // 2))
@@ -314,7 +347,7 @@ def contact_sheet(sweep: Sweep, rundir, path, *, cell: int = 160) -> None:
       draw.text((4, y + cell // 2), label[:28], fill="black")
     if record is not None and record["status"] == "failed":
       draw.text((x + 6, y + 6), "FAILED", fill="red")
-  if any(r["weights"]["random"] for r in by_id.values()):
+  if any(r.get("weights", {}).get("random") for r in by_id.values()):
     draw.text((4, sheet.height - 14), "RANDOM VGG features: not real style transfer",
               fill="red")
   with atomic_path(path, suffix=".png") as tmp:
@@ -340,7 +373,7 @@ def plot_curves(sweep: Sweep, rundir, path, *, against: str = "iteration") -> bo
   records = read_records(rundir)
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
   for record in records:
-    total = record["history"]["total"]
+    total = record.get("history", {}).get("total")  # Members that never ran have none.
     if total:
       label = " ".join(f"{k}={_label(v)}" for k, v in record["axes"].items())
       x = np.arange(1, len(total) + 1, dtype=float)
@@ -350,7 +383,7 @@ def plot_curves(sweep: Sweep, rundir, path, *, against: str = "iteration") -> bo
   ax.set_yscale("log")
   ax.set_xlabel("seconds (compilation excluded)" if against == "seconds" else "iteration")
   ax.set_ylabel("total loss")
-  random = any(r["weights"]["random"] for r in records)
+  random = any(r.get("weights", {}).get("random") for r in records)
   ax.set_title(f"{sweep.path.name}" + (" — RANDOM features" if random else ""))
   if len(records) <= 12:
     ax.legend(fontsize=7)

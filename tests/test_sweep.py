@@ -79,7 +79,7 @@ def test_records_resume_and_sheet(sweep_file, tmp_path):
   assert sweep.run_sweep(spec, rundir, log=messages.append) == records  # Nothing left to do.
 
   sweep.contact_sheet(spec, rundir, tmp_path / "sheet.png", cell=40)
-  assert Image.open(tmp_path / "sheet.png").size == (170 + 2 * 40, 28 + 2 * 58 + 16)
+  assert Image.open(tmp_path / "sheet.png").size == (170 + 2 * 40, 28 + 2 * (40 + 28) + 16)
   assert sweep.plot_curves(spec, rundir, tmp_path / "curves.png")
 
 
@@ -90,3 +90,85 @@ def test_sweep_command_writes_records_sheet_and_curves(sweep_file, tmp_path, cap
   assert len(sweep.read_records(rundir)) == 4
   assert (rundir / "contact_sheet.png").exists() and (rundir / "loss_curves.png").exists()
   assert "4 records" in capsys.readouterr().out
+
+
+def test_failing_members_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
+  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
+  path = tmp_path / "sweep.toml"
+  # Member 1 has no style image yet; member 2 diverges (Adam with an absurd step);
+  # member 3 runs out of memory (simulated: XLA's error, raised for lr 2).
+  path.write_text("""
+content = "photo.png"
+mode = "zip"
+[base]
+size = 32
+iters = 3
+weights = "random:0:0.125"
+optimizer = "adam"
+[axes]
+style = ["a.png", "late.png", "a.png", "a.png"]
+lr = [1.0, 1.0, 1e37, 2.0]
+""")
+  from jaxstyle import transfer
+  real = transfer.stylize_batch
+
+  def out_of_memory_for_lr_2(content, styles, configs, **kwargs):
+    if any(c.lr == 2.0 for c in configs):
+      raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 99 GiB")
+    return real(content, styles, configs, **kwargs)
+
+  import jax
+  monkeypatch.setattr(transfer, "stylize_batch", out_of_memory_for_lr_2)
+  rundir = tmp_path / "run"
+  records = sweep.run_sweep(sweep.load_sweep(path), rundir, log=lambda *_: None)
+  by_lr_style = {(r["config"]["lr"], r["axes"]["style"]): r for r in records}
+  assert by_lr_style[(1.0, "a.png")]["status"] == "ok"
+  missing = by_lr_style[(1.0, "late.png")]
+  assert missing["status"] == "failed" and "late.png: no such file" in missing["error"]
+  nan = by_lr_style[(1e37, "a.png")]
+  assert nan["status"] == "failed" and "NaN or inf" in nan["error"]
+  oom = by_lr_style[(2.0, "a.png")]
+  assert oom["status"] == "failed" and oom["error"].startswith("out of memory")
+
+  # A rerun retries only what failed; the style now exists, so that member succeeds.
+  monkeypatch.setattr(transfer, "stylize_batch", real)
+  Image.fromarray(smooth_image(56, 40, seed=3)).save(tmp_path / "late.png")
+  messages = []
+  records = sweep.run_sweep(sweep.load_sweep(path), rundir, log=messages.append)
+  assert "1 already recorded, 3 to run" in messages[0]
+  latest = {}
+  for r in records:  # Later records of a member supersede earlier ones.
+    latest[(r["config"]["lr"], r["axes"]["style"])] = r["status"]
+  assert latest == {(1.0, "a.png"): "ok", (1.0, "late.png"): "ok", (1e37, "a.png"): "failed",
+                    (2.0, "a.png"): "ok"}
+  sweep.contact_sheet(sweep.load_sweep(path), rundir, tmp_path / "sheet.png", cell=40)
+
+
+def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
+  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
+  path = tmp_path / "sweep.toml"
+  # tv_beta shapes the program: one program per member, so records arrive one by one.
+  path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 20\n'
+                  'weights = "random:0:0.125"\n[axes]\ntv_beta = [2.0, 2.1, 2.2, 2.3, 2.4]\n')
+  rundir = tmp_path / "run"
+  proc = subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "sweep", str(path), "-o",
+                           str(rundir), "--quiet"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+  deadline = time.monotonic() + 120
+  while not ((rundir / sweep.RECORDS).exists() and (rundir / sweep.RECORDS).read_text()):
+    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+    time.sleep(0.02)
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait(timeout=30)
+  before = sweep.read_records(rundir)
+  assert 1 <= len(before) < 5
+  records = sweep.run_sweep(sweep.load_sweep(path), rundir, log=lambda *_: None)
+  assert sorted(r["config"]["tv_beta"] for r in records) == [2.0, 2.1, 2.2, 2.3, 2.4]
+  assert all(r["status"] == "ok" for r in records)
