@@ -29,6 +29,10 @@ over decades when in doubt.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
 
 from jaxstyle import vgg
@@ -36,6 +40,39 @@ from jaxstyle.errors import ConfigError
 
 PAPER_CONTENT_LAYERS = ("relu4_2",)
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def _coerce(name: str, hint, value):
+  """``value`` as the field's annotated type, or ConfigError saying what was expected."""
+  def fail(expected: str):
+    raise ConfigError(f"--{name.replace('_', '-')}: expected {expected}, got {value!r}")
+
+  if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    if value is None:
+      return None
+    hint = next(a for a in typing.get_args(hint) if a is not type(None))
+  if typing.get_origin(hint) is tuple:
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    return tuple(_coerce(name, typing.get_args(hint)[0], item) for item in items)
+  if hint is bool:
+    if not isinstance(value, bool):
+      fail("true or false")
+    return value
+  if isinstance(value, bool) and hint in (int, float):
+    fail("a number")
+  if hint is int:
+    if isinstance(value, float) and value.is_integer():
+      return int(value)
+    if not isinstance(value, numbers.Integral):
+      fail("an integer")
+    return int(value)
+  if hint is float:
+    if not isinstance(value, numbers.Real) or not math.isfinite(value):
+      fail("a finite number")
+    return float(value)
+  if hint is str and not isinstance(value, str):
+    fail("a string")
+  return value
 
 
 def _opt(default, help: str, *, metavar: str | None = None, choices=None):
@@ -120,20 +157,13 @@ class StyleConfig:
                             "extra forward pass per L-BFGS iteration)")
 
   def __post_init__(self):
-    # Normalise list-like inputs so that configs compare and hash by value.
-    for name in ("content_layers", "style_layers"):
-      object.__setattr__(self, name, tuple(getattr(self, name)))
-    scale = self.style_scale
-    object.__setattr__(self, "style_scale", tuple(
-        float(v) for v in (scale if isinstance(scale, (list, tuple)) else (scale,))))
-    if self.scale_iters is not None:
-      object.__setattr__(self, "scale_iters", tuple(int(n) for n in self.scale_iters))
-    if self.style_masks is not None:
-      # An empty list (how a sweep's zip axis says "no masks") means None.
-      object.__setattr__(self, "style_masks", tuple(str(m) for m in self.style_masks) or None)
-    for name in ("style_layer_weights", "style_blend_weights"):
-      if getattr(self, name) is not None:
-        object.__setattr__(self, name, tuple(float(w) for w in getattr(self, name)))
+    # Check each value's type (sweep files and Python callers bypass argparse) and
+    # normalise list-likes to tuples, so that configs compare and hash by value.
+    hints = typing.get_type_hints(type(self))
+    for f in dataclasses.fields(self):
+      object.__setattr__(self, f.name, _coerce(f.name, hints[f.name], getattr(self, f.name)))
+    if self.style_masks == ():  # An empty list (a sweep's zip axis saying "no masks").
+      object.__setattr__(self, "style_masks", None)
     self.validate()
 
   def validate(self) -> None:
@@ -157,8 +187,12 @@ class StyleConfig:
     need(len(self.content_layers) + len(self.style_layers) > 0, "style_layers",
          "at least one content or style layer", self.style_layers)
     need(self.network in vgg.NETWORKS, "network", "vgg19 or vgg16", self.network)
-    for layer in self.content_layers + self.style_layers:
-      vgg.canonical_layer(layer, self.network)
+    for option in ("content_layers", "style_layers"):
+      for layer in getattr(self, option):
+        try:
+          vgg.canonical_layer(layer, self.network)
+        except ConfigError as e:
+          raise ConfigError(f"--{option.replace('_', '-')}: {e}") from None
     if self.style_layer_weights is not None:
       need(len(self.style_layer_weights) == len(self.style_layers), "style_layer_weights",
            f"{len(self.style_layers)} weights, one per style layer", self.style_layer_weights)

@@ -43,7 +43,8 @@ def load_image(path, *, size: int | None = None, min_side: int = MIN_SIDE) -> np
   if path.stat().st_size == 0:
     raise ImageError(f"{path}: empty file")
   try:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
       warnings.simplefilter("error", Image.DecompressionBombWarning)
       with Image.open(path) as img:
         if img.width * img.height > MAX_PIXELS:
@@ -51,6 +52,8 @@ def load_image(path, *, size: int | None = None, min_side: int = MIN_SIDE) -> np
                            f"{MAX_PIXELS} pixels")
         img = ImageOps.exif_transpose(img)
         img.load()
+    for w in caught:  # Pillow's own warnings ("Corrupt EXIF data"...), said with the file name.
+      warnings.warn(f"{path}: {' '.join(str(w.message).split())}", ImageWarning, stacklevel=2)
   except UnidentifiedImageError:
     raise ImageError(f"{path}: not an image file (or a format Pillow cannot read)") from None
   except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

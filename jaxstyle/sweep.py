@@ -71,6 +71,12 @@ def load_sweep(path) -> Sweep:
   here = path.parent
   if "content" not in data:
     raise ConfigError(f"{path}: missing 'content' (the content image)")
+  if not isinstance(data["content"], str):
+    raise ConfigError(f"{path}: 'content' must be an image path, got {data['content']!r}")
+  for table in ("base", "axes"):
+    if not isinstance(data.get(table, {}), dict):
+      raise ConfigError(f"{path}: [{table}] must be a table of fields, got "
+                        f"{data[table]!r}")
   base, axes = dict(data.get("base", {})), dict(data.get("axes", {}))
   mode = data.get("mode", "product")
   if mode not in ("product", "zip"):
@@ -89,6 +95,14 @@ def load_sweep(path) -> Sweep:
     if "style" not in data:
       raise ConfigError(f"{path}: give the style image as 'style' or as an axis in [axes]")
     axes = {"style": [data["style"]], **axes}
+  for style in axes["style"]:
+    if not (isinstance(style, str) or (isinstance(style, list) and style
+                                       and all(isinstance(s, str) for s in style))):
+      raise ConfigError(f"{path}: a style must be an image path or a list of them (blended), "
+                        f"got {style!r}")
+  for preset in axes.get("preset", []) + [data.get("preset", "gatys2016")]:
+    if not isinstance(preset, str):
+      raise ConfigError(f"{path}: a preset must be a name, got {preset!r}")
   names = list(axes)
   if mode == "zip":
     lengths = {len(v) for v in axes.values()} - {1}
@@ -103,10 +117,13 @@ def load_sweep(path) -> Sweep:
   for combo in combos:
     values = dict(zip(names, combo))
     preset = values.get("preset", data.get("preset"))
-    start = presets.get(preset) if preset is not None else StyleConfig()
+    try:
+      start = presets.get(preset) if preset is not None else StyleConfig()
+    except ConfigError as e:
+      raise ConfigError(f"{path}: {e}") from None
     fields_here = {**base, **{k: v for k, v in values.items() if k not in ("style", "preset")}}
     if fields_here.get("style_masks"):  # Files, like the images: relative to the sweep file.
-      fields_here["style_masks"] = _resolve(here, list(fields_here["style_masks"]))
+      fields_here["style_masks"] = _resolve(here, fields_here["style_masks"])
     try:
       config = start.replace(**fields_here)
     except ConfigError as e:
