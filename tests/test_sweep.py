@@ -156,7 +156,7 @@ def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
   path = tmp_path / "sweep.toml"
   # tv_beta shapes the program: one program per member, so records arrive one by one.
   path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 20\n'
-                  'weights = "random:0:0.125"\n[axes]\ntv_beta = [2.0, 2.1, 2.2, 2.3, 2.4]\n')
+                  'weights = "random:0:0.125"\n[axes]\ntv_beta = [2.0, 2.1, 2.2]\n')
   rundir = tmp_path / "run"
   proc = subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "sweep", str(path), "-o",
                            str(rundir), "--quiet"], stdout=subprocess.PIPE,
@@ -168,7 +168,7 @@ def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
   os.kill(proc.pid, signal.SIGKILL)
   proc.wait(timeout=30)
   before = sweep.read_records(rundir)
-  assert 1 <= len(before) < 5
+  assert 1 <= len(before) < 3
   records = sweep.run_sweep(sweep.load_sweep(path), rundir, log=lambda *_: None)
-  assert sorted(r["config"]["tv_beta"] for r in records) == [2.0, 2.1, 2.2, 2.3, 2.4]
+  assert sorted(r["config"]["tv_beta"] for r in records) == [2.0, 2.1, 2.2]
   assert all(r["status"] == "ok" for r in records)
