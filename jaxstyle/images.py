@@ -123,16 +123,23 @@ def fit(rgb_HxWx3: np.ndarray, size: int | None, *, min_side: int = MIN_SIDE,
   return rgb_HxWx3
 
 
-def as_rgb(image, size: int, *, what: str) -> np.ndarray:
+def source_shape(image, *, what: str) -> tuple[int, int]:
+  """(height, width) of an image file or array as given, before any resizing."""
+  if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
+    return load_image(image, min_side=1).shape[:2]
+  return as_rgb(image, None, what=what, min_side=1).shape[:2]
+
+
+def as_rgb(image, size: int | None, *, what: str, min_side: int = MIN_SIDE) -> np.ndarray:
   """An image file or a uint8 RGB array, fitted to ``size`` (see :func:`fit`)."""
   if isinstance(image, (str, bytes)) or hasattr(image, "__fspath__"):
-    return load_image(image, size=size)
+    return load_image(image, size=size, min_side=min_side)
   array = np.asarray(image)
   if array.ndim != 3 or array.shape[-1] != 3:
     raise ImageError(f"{what} image: expected an H x W x 3 RGB array, got shape {array.shape}")
   if array.dtype != np.uint8:
     raise ImageError(f"{what} image: expected uint8 values 0-255, got {array.dtype}")
-  return fit(array, size, where=f"{what} image")
+  return fit(array, size, min_side=min_side, where=f"{what} image")
 
 
 def resize_array(rgb_HxWx3: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -634,8 +634,10 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
                       f"{weights.network.upper()}; pass {config.network.upper()} weights or "
                       f"--network {weights.network}")
   # Refuse what cannot fit before any work; the last scale is the largest.
-  original = image_io.as_rgb(content_img, None, what="content")  # Not resized: it may not fit.
-  height, width = image_io.fitted_shape(original.shape[:2], config.size)
+  # The shape it will have, computed without resizing: at a size that cannot fit,
+  # the resize itself could exhaust memory.
+  height, width = image_io.fitted_shape(image_io.source_shape(content_img, what="content"),
+                                        config.size)
   memory.check_fits(config, height, width, members=len(configs),
                     width_scale=vgg.infer_width_scale(weights.params))
   first_stage = 0

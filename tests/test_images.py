@@ -182,3 +182,10 @@ def test_cli_refuses_a_size_that_cannot_fit_in_memory(image_files, capsys):
   err = err[0]
   assert "--size 60000: needs about" in err and "the largest size that fits is about" in err
   assert not content.with_name("o.png").exists()
+
+
+def test_a_small_photo_enlarged_by_size_is_fine(narrow_weights):
+  small = np.random.default_rng(0).integers(0, 255, (10, 12, 3), np.uint8)
+  result = jaxstyle.stylize(small, small, jaxstyle.StyleConfig(size=32, iters=1),
+                            weights=narrow_weights)
+  assert result.image.shape == (27, 32, 3)
