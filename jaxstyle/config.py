@@ -146,6 +146,11 @@ class StyleConfig:
                           "iterates with this decay, bias-corrected (Crowson's style-transfer; "
                           "e.g. 0.99); 0 outputs the last iterate")
   lbfgs_memory: int = _opt(10, "L-BFGS history size (memory grows with history x pixels)")
+  lbfgs_linesearch: str = _opt("zoom", "L-BFGS step: zoom (optax's linesearch: more "
+                               "evaluations per iteration, steady descent) or none (the "
+                               "fixed step of Torch's L-BFGS, as neural-style and the PyTorch "
+                               "tutorial run it: one evaluation per iteration)",
+                               choices=("zoom", "none"))
   lbfgs_restart: int = _opt(0, "restart L-BFGS (forget its history) once this many "
                             "objective evaluations have run since the last restart, as "
                             "repeated scipy fmin_l_bfgs_b(maxfun=N) calls do; 0: never")
@@ -215,6 +220,8 @@ class StyleConfig:
     need(self.style_masks is None or self.style_blend_weights is None, "style_masks",
          "no --style-blend-weights with masks (masked styles apply side by side, not "
          "blended)", self.style_masks)
+    need(self.lbfgs_linesearch in ("zoom", "none"), "lbfgs_linesearch", "zoom or none",
+         self.lbfgs_linesearch)
     need(self.lbfgs_restart >= 0, "lbfgs_restart", "a non-negative count", self.lbfgs_restart)
     need(len(self.style_scale) >= 1 and all(v > 0 for v in self.style_scale), "style_scale",
          "positive factors", self.style_scale)

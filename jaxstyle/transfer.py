@@ -82,16 +82,30 @@ class SolverSpec:
   record_terms: bool
   ema_decay: float = 0.0
   lbfgs_restart: int = 0
+  lbfgs_linesearch: str = "zoom"
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> "SolverSpec":
     return cls(config.optimizer, config.lr, config.lbfgs_memory, config.record_terms,
-               config.ema_decay, config.lbfgs_restart)
+               config.ema_decay, config.lbfgs_restart, config.lbfgs_linesearch)
+
+  @property
+  def linesearch(self) -> bool:
+    """Whether each iteration searches along its direction (optax's zoom linesearch)."""
+    return self.optimizer == "lbfgs" and self.lbfgs_linesearch == "zoom"
 
   def make(self) -> optax.GradientTransformationExtraArgs:
-    """The optax transformation: L-BFGS with zoom linesearch, or Adam."""
+    """The optax transformation: L-BFGS with a zoom linesearch or a fixed step, or Adam.
+
+    The fixed step is the classic one of Torch's ``optim.lbfgs`` / PyTorch's
+    ``LBFGS`` without a line search, as neural-style and the PyTorch tutorial
+    run it: x ← x − H·g with the L-BFGS inverse-Hessian estimate H, the first
+    step scaled down by the gradient's norm.
+    """
     if self.optimizer == "lbfgs":
-      return optax.lbfgs(memory_size=self.lbfgs_memory)
+      if self.lbfgs_linesearch == "zoom":
+        return optax.lbfgs(memory_size=self.lbfgs_memory)  # optax's default zoom linesearch.
+      return optax.lbfgs(memory_size=self.lbfgs_memory, linesearch=None)
     return optax.adam(self.lr)
 
 
@@ -318,7 +332,7 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
   finite image and ``finite`` turns False, which stops the loop.
   """
   opt = solver.make()
-  if solver.optimizer == "lbfgs":
+  if solver.linesearch:
     def value_fn(x):
       return objective(params, targets, x, weights, spec)[0]
     updates, opt_state = opt.update(state.grad, state.opt_state, state.image,
@@ -326,19 +340,20 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
     image = optax.apply_updates(state.image, updates)
     value, grad = optax.tree.get(opt_state, "value"), optax.tree.get(opt_state, "grad")
     evaluations = optax.tree.get(opt_state, "num_linesearch_steps").astype(jnp.int32)
-    since_restart = state.since_restart + evaluations
-    if solver.lbfgs_restart:  # Forget the curvature history, as a new scipy call would.
-      restart = since_restart >= solver.lbfgs_restart
-      opt_state = jax.tree.map(lambda fresh, kept: jnp.where(restart, fresh, kept),
-                               opt.init(image), opt_state)
-      since_restart = jnp.where(restart, 0, since_restart)
     terms = (objective_terms(params, targets, image, spec) if solver.record_terms
              else {t: jnp.float32(jnp.nan) for t in TERMS})
-  else:
+  else:  # Adam, or L-BFGS with a fixed step: one evaluation, at the new point.
     updates, opt_state = opt.update(state.grad, state.opt_state, state.image)
     image = optax.apply_updates(state.image, updates)
     (value, terms), grad = _value_and_grad(params, targets, weights, spec)(image)
-    evaluations, since_restart = jnp.int32(1), state.since_restart
+    evaluations = jnp.int32(1)
+  since_restart = state.since_restart + evaluations
+  if solver.optimizer == "lbfgs" and solver.lbfgs_restart:
+    # Forget the curvature history, as a new scipy fmin_l_bfgs_b call would.
+    restart = since_restart >= solver.lbfgs_restart
+    opt_state = jax.tree.map(lambda fresh, kept: jnp.where(restart, fresh, kept),
+                             opt.init(image), opt_state)
+    since_restart = jnp.where(restart, 0, since_restart)
   ok = jnp.isfinite(value)
   average = (solver.ema_decay * state.average + (1.0 - solver.ema_decay) * image
              if solver.ema_decay else state.average)
@@ -388,7 +403,7 @@ def run_chunk(params, targets, state: RunState, num_steps, weights, spec: Object
 def _over_members(one, params, targets, *members, solver: SolverSpec, mesh):
   """``one(params, targets_i, *members_i)`` for every member, stacked."""
   def local(params, targets, *members):
-    if solver.optimizer != "lbfgs":
+    if not solver.linesearch:
       return jax.vmap(one, in_axes=(None, Targets(None, 0, None)) + (0,) * len(members))(
           params, targets, *members)
     def member(xs):
@@ -442,6 +457,8 @@ class Result(NamedTuple):
     weights: where the VGG19 weights came from (``Weights.source``), their
       sha256 (None for random weights) and whether they were random.
     error: None, or why the run stopped early (the objective went NaN/inf).
+    evaluations: objective evaluations (f and ∇f) the optimiser made, the
+      initial one included (the linesearch's; not the per-term records').
   """
 
   image: np.ndarray
@@ -453,6 +470,7 @@ class Result(NamedTuple):
   config: StyleConfig
   weights: dict
   error: str | None = None
+  evaluations: int = 0
 
 
 def initial_image(config: StyleConfig, content_rgb_HxWx3, *, key: jax.Array,
@@ -681,7 +699,8 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
                  initial=stages[0][i].initial, iterations=sum(s[i].iterations for s in stages),
                  seconds=sum(s[i].seconds for s in stages),
                  compile_seconds=sum(s[i].compile_seconds for s in stages), config=configs[i],
-                 weights=last.weights, error=next((s[i].error for s in stages if s[i].error), None))
+                 weights=last.weights, error=next((s[i].error for s in stages if s[i].error), None),
+                 evaluations=sum(s[i].evaluations for s in stages))
           for i, last in enumerate(stages[-1])]
 
 
@@ -690,7 +709,7 @@ def _summary(result: Result) -> dict:
   return {"history": {k: v.tolist() for k, v in result.history.items()},
           "initial": result.initial, "iterations": result.iterations,
           "seconds": result.seconds, "compile_seconds": result.compile_seconds,
-          "weights": result.weights, "error": result.error}
+          "weights": result.weights, "error": result.error, "evaluations": result.evaluations}
 
 
 def _from_summary(summary: dict, config: StyleConfig, weights: Weights) -> Result:
@@ -698,7 +717,8 @@ def _from_summary(summary: dict, config: StyleConfig, weights: Weights) -> Resul
                                      for k, v in summary["history"].items()},
                 initial=summary["initial"], iterations=summary["iterations"],
                 seconds=summary["seconds"], compile_seconds=summary["compile_seconds"],
-                config=config, weights=summary["weights"], error=summary["error"])
+                config=config, weights=summary["weights"], error=summary["error"],
+                evaluations=summary["evaluations"])
 
 
 @contextlib.contextmanager
@@ -853,13 +873,14 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
       rate = todo / max(time.perf_counter() - chunk_start, 1e-6)
       chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
     seconds = seconds_before + time.perf_counter() - start
-  images = jax.device_get(jax.vmap(output_image, (0, None))(states, solver))
+  images, evaluations = jax.device_get(
+      (jax.vmap(output_image, (0, None))(states, solver), states.evaluations))
   used = {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
   return [Result(image=finish(to_uint8(images[i])),
                  history={k: np.asarray(v, np.float32) for k, v in history[i].items()},
                  initial=initial[i], iterations=len(history[i]["total"]), seconds=seconds,
                  compile_seconds=compile_seconds, config=configs[i], weights=used,
-                 error=errors[i])
+                 error=errors[i], evaluations=int(evaluations[i]))
           for i in range(n)]
 
 

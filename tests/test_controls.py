@@ -308,3 +308,13 @@ def test_lbfgs_restart_forgets_the_history(narrow_weights):
   assert int(every3.opt_state[0].count) < 3 and int(every3.since_restart) < 3
   assert int(every3.evaluations) >= 9  # The initial evaluation and at least one per step.
   assert not np.allclose(never.image, every3.image)
+
+
+def test_fixed_step_lbfgs_takes_one_evaluation_per_iteration(narrow_weights):
+  config = jaxstyle.StyleConfig(size=32, iters=6, lbfgs_linesearch="none", lbfgs_memory=100)
+  result = jaxstyle.stylize(CONTENT, STYLE, config, weights=narrow_weights)
+  assert result.evaluations == 7  # The initial evaluation, then one per iteration.
+  assert result.history["total"][-1] < 0.5 * result.initial["total"]
+  zoom = jaxstyle.stylize(CONTENT, STYLE, config.replace(lbfgs_linesearch="zoom"),
+                          weights=narrow_weights)
+  assert zoom.evaluations > 7  # The linesearch's first steps take several.
