@@ -438,6 +438,9 @@ def main(argv=None) -> int:
   # A known preset supplies the defaults; an unknown one is argparse's to refuse.
   parser = build_parser(presets.get(preset) if preset in presets.PRESETS else None)
   args = parser.parse_args(argv)
+  if args.command in ("stylize", "batch", "sweep", "reproduce", "demo"):
+    from jaxstyle import cache
+    cache.enable()  # Repeated runs load their compiled programs instead of compiling.
   with warnings.catch_warnings():  # Restores the default display on the way out.
     warnings.showwarning = _show_warning
     # Whatever filters are in force, a user must hear that features are random.

@@ -1,5 +1,6 @@
 """Shared test setup: strict JAX, tiny narrow networks, sample images."""
 
+import os
 from pathlib import Path
 
 import jax
@@ -10,6 +11,9 @@ import jaxstyle
 
 # Tiny shapes make silent broadcasting bugs easy to miss; make them errors.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# No persistent compilation cache in tests (CLI runs would write to ~/.cache);
+# tests/test_cache.py turns it on where it is the subject.
+os.environ["JAXSTYLE_CACHE_DIR"] = ""
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
