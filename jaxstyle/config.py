@@ -154,6 +154,11 @@ class StyleConfig:
   lbfgs_restart: int = _opt(0, "restart L-BFGS (forget its history) once this many "
                             "objective evaluations have run since the last restart, as "
                             "repeated scipy fmin_l_bfgs_b(maxfun=N) calls do; 0: never")
+  remat: bool = _opt(False, "rematerialise each VGG block in the backward pass: less memory "
+                     "for large images, one more forward pass of time")
+  precision: str = _opt("float32", "network activations in float32, or bfloat16 (half the "
+                        "activation memory; losses still accumulate in float32)",
+                        choices=("float32", "bfloat16"))
   seed: int = _opt(0, "seed for the noise init and anything else random")
   weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
                              "random[:SEED[:WIDTH_SCALE]]; default $JAXSTYLE_WEIGHTS, "
@@ -220,6 +225,8 @@ class StyleConfig:
     need(self.style_masks is None or self.style_blend_weights is None, "style_masks",
          "no --style-blend-weights with masks (masked styles apply side by side, not "
          "blended)", self.style_masks)
+    need(self.precision in ("float32", "bfloat16"), "precision", "float32 or bfloat16",
+         self.precision)
     need(self.lbfgs_linesearch in ("zoom", "none"), "lbfgs_linesearch", "zoom or none",
          self.lbfgs_linesearch)
     need(self.lbfgs_restart >= 0, "lbfgs_restart", "a non-negative count", self.lbfgs_restart)

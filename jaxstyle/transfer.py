@@ -54,6 +54,8 @@ class ObjectiveSpec:
   content_norm: str = "half_sum"
   style_loss: str = "gram"
   normalize_gradients: bool = False
+  remat: bool = False
+  precision: str = "float32"
 
   @classmethod
   def from_config(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
@@ -65,7 +67,13 @@ class ObjectiveSpec:
         style_layer_weights=config.normalised_style_layer_weights,
         style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling,
         convention=convention, content_norm=config.content_norm, style_loss=config.style_loss,
-        normalize_gradients=config.normalize_gradients)
+        normalize_gradients=config.normalize_gradients, remat=config.remat,
+        precision=config.precision)
+
+  @property
+  def dtype(self):
+    """The network's compute dtype; losses are always accumulated in float32."""
+    return jnp.bfloat16 if self.precision == "bfloat16" else jnp.float32
 
   @property
   def layers(self) -> tuple[str, ...]:
@@ -225,9 +233,15 @@ def _positions(F_HxWxC) -> int:
 
 @partial(jax.jit, static_argnames=("layers", "spec"))
 def _features_jit(params, rgb_HxWx3, layers, spec):
-  dtype = params["block1_conv1"]["kernel"].dtype  # Compute in the network's precision.
-  x = vgg.preprocess(rgb_HxWx3, spec.convention).astype(dtype)[None]
-  return {k: v[0] for k, v in vgg.vgg_features(params, x, layers, pooling=spec.pooling).items()}
+  return {k: v[0] for k, v in _network(params, rgb_HxWx3[None], layers, spec).items()}
+
+
+def _network(params, rgb_NxHxWx3, layers, spec: ObjectiveSpec, *, remat: bool = False):
+  """VGG features of RGB 0-255 images, run in ``spec.dtype`` and returned in float32."""
+  params = jax.tree.map(lambda a: a.astype(spec.dtype), params)
+  x = vgg.preprocess(rgb_NxHxWx3, spec.convention).astype(spec.dtype)
+  feats = vgg.vgg_features(params, x, layers, pooling=spec.pooling, remat=remat)
+  return {k: v.astype(jnp.float32) for k, v in feats.items()}
 
 
 def _features(params, rgb_HxWx3, layers, spec):
@@ -240,8 +254,7 @@ def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
   Returns ``{"content": Σ_l content_loss, "style": Σ_l w_l E_l, "tv": TV}``,
   E_l the layer's style loss (summed over the masked styles, if any).
   """
-  feats = vgg.vgg_features(params, vgg.preprocess(x_HxWx3, spec.convention)[None],
-                           spec.layers, pooling=spec.pooling)
+  feats = _network(params, x_HxWx3[None], spec.layers, spec, remat=spec.remat)
   pixels = x_HxWx3.shape[0] * x_HxWx3.shape[1]
   content_fn = partial(losses.content_loss, norm=spec.content_norm)
   style_fn = partial(_style_layer, spec=spec, pixels=pixels)
@@ -758,7 +771,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
   config = _shared_program(configs)
   spec = ObjectiveSpec.from_config(config, weights.convention)
   solver = SolverSpec.from_config(config)
-  params = jax.tree.map(jnp.asarray, weights.params)
+  params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
   original_content = image_io.as_rgb(content_img, config.size, what="content")
   content, finish = original_content, (lambda image: image)
   if config.preserve_colors == "luminance":  # Transfer luminance; chroma from the content.

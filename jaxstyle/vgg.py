@@ -213,7 +213,7 @@ def _pool(x_NxHxWxC, pooling: str):
 
 
 def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
-                 pooling: str = "max") -> dict[str, jax.Array]:
+                 pooling: str = "max", remat: bool = False) -> dict[str, jax.Array]:
   """Activations of ``layers`` for preprocessed images, VGG19 or VGG16.
 
   Args:
@@ -223,6 +223,9 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
     layers: post-ReLU names (``block4_conv2``, ``relu4_2``) or pre-ReLU ones
       (``conv4_2``).
     pooling: ``"max"`` or ``"avg"`` 2x2 stride-2 pooling between blocks.
+    remat: rematerialise each block (``jax.checkpoint``): its gradient keeps
+      only the block's input and the requested outputs and recomputes the
+      rest, trading one more forward pass for memory.
 
   Returns:
     ``{name: N x H' x W' x C}`` keyed by the names as given. The forward pass
@@ -243,16 +246,27 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
   wanted = set(requested.values())
   found: dict[str, jax.Array] = {}
   x = images_NxHxWx3
-  for i, spec in enumerate(_architecture(network)[: deepest + 1]):
-    if i > 0 and spec.index == 1:
-      x = _pool(x, pooling)
-    layer = params[spec.name]
-    x = conv3x3(x, layer["kernel"]) + layer["bias"][None, None, None, :]
-    if spec.name + PREACT in wanted:
-      found[spec.name + PREACT] = x
-    x = jax.nn.relu(x)
-    if spec.name in wanted:
-      found[spec.name] = x
+  specs = _architecture(network)[: deepest + 1]
+  for block in sorted({spec.block for spec in specs}):
+    layers = tuple(spec.name for spec in specs if spec.block == block)
+
+    def run_block(x, block_params, layers=layers, first=block == 1):
+      if not first:
+        x = _pool(x, pooling)
+      taps = {}
+      for name, layer in zip(layers, block_params):
+        x = conv3x3(x, layer["kernel"]) + layer["bias"][None, None, None, :]
+        if name + PREACT in wanted:
+          taps[name + PREACT] = x
+        x = jax.nn.relu(x)
+        if name in wanted:
+          taps[name] = x
+      return x, taps
+
+    if remat:  # Keep only the block's input and taps for the backward pass; recompute the rest.
+      run_block = jax.checkpoint(run_block)
+    x, taps = run_block(x, [params[name] for name in layers])
+    found.update(taps)
   return {name: found[canonical] for name, canonical in requested.items()}
 
 
