@@ -13,9 +13,9 @@ from jaxstyle.errors import (ConfigError, ImageError, Interrupted, JaxstyleError
 from jaxstyle.images import load_image, save_image
 from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gradient,
                              style_layer_loss, tv_loss, w2_style_loss, w2_targets)
-from jaxstyle.transfer import (LossWeights, ObjectiveSpec, Result, RunState, SolverSpec, Targets,
-                              make_targets, objective, objective_terms, stylize,
-                              stylize_batch)
+from jaxstyle.transfer import (Estimate, LossWeights, ObjectiveSpec, Result, RunState, SolverSpec,
+                              Targets, estimate, make_targets, objective, objective_terms,
+                              stylize, stylize_batch)
 from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, network_of,
                           preprocess, random_vgg, vgg_features)
 from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, random_weights,
@@ -24,11 +24,11 @@ from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, rando
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "ImageError", "JaxstyleError", "LAYER_NAMES", "LossWeights",
+    "ConfigError", "Estimate", "ImageError", "JaxstyleError", "LAYER_NAMES", "LossWeights",
     "Interrupted", "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS",
     "RandomWeightsWarning", "Result", "RunState", "SolverSpec", "StyleConfig", "Targets",
     "Weights", "WeightsError", "canonical_layer", "content_loss", "convert_weights",
-    "deprocess", "download_weights", "gram_loss", "gram_matrix", "layer_names", "load_image",
+    "deprocess", "download_weights", "estimate", "gram_loss", "gram_matrix", "layer_names", "load_image",
     "load_weights", "make_targets", "network_of", "normalized_gradient", "objective",
     "objective_terms", "preprocess", "random_vgg", "random_weights", "resolve_weights",
     "save_image", "save_weights", "style_layer_loss", "stylize", "stylize_batch", "tv_loss",

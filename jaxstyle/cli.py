@@ -116,6 +116,9 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                        help="continue from OUT.ckpt.npz, written by a run with the same "
                             "options and inputs; the result is bit-identical to an "
                             "uninterrupted run's")
+  stylize.add_argument("--dry-run", action="store_true",
+                       help="predict peak memory and run time (compiling the programs and "
+                            "timing a few iterations), refuse if it cannot fit, write nothing")
   stylize.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(stylize)
   add_config_options(stylize, base=base)
@@ -234,6 +237,8 @@ def _cmd_stylize(args) -> int:
 
   config = config_from_args(args)
   output = images.check_output_path(args.output)
+  if args.dry_run:
+    return _dry_run(args, config)
   if args.save_every < 0:
     raise JaxstyleError(f"--save-every: expected a non-negative count, got {args.save_every}")
 
@@ -263,6 +268,21 @@ def _cmd_stylize(args) -> int:
                                              style=_one_or_list(args.style)))
   checkpoint.unlink(missing_ok=True)  # The run is done; a stale one could only mislead.
   _print_summary(output, result)
+  return 0
+
+
+def _dry_run(args, config) -> int:
+  from jaxstyle.transfer import estimate
+  e = estimate(args.content, _one_or_list(args.style), config)
+  gib = float(1 << 30)
+  minutes, seconds = divmod(round(e.total_seconds), 60)
+  print(f"dry run: {e.width}x{e.height} px, {config.network.upper()}, {config.optimizer}: "
+        f"predicted peak memory {e.peak_bytes / gib:.2f} GiB of {e.available_bytes / gib:.1f} "
+        f"GiB available on {e.device} (XLA's evaluation program: "
+        f"{e.xla_temp_bytes / gib:.2f} GiB of temporaries); compile {e.compile_seconds:.1f} s; "
+        f"{e.seconds_per_iteration:.3f} s/iteration, about {minutes} min {seconds} s for "
+        f"{sum(config.scale_iters or (config.iters,) * config.scales)} iterations; "
+        "nothing written")
   return 0
 
 

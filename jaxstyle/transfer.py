@@ -582,6 +582,72 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   return result
 
 
+class Estimate(NamedTuple):
+  """What a run will need, predicted before it starts (:func:`estimate`).
+
+  Attributes:
+    height, width: the output's shape at the final scale.
+    peak_bytes: predicted peak memory (:mod:`jaxstyle.memory`, calibrated on
+      measured peaks).
+    available_bytes: what the device has free, and ``device`` its name.
+    xla_temp_bytes: XLA's own accounting of one evaluation program's
+      temporaries (``compile().memory_analysis()``), for comparison.
+    compile_seconds: time to compile (or load from the cache) the programs.
+    seconds_per_iteration: measured over a short run at the final size.
+    total_seconds: predicted wall time of all iterations, every scale.
+  """
+
+  height: int
+  width: int
+  peak_bytes: int
+  available_bytes: int
+  device: str
+  xla_temp_bytes: int
+  compile_seconds: float
+  seconds_per_iteration: float
+  total_seconds: float
+
+
+def estimate(content_img, style_img, config: StyleConfig = StyleConfig(), *,
+             weights: Weights | None = None, timing_iters: int = 4) -> Estimate:
+  """Predicts a stylization's peak memory and time before running it (``--dry-run``).
+
+  Memory comes from the shapes alone; time from compiling the real programs
+  and timing ``timing_iters`` iterations after the first at the final size
+  (earlier scales are scaled by their pixel count). Raises ConfigError, with the largest
+  size that would fit, if the run cannot fit, before compiling anything.
+  """
+  weights = weights or resolve_weights(config.weights, network=config.network)
+  height, width = image_io.fitted_shape(image_io.source_shape(content_img, what="content"),
+                                        config.size)
+  width_scale = vgg.infer_width_scale(weights.params)
+  memory.check_fits(config, height, width, width_scale=width_scale)
+  have, device = memory.available_bytes()
+  stamps = []
+  probe = stylize(content_img, style_img,
+                  config.replace(iters=timing_iters + 1, scales=1, scale_iters=None),
+                  weights=weights, save_every=1,
+                  callback=lambda *_: stamps.append(time.perf_counter()))
+  # From the end of the first iteration: L-BFGS's first linesearch takes extra steps.
+  per_iteration = (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
+  iters = config.scale_iters or (config.iters,) * config.scales
+  total = sum(n * per_iteration * (size / config.size) ** 2
+              for size, n in zip(config.scale_sizes, iters))
+  spec = ObjectiveSpec.from_config(config, weights.convention)
+  params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
+  content = image_io.as_rgb(content_img, config.size, what="content")
+  styles = _prepare_styles(style_img, config, content)
+  targets = make_targets(params, content, styles, spec, blend_weights=config.style_blend_weights)
+  weights_now = LossWeights.from_config(config)
+  program = jax.jit(jax.value_and_grad(
+      lambda x: objective(params, targets, x, weights_now, spec)[0]))
+  analysis = program.lower(jnp.asarray(content, jnp.float32)).compile().memory_analysis()
+  return Estimate(height, width, memory.estimate_bytes(config, height, width,
+                                                       width_scale=width_scale),
+                  have, device, int(getattr(analysis, "temp_size_in_bytes", 0) or 0),
+                  probe.compile_seconds, per_iteration, total)
+
+
 # Fields a batch's members may differ in: everything else shapes the program.
 MEMBER_FIELDS = ("content_weight", "style_weight", "tv_weight", "seed", "init",
                  "style_blend_weights", "style_scale")

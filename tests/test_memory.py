@@ -1,0 +1,67 @@
+"""Predictions before a run: the peak memory within ±25% of the measured one, and --dry-run."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import jaxstyle
+from jaxstyle import cli, memory
+
+MEASURE = r"""
+import json, resource, warnings
+warnings.simplefilter("ignore")
+import numpy as np, jaxstyle
+image = np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)
+weights = jaxstyle.random_weights(seed=0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+jaxstyle.stylize(image, image[::-1].copy(), jaxstyle.StyleConfig(size=256, iters=2),
+                 weights=weights)
+print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before))
+"""
+
+
+def test_predicted_peak_is_within_25_percent_of_the_measured_one():
+  # A real run in a fresh process (its peak RSS is its own): full-width VGG19, 256 px.
+  out = subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True,
+                       check=True, timeout=300).stdout
+  measured = json.loads(out.strip().splitlines()[-1])
+  predicted = memory.estimate_bytes(jaxstyle.StyleConfig(size=256), 256, 256)
+  assert 0.75 < predicted / measured < 1.25, (predicted, measured)
+
+
+def test_estimate_grows_with_pixels_and_history():
+  config = jaxstyle.StyleConfig()
+  small, large = (memory.estimate_bytes(config, s, s) for s in (256, 512))
+  assert 2.0 < (large - memory.RUNTIME_BYTES) / (small - memory.RUNTIME_BYTES) < 4.1
+  assert memory.estimate_bytes(config.replace(lbfgs_memory=100), 512, 512) > large
+  # Adam members are vmapped: their activations add up; L-BFGS members run in turn.
+  adam = config.replace(optimizer="adam")
+  assert (memory.estimate_bytes(adam, 256, 256, members=4)
+          > 3 * (memory.estimate_bytes(adam, 256, 256) - memory.RUNTIME_BYTES))
+
+
+def test_refusal_names_the_largest_size_that_fits():
+  config = jaxstyle.StyleConfig(size=1024)
+  need = memory.estimate_bytes(config, 1024, 1024)
+  try:
+    memory.check_fits(config, 1024, 1024, available=(need // 4, "a small device"))
+  except jaxstyle.ConfigError as e:
+    message = str(e)
+  assert "a small device has" in message
+  largest = int(message.split("fits is about ")[1].split(" px")[0])
+  assert 400 < largest < 560  # A quarter of the memory: about half the side.
+  assert memory.estimate_bytes(config, largest, largest) <= need // 4
+
+
+def test_dry_run_predicts_and_writes_nothing(image_files, tmp_path, capsys):
+  content, style = image_files
+  out = tmp_path / "out.png"
+  assert cli.main(["stylize", str(content), str(style), "-o", str(out), "--weights",
+                   "random:0:0.125", "--size", "48", "--iters", "200", "--dry-run",
+                   "--quiet"]) == 0
+  text = capsys.readouterr().out
+  assert text.startswith("dry run: 48x40 px, VGG19, lbfgs: predicted peak memory")
+  assert "s/iteration, about" in text and "for 200 iterations" in text
+  assert not out.exists() and not list(tmp_path.glob("out*"))
