@@ -7,8 +7,8 @@
 
 Expected runtime: about a minute on a 2-core CPU. Each run is a fresh
 subprocess (so the peak is that run's alone): full-width RANDOM VGG19, the
-default objective, 3 iterations (``--iters``). On CPU the peak is the process's maximum
-resident set size minus its size after importing jaxstyle and making the
+default objective, 3 iterations (``--iters``). On CPU the peak is the process's peak
+resident memory (VmHWM) minus its peak after importing jaxstyle and making the
 inputs; on a GPU, the device's peak bytes in use. Appends a table to
 docs/BENCHMARKS.md with the command, machine and versions (unless --no-append).
 """
@@ -27,7 +27,7 @@ import jaxstyle
 from bench_core import machine, publish
 
 CHILD = r"""
-import json, resource, sys, warnings
+import json, sys, warnings
 warnings.simplefilter("ignore")
 import jax, numpy as np, jaxstyle
 from jaxstyle import memory
@@ -38,11 +38,11 @@ weights = jaxstyle.random_weights(seed=0)
 config = jaxstyle.StyleConfig(size=size, iters=iters, optimizer=optimizer,
                               remat=variant == "remat",
                               precision="bfloat16" if variant == "bfloat16" else "float32")
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = memory.process_peak_bytes()
 result = jaxstyle.stylize(image, style, config, weights=weights)
 device = jax.devices()[0]
 if device.platform == "cpu":
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+  peak = memory.process_peak_bytes() - before
 else:
   peak = device.memory_stats()["peak_bytes_in_use"]
 print(json.dumps({"measured": peak, "predicted": memory.estimate_bytes(config, size, size),

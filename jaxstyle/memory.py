@@ -105,3 +105,22 @@ def check_fits(config, height: int, width: int, *, width_scale: float = 1.0,
       f"--size {config.size}: needs about {need / GIB:.1f} GiB for {width}x{height} px"
       + (f" and {members} members" if members > 1 else "")
       + f", {where} has {have / GIB:.1f} GiB available; {advice}")
+
+
+def process_peak_bytes() -> int:
+  """This process's peak resident memory since it started (or exec'd).
+
+  Linux's ``VmHWM`` belongs to the process's own address space; ``ru_maxrss``
+  would do elsewhere, but on Linux it carries the parent's peak over a
+  fork+exec, so a child of a large process (a test runner) would read its
+  parent's peak.
+  """
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  import resource
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -8,10 +8,11 @@ summing to 1, so a source that gives each of L layers the weight s has
 ``style_weight`` = L·s). ``tests/test_presets.py`` checks every preset's
 objective against a NumPy transcription of its source's formulas.
 
-What a preset cannot reproduce is said in its docstring: chiefly the
-optimiser (jaxstyle's L-BFGS has a zoom linesearch; Torch's optim.lbfgs as
-the Lua and PyTorch tools call it has none, and scipy's L-BFGS-B uses a
-Moré-Thuente linesearch), and sizes, which jaxstyle gives as the longest side.
+What a preset cannot reproduce is said in its docstring: chiefly details
+of the optimiser (the Torch-based sources' fixed-step L-BFGS is
+``lbfgs_linesearch="none"``, but its first step is scaled a little
+differently; scipy's L-BFGS-B uses a Moré-Thuente linesearch where jaxstyle
+has optax's zoom), and sizes, which jaxstyle gives as the longest side.
 
 Use ``jaxstyle stylize --preset NAME`` (options given explicitly override
 the preset's), ``preset = "NAME"`` in a sweep file, or
@@ -126,22 +127,23 @@ def pytorch_tutorial() -> StyleConfig:
     ``F.mse_loss`` (style_norm ``chw``); the five layer losses are summed and
     multiplied by 1e6, so style_weight = 5 · 1e6;
   * no TV; init from the content; 300 steps of ``torch.optim.LBFGS``
-    (history 100, no linesearch); 512 px. Needs torchvision-converted weights
-    (torch convention); with caffe weights the objective has the same form.
+    (history 100, no linesearch: lbfgs_linesearch ``none``); 512 px. Needs
+    torchvision-converted weights (torch convention); with caffe weights the
+    objective has the same form.
   """
   return StyleConfig(size=512, iters=300, network="vgg19", pooling="max",
                      content_layers=("conv2_2",),
                      style_layers=("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"),
                      content_norm="mean", style_norm="chw", content_weight=1.0,
                      style_weight=5e6, tv_weight=0.0, init="content", optimizer="lbfgs",
-                     lbfgs_memory=100)
+                     lbfgs_memory=100, lbfgs_linesearch="none")
 
 
 def johnson_neural_style() -> StyleConfig:
   """Johnson's neural-style (Lua Torch, github.com/jcjohnson/neural-style) defaults.
 
   * network VGG19 (caffe), max pooling, 512 px, 1000 iterations of L-BFGS
-    (optim.lbfgs, history 100, no linesearch);
+    (optim.lbfgs, history 100, no linesearch: lbfgs_linesearch ``none``);
   * content: relu4_2, ``nn.MSECriterion`` (content_norm ``mean``), weight 5;
   * style: relu1_1 … relu5_1, Gram divided by C·H·W, ``nn.MSECriterion``
     (style_norm ``chw``), each layer weight 100, so style_weight = 5 · 100;
@@ -154,7 +156,7 @@ def johnson_neural_style() -> StyleConfig:
                      content_layers=("relu4_2",), style_layers=PAPER_STYLE_LAYERS,
                      content_norm="mean", style_norm="chw", content_weight=5.0,
                      style_weight=500.0, tv_weight=5e-4, init="gray", optimizer="lbfgs",
-                     lbfgs_memory=100)
+                     lbfgs_memory=100, lbfgs_linesearch="none")
 
 
 PRESETS: dict[str, Callable[[], StyleConfig]] = {

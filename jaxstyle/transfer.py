@@ -237,11 +237,19 @@ def _features_jit(params, rgb_HxWx3, layers, spec):
 
 
 def _network(params, rgb_NxHxWx3, layers, spec: ObjectiveSpec, *, remat: bool = False):
-  """VGG features of RGB 0-255 images, run in ``spec.dtype`` and returned in float32."""
-  params = jax.tree.map(lambda a: a.astype(spec.dtype), params)
-  x = vgg.preprocess(rgb_NxHxWx3, spec.convention).astype(spec.dtype)
+  """VGG features of RGB 0-255 images, in the params' precision (float64 in tests).
+
+  With ``spec.precision == "bfloat16"`` the network runs in bfloat16 and the
+  features come back as float32, so that the losses accumulate in float32.
+  """
+  if spec.precision == "bfloat16":
+    params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+  dtype = params["block1_conv1"]["kernel"].dtype
+  x = vgg.preprocess(rgb_NxHxWx3, spec.convention).astype(dtype)
   feats = vgg.vgg_features(params, x, layers, pooling=spec.pooling, remat=remat)
-  return {k: v.astype(jnp.float32) for k, v in feats.items()}
+  if spec.precision == "bfloat16":
+    feats = {k: v.astype(jnp.float32) for k, v in feats.items()}
+  return feats
 
 
 def _features(params, rgb_HxWx3, layers, spec):

@@ -10,15 +10,16 @@ import jaxstyle
 from jaxstyle import cli, memory
 
 MEASURE = r"""
-import json, resource, warnings
+import json, warnings
 warnings.simplefilter("ignore")
 import numpy as np, jaxstyle
+from jaxstyle import memory
 image = np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)
 weights = jaxstyle.random_weights(seed=0)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = memory.process_peak_bytes()
 jaxstyle.stylize(image, image[::-1].copy(), jaxstyle.StyleConfig(size=256, iters=2),
                  weights=weights)
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before))
+print(json.dumps(memory.process_peak_bytes() - before))
 """
 
 
