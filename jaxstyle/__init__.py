@@ -24,13 +24,13 @@ from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, rando
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "Estimate", "ImageError", "JaxstyleError", "LAYER_NAMES", "LossWeights",
-    "Interrupted", "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS", "PAPER_STYLE_LAYERS",
-    "RandomWeightsWarning", "Result", "RunState", "SolverSpec", "StyleConfig", "Targets",
-    "Weights", "WeightsError", "canonical_layer", "content_loss", "convert_weights",
-    "deprocess", "download_weights", "estimate", "gram_loss", "gram_matrix", "layer_names", "load_image",
-    "load_weights", "make_targets", "network_of", "normalized_gradient", "objective",
-    "objective_terms", "preprocess", "random_vgg", "random_weights", "resolve_weights",
-    "save_image", "save_weights", "style_layer_loss", "stylize", "stylize_batch", "tv_loss",
-    "vgg_features", "w2_style_loss", "w2_targets",
+    "ConfigError", "Estimate", "ImageError", "Interrupted", "JaxstyleError", "LAYER_NAMES",
+    "LossWeights", "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS",
+    "PAPER_STYLE_LAYERS", "RandomWeightsWarning", "Result", "RunState", "SolverSpec",
+    "StyleConfig", "Targets", "Weights", "WeightsError", "canonical_layer", "content_loss",
+    "convert_weights", "deprocess", "download_weights", "estimate", "gram_loss", "gram_matrix",
+    "layer_names", "load_image", "load_weights", "make_targets", "network_of",
+    "normalized_gradient", "objective", "objective_terms", "preprocess", "random_vgg",
+    "random_weights", "resolve_weights", "save_image", "save_weights", "style_layer_loss",
+    "stylize", "stylize_batch", "tv_loss", "vgg_features", "w2_style_loss", "w2_targets",
 ]

@@ -15,7 +15,10 @@ ENV_VAR = "JAXSTYLE_CACHE_DIR"
 
 
 def default_dir() -> Path | None:
-  """``$JAXSTYLE_CACHE_DIR`` (empty: disabled), else ``$XDG_CACHE_HOME``/``~/.cache`` + ``/jaxstyle/xla``."""
+  """``$JAXSTYLE_CACHE_DIR`` (empty: disabled), else ``jaxstyle/xla`` in the user's cache.
+
+  The user's cache is ``$XDG_CACHE_HOME``, or ``~/.cache``.
+  """
   if ENV_VAR in os.environ:
     return Path(os.environ[ENV_VAR]) if os.environ[ENV_VAR] else None
   base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
