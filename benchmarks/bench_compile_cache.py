@@ -13,7 +13,6 @@ reads the compile time each reports. Appends the table to docs/BENCHMARKS.md
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import re
 import subprocess
@@ -22,10 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import jax
 
 import jaxstyle
-from bench_core import images, machine, publish
+from bench_core import heading, images, publish
 
 
 def run(content, style, size: int, cache_dir: str, out: Path) -> tuple[float, float]:
@@ -56,14 +54,10 @@ def main(argv=None):
       warm = run(content, style, size, cache_dir, Path(folder) / "b.png")
       lines.append(f"| {size} | {cold[0]:.1f} s | {warm[0]:.1f} s | {cold[1]:.1f} s | "
                    f"{warm[1]:.1f} s |")
-  command = "python benchmarks/bench_compile_cache.py " + " ".join(
-      argv if argv is not None else sys.argv[1:])
-  report = (f"\n### Persistent compilation cache ({datetime.date.today()})\n\n"
-            f"- command: `{command.strip()}`\n- machine: {machine()}\n"
-            f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}\n"
-            "- `jaxstyle stylize`, RANDOM full-width VGG19, 5 L-BFGS iterations; 'compile' is "
-            "what the run reports (tracing, lowering and compiling or loading the programs)\n\n"
-            + "\n".join(lines) + "\n")
+  report = heading("Persistent compilation cache", "bench_compile_cache.py", argv,
+                   "`jaxstyle stylize`, RANDOM full-width VGG19, 5 L-BFGS iterations; 'compile' "
+                   "is what the run reports (tracing, lowering and compiling or loading the "
+                   "programs)") + "\n".join(lines) + "\n"
   publish(report, append=not args.no_append)
 
 

@@ -62,6 +62,16 @@ def machine() -> str:
   return f"{model}, {os.cpu_count()} cores visible to the process"
 
 
+def heading(title: str, script: str, argv, *details: str) -> str:
+  """The start of every appended report: title and date, command, machine, versions, details."""
+  command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+  lines = [f"\n### {title} ({datetime.date.today()})\n", f"- command: `{command.strip()}`",
+           f"- machine: {machine()}",
+           f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, optax "
+           f"{optax.__version__}, backend {jax.default_backend()}"]
+  return "\n".join(lines + [f"- {d}" for d in details]) + "\n\n"
+
+
 def publish(report: str, *, append: bool) -> None:
   """Prints a report and appends it to docs/BENCHMARKS.md (unless told not to)."""
   print(report)

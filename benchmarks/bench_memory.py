@@ -16,7 +16,6 @@ docs/BENCHMARKS.md with the command, machine and versions (unless --no-append).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import sys
 import jax
 
 import jaxstyle
-from bench_core import machine, publish
+from bench_core import heading, publish
 
 CHILD = r"""
 import json, sys, warnings
@@ -77,15 +76,11 @@ def main(argv=None):
                  f"{r['measured'] / mib:.0f} MiB | {r['predicted'] / mib:.0f} MiB | "
                  f"{r['predicted'] / r['measured']:.2f} | {r['seconds']:.3f} | "
                  f"{r['final']:.5g} |")
-  command = "python benchmarks/bench_memory.py " + " ".join(
-      argv if argv is not None else sys.argv[1:])
-  report = (f"\n### Memory: measured peak vs jaxstyle.memory's prediction "
-            f"({datetime.date.today()})\n\n"
-            f"- command: `{command.strip()}`\n- machine: {machine()}\n"
-            f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, backend "
-            f"{jax.default_backend()}\n- weights: RANDOM He-initialised VGG19, full width; "
-            f"default objective; {args.iters} iterations; on CPU the peak is max RSS above the "
-            "process after import; the prediction does not model remat or bfloat16\n\n" + "\n".join(lines) + "\n")
+  report = heading("Memory: measured peak vs jaxstyle.memory's prediction", "bench_memory.py",
+                   argv, f"weights: RANDOM He-initialised VGG19, full width; default objective; "
+                   f"{args.iters} iterations; on CPU the peak is the peak resident memory above "
+                   "the process's after import; the prediction does not model remat or "
+                   "bfloat16") + "\n".join(lines) + "\n"
   publish(report, append=not args.no_append)
 
 

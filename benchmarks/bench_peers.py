@@ -27,8 +27,6 @@ time. Appends the table to docs/BENCHMARKS.md (unless --no-append).
 from __future__ import annotations
 
 import argparse
-import datetime
-import sys
 import time
 
 import jax
@@ -37,7 +35,7 @@ import numpy as np
 import optax
 
 import jaxstyle
-from bench_core import images, machine, publish
+from bench_core import heading, images, publish
 
 MARKS = (10, 50, 100)
 
@@ -218,14 +216,9 @@ def main(argv=None):
     best = min(loss_at_time(runs[j]["curve"], t) for j in jax_names)
     notes.append(f"at {name}'s final wall time ({t:.2f} s): its loss "
                  f"{run['curve'][-1][2]:.4g}, jaxstyle's best {best:.4g}")
-  command = "python benchmarks/bench_peers.py " + " ".join(
-      argv if argv is not None else sys.argv[1:])
-  report = (f"\n### Peers: one objective, four loops ({datetime.date.today()})\n\n"
-            f"- command: `{command.strip()}`\n- machine: {machine()}\n"
-            f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, optax "
-            f"{optax.__version__}, backend {jax.default_backend()}\n"
-            f"- {args.size} px, RANDOM full-width VGG19, default objective, content init "
-            f"(initial loss {initial:.4g}); times exclude compilation\n\n"
+  report = (heading("Peers: one objective, four loops", "bench_peers.py", argv,
+                    f"{args.size} px, RANDOM full-width VGG19, default objective, content init "
+                    f"(initial loss {initial:.4g}); times exclude compilation")
             + "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
   publish(report, append=not args.no_append)
 

@@ -19,15 +19,12 @@ the sample images of ../shared/images (generated ones when absent).
 from __future__ import annotations
 
 import argparse
-import datetime
-import sys
 import time
 
-import jax
 
 import jaxstyle
 from bench_batch import content, styles
-from bench_core import machine, publish
+from bench_core import heading, publish
 
 WAYS = {"Adam (vmap)": {"optimizer": "adam"},
         "L-BFGS fixed step (vmap)": {"lbfgs_linesearch": "none", "lbfgs_memory": 10},
@@ -101,13 +98,9 @@ def main(argv=None):
   if args.study in ("multiscale", "both"):
     parts.append("Coarse to fine, time to a loss:\n\n"
                  + multiscale_study(args.multiscale_size, weights))
-  command = "python benchmarks/bench_scaling.py " + " ".join(
-      argv if argv is not None else sys.argv[1:])
-  report = (f"\n### Scaling: batches and coarse to fine ({datetime.date.today()})\n\n"
-            f"- command: `{command.strip()}`\n- machine: {machine()}\n"
-            f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, backend "
-            f"{jax.default_backend()}\n- RANDOM full-width VGG19, default objective, no "
-            "per-term history; compilation excluded\n\n" + "\n\n".join(parts) + "\n")
+  report = heading("Scaling: batches and coarse to fine", "bench_scaling.py", argv,
+                   "RANDOM full-width VGG19, default objective, no per-term history; "
+                   "compilation excluded") + "\n\n".join(parts) + "\n"
   publish(report, append=not args.no_append)
 
 

@@ -12,7 +12,6 @@ warm-up. Appends the table to docs/BENCHMARKS.md (unless --no-append).
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import sys
 import jax
 
 import jaxstyle
-from bench_core import machine, publish
+from bench_core import heading, publish
 
 FLAG_SETS = (
     "",
@@ -66,13 +65,9 @@ def main(argv=None):
                          capture_output=True, text=True, env={**os.environ, "XLA_FLAGS": flags})
     seconds = float(out.stdout.strip().splitlines()[-1])
     lines.append(f"| `{flags or '(none)'}` | {seconds * 1000:.1f} ms |")
-  command = "python benchmarks/bench_xla_flags.py " + " ".join(
-      argv if argv is not None else sys.argv[1:])
-  report = (f"\n### XLA:CPU flags and one evaluation ({datetime.date.today()})\n\n"
-            f"- command: `{command.strip()}`\n- machine: {machine()}\n"
-            f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}\n"
-            f"- {args.size}x{args.size} px, RANDOM full-width VGG19, default objective, "
-            "median of 8\n\n" + "\n".join(lines) + "\n")
+  report = heading("XLA:CPU flags and one evaluation", "bench_xla_flags.py", argv,
+                   f"{args.size}x{args.size} px, RANDOM full-width VGG19, default objective, "
+                   "median of 8") + "\n".join(lines) + "\n"
   publish(report, append=not args.no_append)
 
 
