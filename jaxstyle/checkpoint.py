@@ -91,8 +91,14 @@ def load(path) -> Saved:
   return Saved(meta, leaves)
 
 
-def check_matches(saved: Saved, path, *, configs: list[dict], inputs: str, stage: int) -> None:
-  """Refuses a checkpoint written for other settings or inputs, saying which differ."""
+def check_matches(saved: Saved, path, *, configs: list[dict], inputs: str | None = None,
+                  stage: int = 0) -> None:
+  """Refuses a checkpoint written for other settings or inputs, saying which differ.
+
+  ``inputs`` (a :func:`fingerprint`) is compared only in the scale the
+  checkpoint was written in, the one whose inputs it saw; None checks the
+  options alone.
+  """
   theirs = saved.meta["configs"]
   configs = json.loads(json.dumps(configs))  # Tuples become lists, as they were saved.
   if len(theirs) != len(configs):
@@ -103,6 +109,6 @@ def check_matches(saved: Saved, path, *, configs: list[dict], inputs: str, stage
       raise ConfigError(f"{path}: written with other options: " + ", ".join(
           f"--{k.replace('_', '-')} {recorded.get(k)!r} (now {mine.get(k)!r})"
           for k in changed) + "; resume with the same options")
-  if saved.meta["inputs"] != inputs and saved.meta["stage"] == stage:
+  if inputs is not None and saved.meta["stage"] == stage and saved.meta["inputs"] != inputs:
     raise ConfigError(f"{path}: written for other content or style images; resume with the "
                       "same inputs")

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import types
 import typing
 import warnings
 from pathlib import Path
 
-from jaxstyle.config import StyleConfig
+from jaxstyle.config import StyleConfig, unwrap_optional
 from jaxstyle.errors import Interrupted, JaxstyleError, NonFiniteLossError
 from jaxstyle.weights import RandomWeightsWarning
 
@@ -35,9 +34,7 @@ def _option_kwargs(f: dataclasses.Field, hint, default) -> dict:
   """argparse keyword arguments for one StyleConfig field, defaulting to ``default``."""
   meta = f.metadata
   kwargs = {"default": default, "metavar": meta.get("metavar"), "choices": meta.get("choices")}
-  optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
-  if optional:
-    hint = next(a for a in typing.get_args(hint) if a is not type(None))
+  hint, _ = unwrap_optional(hint)
   if hint is bool:
     kwargs = {"default": default, "action": argparse.BooleanOptionalAction}
   elif typing.get_origin(hint) is tuple:
@@ -73,6 +70,14 @@ def add_preset_option(parser: argparse.ArgumentParser) -> None:
                       help="start from a published objective, options given explicitly "
                            "override it: " + ", ".join(PRESETS) + " (jaxstyle presets "
                            "describes them)")
+
+
+def add_distributed_option(parser: argparse.ArgumentParser) -> None:
+  """``--distributed``: one of several processes/hosts, each taking every N-th member."""
+  parser.add_argument("--distributed", default=None, metavar="auto|HOST:PORT,N,I",
+                      help="run as one of several processes/hosts, each taking every N-th "
+                           "member: auto-detect the cluster, or name the coordinator, the "
+                           "process count and this process's index (default: one process)")
 
 
 def preset_in(argv: list[str]) -> str | None:
@@ -140,10 +145,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   batch.add_argument("--max-members", type=int, default=None, metavar="N",
                      help="at most N members per program, to bound memory (default: all)")
   batch.add_argument("--quiet", action="store_true", help="no progress bar")
-  batch.add_argument("--distributed", default=None, metavar="auto|HOST:PORT,N,I",
-                     help="run as one of several processes/hosts, each taking every N-th "
-                          "member: auto-detect the cluster, or name the coordinator, the "
-                          "process count and this process's index (default: one process)")
+  add_distributed_option(batch)
   add_preset_option(batch)
   add_config_options(batch, skip=tuple(MEMBER_LISTS), base=base)
   for field, (flag, kind) in MEMBER_LISTS.items():
@@ -162,10 +164,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   sweep.add_argument("--max-members", type=int, default=None, metavar="N",
                      help="at most N members per program (default: all in a group)")
   sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-  sweep.add_argument("--distributed", default=None, metavar="auto|HOST:PORT,N,I",
-                     help="run as one of several processes/hosts, each taking every N-th "
-                          "member: auto-detect the cluster, or name the coordinator, the "
-                          "process count and this process's index (default: one process)")
+  add_distributed_option(sweep)
   sweep.set_defaults(run=_cmd_sweep)
 
   reproduce = commands.add_parser(

@@ -42,15 +42,21 @@ PAPER_CONTENT_LAYERS = ("relu4_2",)
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
+def unwrap_optional(hint):
+  """``X`` for ``X | None`` (or ``Optional[X]``), and whether it was optional."""
+  if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    return next(a for a in typing.get_args(hint) if a is not type(None)), True
+  return hint, False
+
+
 def _coerce(name: str, hint, value):
   """``value`` as the field's annotated type, or ConfigError saying what was expected."""
   def fail(expected: str):
     raise ConfigError(f"--{name.replace('_', '-')}: expected {expected}, got {value!r}")
 
-  if typing.get_origin(hint) in (typing.Union, types.UnionType):
-    if value is None:
-      return None
-    hint = next(a for a in typing.get_args(hint) if a is not type(None))
+  hint, optional = unwrap_optional(hint)
+  if optional and value is None:
+    return None
   if typing.get_origin(hint) is tuple:
     items = value if isinstance(value, (list, tuple)) else (value,)
     return tuple(_coerce(name, typing.get_args(hint)[0], item) for item in items)

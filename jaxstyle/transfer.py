@@ -748,9 +748,8 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   first_stage = 0
   if checkpoint is not None:
     checkpoint.configs = [c.to_dict() for c in configs]
-    if checkpoint.resume is not None:
-      ckpt.check_matches(checkpoint.resume, checkpoint.path, configs=checkpoint.configs,
-                         inputs=checkpoint.resume.meta["inputs"], stage=0)
+    if checkpoint.resume is not None:  # The options now; the inputs once they are loaded.
+      ckpt.check_matches(checkpoint.resume, checkpoint.path, configs=checkpoint.configs)
       first_stage = checkpoint.resume.meta["stage"]
   if config.scales == 1:
     return _run_scale(configs, content_img, style_imgs, keys, weights=weights,
