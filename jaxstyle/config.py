@@ -165,6 +165,11 @@ class StyleConfig:
   precision: str = _opt("float32", "network activations in float32, or bfloat16 (half the "
                         "activation memory; losses still accumulate in float32)",
                         choices=("float32", "bfloat16"))
+  conv: str = _opt("auto", "how the deep VGG convolutions run: winograd (F(4x4,3x3) and "
+                   "F(2x2,3x3) as batched matmuls: fewer multiplies, faster on CPU from "
+                   "block3 on), direct (the backend's own convolution) or auto (winograd "
+                   "on CPU, direct on GPU/TPU, whose libraries choose their own algorithm)",
+                   choices=("auto", "direct", "winograd"))
   seed: int = _opt(0, "seed for the noise init and anything else random")
   weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
                              "random[:SEED[:WIDTH_SCALE]]; default $JAXSTYLE_WEIGHTS, "
@@ -233,6 +238,8 @@ class StyleConfig:
          "blended)", self.style_masks)
     need(self.precision in ("float32", "bfloat16"), "precision", "float32 or bfloat16",
          self.precision)
+    need(self.conv in ("auto", "direct", "winograd"), "conv", "auto, direct or winograd",
+         self.conv)
     need(self.lbfgs_linesearch in ("zoom", "none"), "lbfgs_linesearch", "zoom or none",
          self.lbfgs_linesearch)
     need(self.lbfgs_restart >= 0, "lbfgs_restart", "a non-negative count", self.lbfgs_restart)
@@ -251,7 +258,9 @@ class StyleConfig:
   @property
   def scale_sizes(self) -> tuple[int, ...]:
     """The longest side at each scale, coarse to fine, ending at ``size``."""
-    return tuple(round(self.size / self.scale_factor ** (self.scales - 1 - k))
+    # A negative power underflows to 0 where a positive one would overflow
+    # (--scales 1025), so that validation can refuse it instead of crashing.
+    return tuple(round(self.size * self.scale_factor ** -(self.scales - 1 - k))
                  for k in range(self.scales))
 
   @property

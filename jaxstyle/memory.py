@@ -13,7 +13,10 @@ runs before any compilation:
   temporaries: (2·m + 8) · H·W·3 floats;
 * the network's weights (three copies: the host arrays, the device arrays
   and a transient one), the content targets, and 250 MiB for the runtime
-  and the compiled program.
+  and the compiled program;
+* with ``conv`` resolving to winograd, each Winograd layer's two transformed
+  kernels, (m+2)² · Cin · Cout floats each (m the tile: 406 MB for the
+  default objective at full width once every deep layer runs F(4x4)).
 
 Measured on CPU (full-width VGG19, L-BFGS, peak RSS above the process's
 after import): 859 MiB at 256 px and 1936 MiB at 512 px; predicted 864 and
@@ -68,8 +71,21 @@ def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,
                 for cin, cout in vgg.layer_widths(width_scale, config.network).values())
   live = members if config.optimizer == "adam" else 1
   floats = (ACTIVATION_COPIES * activations * live + image_buffers * members + 3 * weights
-            + content)
+            + content + _winograd_floats(config, height, width, width_scale))
   return int(4 * floats) + RUNTIME_BYTES
+
+
+def _winograd_floats(config, height: int, width: int, width_scale: float) -> int:
+  """Floats of the transformed kernels (U and U_t) the Winograd layers keep during a run."""
+  if vgg.resolve_conv(config.conv) != "winograd":
+    return 0
+  widths = vgg.layer_widths(width_scale, config.network)
+  total = 0
+  for name, (h, w) in vgg.conv_shapes(config.network, (height, width),
+                                      config.content_layers + config.style_layers).items():
+    tile = vgg.winograd_tile(*widths[name], h, w)
+    total += 2 * (tile + 2) ** 2 * widths[name][0] * widths[name][1] if tile else 0
+  return total
 
 
 def available_bytes(device=None) -> tuple[int, str]:

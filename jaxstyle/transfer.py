@@ -56,6 +56,7 @@ class ObjectiveSpec:
   normalize_gradients: bool = False
   remat: bool = False
   precision: str = "float32"
+  conv: str = "direct"  # Resolved: "direct" or "winograd" (see StyleConfig.conv).
 
   @classmethod
   def from_config(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
@@ -68,7 +69,7 @@ class ObjectiveSpec:
         style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling,
         convention=convention, content_norm=config.content_norm, style_loss=config.style_loss,
         normalize_gradients=config.normalize_gradients, remat=config.remat,
-        precision=config.precision)
+        precision=config.precision, conv=vgg.resolve_conv(config.conv))
 
   @property
   def dtype(self):
@@ -78,6 +79,11 @@ class ObjectiveSpec:
   @property
   def layers(self) -> tuple[str, ...]:
     return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+
+def prepare_params(params, spec: ObjectiveSpec, image_hw: tuple[int, int]):
+  """The params an optimisation loop closes over: Winograd kernels made once, if used."""
+  return vgg.prepare_convs(params, image_hw, spec.layers) if spec.conv == "winograd" else params
 
 
 @dataclass(frozen=True)
@@ -448,6 +454,7 @@ def init_states(params, targets, x0_NxHxWx3, weights, spec: ObjectiveSpec, solve
   """:func:`init_state` for N members at once."""
   def one(params, t, x, w):
     return init_state(params, t, x, w, spec, solver)
+  params = prepare_params(params, spec, x0_NxHxWx3.shape[1:3])
   return _over_members(one, params, targets, x0_NxHxWx3, weights, solver=solver, mesh=mesh)
 
 
@@ -457,6 +464,8 @@ def run_chunks(params, targets, states, num_steps, weights, spec: ObjectiveSpec,
   """:func:`run_chunk` for N members in one program (one compile per shape)."""
   def one(params, t, s, w):
     return run_chunk(params, t, s, num_steps, w, spec, solver)
+  # Outside the while loop: XLA would not hoist the transforms (they grow the kernels).
+  params = prepare_params(params, spec, states.image.shape[1:3])
   return _over_members(one, params, targets, states, weights, solver=solver, mesh=mesh)
 
 
@@ -647,8 +656,9 @@ def estimate(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   styles = _prepare_styles(style_img, config, content)
   targets = make_targets(params, content, styles, spec, blend_weights=config.style_blend_weights)
   weights_now = LossWeights.from_config(config)
+  prepared = prepare_params(params, spec, content.shape[:2])
   program = jax.jit(jax.value_and_grad(
-      lambda x: objective(params, targets, x, weights_now, spec)[0]))
+      lambda x: objective(prepared, targets, x, weights_now, spec)[0]))
   analysis = program.lower(jnp.asarray(content, jnp.float32)).compile().memory_analysis()
   return Estimate(height, width, memory.estimate_bytes(config, height, width,
                                                        width_scale=width_scale),

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle import winograd
 from jaxstyle.errors import ConfigError
 
 
@@ -204,12 +205,155 @@ def _conv3x3_bwd(residuals, g_NxHxWxCout):
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
+@jax.custom_vjp
+def winograd_conv3x3(x_NxHxWxCin, U, U_t):
+  """:func:`conv3x3` by Winograd, from the kernel's transform ``U`` and its transpose's ``U_t``.
+
+  ``U``/``U_t`` are :func:`jaxstyle.winograd.transform_kernel` of the kernel
+  and of :func:`jaxstyle.winograd.transpose_kernel` of it, made once by
+  :func:`prepare_convs`. The image's gradient is the transposed convolution,
+  by Winograd from ``U_t``; ``U``'s is autodiff's (XLA drops it when unused);
+  ``U_t`` does not enter the value, so its gradient is zero.
+  """
+  return winograd.conv3x3(x_NxHxWxCin, U)
+
+
+def _winograd_fwd(x, U, U_t):
+  return winograd.conv3x3(x, U), (x, U, U_t)
+
+
+def _winograd_bwd(residuals, g_NxHxWxCout):
+  x, U, U_t = residuals
+  _, U_vjp = jax.vjp(lambda u: winograd.conv3x3(x, u), U)
+  return winograd.conv3x3(g_NxHxWxCout, U_t), U_vjp(g_NxHxWxCout)[0], jnp.zeros_like(U_t)
+
+
+winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
+
+WINOGRAD_MIN_CHANNEL_PRODUCT = 128 * 256
+"""Layers with Cin·Cout below this keep the direct convolution (see :func:`winograd_tile`)."""
+
+CONV_ALGORITHMS = ("auto", "direct", "winograd")
+
+
+def resolve_conv(conv: str, backend: str | None = None) -> str:
+  """``auto`` -> ``winograd`` on CPU (measured faster there), else ``direct``.
+
+  On GPU and TPU the backend's convolution libraries pick their own
+  algorithms (cuDNN includes Winograd), so jaxstyle does not second-guess them.
+  """
+  if conv not in CONV_ALGORITHMS:
+    raise ConfigError(f"conv must be one of {CONV_ALGORITHMS}, got {conv!r}")
+  if conv != "auto":
+    return conv
+  return "winograd" if (backend or jax.default_backend()) == "cpu" else "direct"
+
+
+def winograd_tile(in_channels: int, out_channels: int, height: int, width: int, *,
+                  min_channel_product: int | None = None) -> int:
+  """The Winograd tile a layer runs with on CPU, or 0 for the direct convolution.
+
+  Measured per layer on XLA:CPU (``benchmarks/bench_winograd.py``): the
+  transforms are memory traffic proportional to Cin + Cout against matmul
+  work proportional to Cin·Cout, so Winograd wins from block3_conv1
+  (128·256) on and loses on the wide, shallow layers of blocks 1-2 (up to
+  3x slower at 512 px). F(4x4) does fewer multiplies, F(2x2) wastes less
+  padding on images a few tiles across.
+  """
+  if min_channel_product is None:
+    min_channel_product = WINOGRAD_MIN_CHANNEL_PRODUCT
+  if in_channels * out_channels < min_channel_product:
+    return 0
+  return 4 if min(height, width) >= 16 else 2
+
+
+def conv_shapes(network: str, image_hw: tuple[int, int], layers: Iterable[str] | None = None
+                ) -> dict[str, tuple[int, int]]:
+  """The (H, W) each conv layer sees for an image of ``image_hw``, up to the deepest of ``layers``."""
+  h, w = image_hw
+  shapes = {}
+  specs = _architecture(network)
+  if layers is not None:
+    names = layer_names(network)
+    specs = specs[: 1 + max(names.index(canonical_layer(n, network).removesuffix(PREACT))
+                            for n in layers)]
+  for spec in specs:
+    if spec.index == 1 and spec.block > 1:
+      h, w = h // 2, w // 2
+    shapes[spec.name] = (h, w)
+  return shapes
+
+
+def prepare_convs(params, image_hw: tuple[int, int], layers: Iterable[str] | None = None, *,
+                  min_channel_product: int | None = None) -> dict:
+  """``params`` with the Winograd-transformed kernels of the layers :func:`winograd_tile` picks.
+
+  Each picked layer gains ``"winograd"`` (U) and ``"winograd_t"`` (U of the
+  transposed kernel) beside its kernel and bias, for an image of
+  ``image_hw``; :func:`vgg_features` then runs that layer by Winograd. Only
+  layers up to the deepest of ``layers`` (default: all) are prepared. Call it
+  once, outside the optimisation loop: the transforms cost about as much as
+  one convolution and grow the layer's weights (A/3)² times, A = tile + 2.
+  """
+  prepared = dict(params)
+  for name, (h, w) in conv_shapes(network_of(params), image_hw, layers).items():
+    layer = params[name]
+    _, _, cin, cout = np.shape(layer["kernel"])
+    tile = winograd_tile(cin, cout, h, w, min_channel_product=min_channel_product)
+    if tile:
+      prepared[name] = {
+          **layer,
+          "winograd": winograd.transform_kernel(layer["kernel"], tile),
+          "winograd_t": winograd.transform_kernel(winograd.transpose_kernel(layer["kernel"]),
+                                                  tile),
+      }
+  return prepared
+
+
 def _pool(x_NxHxWxC, pooling: str):
-  window, strides = (1, 2, 2, 1), (1, 2, 2, 1)
+  """2x2 stride-2 pooling; an odd last row or column is dropped (XLA's 'VALID')."""
+  n, h, w, c = x_NxHxWxC.shape
+  x = x_NxHxWxC[:, : h // 2 * 2, : w // 2 * 2]
   if pooling == "max":
-    return jax.lax.reduce_window(x_NxHxWxC, -jnp.inf, jax.lax.max, window, strides, "VALID")
-  summed = jax.lax.reduce_window(x_NxHxWxC, 0.0, jax.lax.add, window, strides, "VALID")
-  return summed / 4.0
+    return _max_pool(x)
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).mean((2, 4))
+
+
+@jax.custom_vjp
+def _max_pool(x_NxHxWxC):
+  """2x2 stride-2 max pool of an image with even sides.
+
+  Written as a reshape and a max, with its gradient routed to the first
+  maximum of each window in row-major order: what XLA's select-and-scatter
+  (JAX's rule for ``reduce_window``) does, ties included, without its
+  window scan, which took 15% of an evaluation on CPU.
+  """
+  n, h, w, c = x_NxHxWxC.shape
+  return x_NxHxWxC.reshape(n, h // 2, 2, w // 2, 2, c).max((2, 4))
+
+
+def _max_pool_fwd(x):
+  y = _max_pool(x)
+  return y, (x, y)
+
+
+def _max_pool_bwd(residuals, g_NxhxwxC):
+  x, y = residuals
+  n, h, w, c = x.shape
+  windows = x.reshape(n, h // 2, 2, w // 2, 2, c)
+  taken = jnp.zeros(y.shape, bool)
+  rows = []
+  for a in range(2):
+    row = []
+    for b in range(2):
+      first = (windows[:, :, a, :, b] == y) & ~taken
+      taken = taken | first
+      row.append(jnp.where(first, g_NxhxwxC, 0))
+    rows.append(jnp.stack(row, 3))
+  return (jnp.stack(rows, 2).reshape(n, h, w, c),)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
@@ -218,7 +362,8 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
 
   Args:
     params: VGG19 or VGG16 params (see module docstring; :func:`network_of`
-      tells which); narrow widths are fine.
+      tells which); narrow widths are fine. Layers that :func:`prepare_convs`
+      gave Winograd-transformed kernels run by Winograd.
     images_NxHxWx3: images already passed through :func:`preprocess`.
     layers: post-ReLU names (``block4_conv2``, ``relu4_2``) or pre-ReLU ones
       (``conv4_2``).
@@ -255,7 +400,11 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
         x = _pool(x, pooling)
       taps = {}
       for name, layer in zip(layers, block_params):
-        x = conv3x3(x, layer["kernel"]) + layer["bias"][None, None, None, :]
+        if "winograd" in layer:
+          x = winograd_conv3x3(x, layer["winograd"], layer["winograd_t"])
+        else:
+          x = conv3x3(x, layer["kernel"])
+        x = x + layer["bias"][None, None, None, :]
         if name + PREACT in wanted:
           taps[name + PREACT] = x
         x = jax.nn.relu(x)

@@ -1,0 +1,126 @@
+"""Winograd against the direct convolution: per VGG19 layer, and for a whole f+∇f.
+
+    python benchmarks/bench_winograd.py                       # 96 and 256 px
+    python benchmarks/bench_winograd.py --sizes 512 --no-append
+
+Expected runtime: about 3 minutes on a 2-core CPU at 96 and 256 px (512 px
+adds about 5). Weights: RANDOM He-initialised full-width VGG19 (the FLOPs
+are the real network's; the values do not matter for speed).
+
+Two tables, appended to docs/BENCHMARKS.md unless --no-append:
+
+* per layer: one conv forward and its image gradient (what an evaluation
+  runs per layer), direct (XLA's convolution) against F(2x2,3x3) and
+  F(4x4,3x3) with the kernels transformed beforehand, best of interleaved
+  repeats; and the tile :func:`jaxstyle.vgg.winograd_tile` picks. This is the
+  measurement behind that rule.
+* whole objective: f+∇f of the default objective at the size, with
+  ``conv="direct"`` and ``conv="winograd"``, params passed as arguments (as
+  in the optimisation loop, not folded into the program as constants), and
+  how far the Winograd gradient is from the direct one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxstyle
+from bench_core import heading, images, publish
+from jaxstyle import transfer, vgg, winograd
+
+
+def best_of(fns: dict, repeats: int) -> dict:
+  """Best wall time of each ``name: (fn, args)``, repeats interleaved (this machine is shared)."""
+  for fn, args in fns.values():
+    jax.block_until_ready(fn(*args))
+  best = {name: float("inf") for name in fns}
+  for _ in range(repeats):
+    for name, (fn, args) in fns.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      best[name] = min(best[name], time.perf_counter() - start)
+  return best
+
+
+def _conv_and_grad(conv):
+  return jax.jit(jax.value_and_grad(lambda x, kernels, r: jnp.vdot(r, conv(x, *kernels))))
+
+
+def layer_rows(size: int) -> list[str]:
+  key = jax.random.key(0)
+  widths = vgg.layer_widths(1.0)
+  rows = []
+  by = {"direct": _conv_and_grad(vgg.conv3x3), "winograd": _conv_and_grad(vgg.winograd_conv3x3)}
+  for name, (h, w) in vgg.conv_shapes("vgg19", (size, size), ["relu5_1"]).items():
+    cin, cout = widths[name]
+    x = jax.random.normal(key, (1, h, w, cin))
+    kernel = jax.random.normal(key, (3, 3, cin, cout)) / np.sqrt(9 * cin)
+    r = jax.random.normal(key, (1, h, w, cout))
+    fns = {"direct": (by["direct"], (x, (kernel,), r))}
+    for tile in winograd.TILES:
+      kernels = (winograd.transform_kernel(kernel, tile),
+                 winograd.transform_kernel(winograd.transpose_kernel(kernel), tile))
+      fns[f"F{tile}"] = (by["winograd"], (x, kernels, r))
+    repeats = int(np.clip(4e9 / (36 * h * w * cin * cout), 3, 20))
+    best = best_of(fns, repeats)
+    picked = vgg.winograd_tile(cin, cout, h, w)
+    rows.append(f"| {size} | {name} | {h}x{w}x{cin}->{cout} | {best['direct'] * 1e3:.2f} | "
+                f"{best['F2'] * 1e3:.2f} ({best['direct'] / best['F2']:.2f}x) | "
+                f"{best['F4'] * 1e3:.2f} ({best['direct'] / best['F4']:.2f}x) | "
+                f"{f'F({picked}x{picked})' if picked else 'direct'} |")
+  return rows
+
+
+def objective_row(size: int, weights: jaxstyle.Weights) -> str:
+  content, style = images(size)
+  params = jax.tree.map(jnp.asarray, weights.params)
+  fns, outputs = {}, {}
+  for conv in ("direct", "winograd"):
+    config = jaxstyle.StyleConfig(size=size, conv=conv)
+    spec = jaxstyle.ObjectiveSpec.from_config(config, weights.convention)
+    targets = jaxstyle.make_targets(params, content, style, spec)
+    lw = jaxstyle.LossWeights.from_config(config)
+    x0 = jnp.asarray(content, jnp.float32)
+
+    prepared = transfer.prepare_params(params, spec, x0.shape[:2])  # Once per run.
+    program = jax.jit(lambda p, x, targets=targets, lw=lw, spec=spec:
+                      transfer._value_and_grad(p, targets, lw, spec)(x))
+    fns[conv] = (program, (prepared, x0))
+    outputs[conv] = program(prepared, x0)
+  best = best_of(fns, repeats=6)
+  (_, g_direct), (_, g_winograd) = outputs["direct"][1], outputs["winograd"][1]
+  diff = float(jnp.abs(g_winograd - g_direct).max() / jnp.abs(g_direct).max())
+  return (f"| {content.shape[1]}x{content.shape[0]} | {best['direct'] * 1e3:.1f} | "
+          f"{best['winograd'] * 1e3:.1f} | {best['direct'] / best['winograd']:.2f}x | "
+          f"{diff:.1e} |")
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--sizes", type=int, nargs="+", default=[96, 256])
+  parser.add_argument("--no-append", action="store_true", help="print only")
+  args = parser.parse_args(argv)
+  weights = jaxstyle.random_weights(seed=0)
+  layers = ["| size | layer | shape | direct (ms) | F(2x2) (ms) | F(4x4) (ms) | picked |",
+            "|---|---|---|---|---|---|---|"]
+  whole = ["| image | f+∇f direct (ms) | f+∇f winograd (ms) | speed-up | max |∇ diff| / max |∇| |",
+           "|---|---|---|---|---|"]
+  for size in args.sizes:
+    layers += layer_rows(size)
+    whole.append(objective_row(size, weights))
+    print("\n".join(layers[-9:] + whole[-1:]), flush=True)
+  report = (heading("Winograd convolutions", "bench_winograd.py", argv,
+                    "RANDOM full-width VGG19; per layer: forward + image gradient, best of "
+                    "interleaved repeats, kernels transformed beforehand; whole: the default "
+                    "objective's f+∇f, params as program arguments")
+            + "\n".join(layers) + "\n\n" + "\n".join(whole) + "\n")
+  publish(report, append=not args.no_append)
+
+
+if __name__ == "__main__":
+  main()
