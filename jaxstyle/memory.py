@@ -112,9 +112,18 @@ def check_fits(config, height: int, width: int, *, width_scale: float = 1.0,
   have, where = available or available_bytes()
   if need <= have:
     return
-  fixed = estimate_bytes(config, 16, 16, width_scale=width_scale, members=members)
-  scale = math.sqrt(max(have - fixed, 0) / max(need - fixed, 1))
-  largest = int(np.floor(max(height, width) * scale / 16) * 16)
+  def fits(side: int) -> bool:  # The same aspect ratio, longest side ``side``.
+    scale = side / max(height, width)
+    return estimate_bytes(config, max(round(height * scale), 1), max(round(width * scale), 1),
+                          width_scale=width_scale, members=members) <= have
+
+  # Binary search in steps of 16 px: the estimate is not proportional to the
+  # area (the weights and Winograd's transformed kernels are fixed costs).
+  low, high = 0, max(height, width) // 16
+  while low < high:
+    middle = (low + high + 1) // 2
+    low, high = (middle, high) if fits(16 * middle) else (low, middle - 1)
+  largest = 16 * low
   advice = (f"the largest size that fits is about {largest} px" if largest >= 16
             else "not even the smallest size fits")
   raise ConfigError(

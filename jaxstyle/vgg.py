@@ -212,20 +212,20 @@ def winograd_conv3x3(x_NxHxWxCin, U, U_t):
   ``U``/``U_t`` are :func:`jaxstyle.winograd.transform_kernel` of the kernel
   and of :func:`jaxstyle.winograd.transpose_kernel` of it, made once by
   :func:`prepare_convs`. The image's gradient is the transposed convolution,
-  by Winograd from ``U_t``; ``U``'s is autodiff's (XLA drops it when unused);
-  ``U_t`` does not enter the value, so its gradient is zero.
+  by Winograd from ``U_t`` (faster than autodiff's adjoint of the forward
+  transforms, measured). The transformed kernels are constants: their
+  gradients are zero (differentiate VGG's own weights with ``conv="direct"``).
   """
   return winograd.conv3x3(x_NxHxWxCin, U)
 
 
 def _winograd_fwd(x, U, U_t):
-  return winograd.conv3x3(x, U), (x, U, U_t)
+  return winograd.conv3x3(x, U), (U, U_t)
 
 
 def _winograd_bwd(residuals, g_NxHxWxCout):
-  x, U, U_t = residuals
-  _, U_vjp = jax.vjp(lambda u: winograd.conv3x3(x, u), U)
-  return winograd.conv3x3(g_NxHxWxCout, U_t), U_vjp(g_NxHxWxCout)[0], jnp.zeros_like(U_t)
+  U, U_t = residuals
+  return winograd.conv3x3(g_NxHxWxCout, U_t), jnp.zeros_like(U), jnp.zeros_like(U_t)
 
 
 winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
@@ -290,7 +290,8 @@ def prepare_convs(params, image_hw: tuple[int, int], layers: Iterable[str] | Non
 
   Each picked layer gains ``"winograd"`` (U) and ``"winograd_t"`` (U of the
   transposed kernel) beside its kernel and bias, for an image of
-  ``image_hw``; :func:`vgg_features` then runs that layer by Winograd. Only
+  ``image_hw``; :func:`vgg_features` then runs that layer by Winograd, with
+  the kernels held constant (no gradient flows to them). Only
   layers up to the deepest of ``layers`` (default: all) are prepared. Call it
   once, outside the optimisation loop: the transforms cost about as much as
   one convolution and grow the layer's weights (A/3)² times, A = tile + 2.
@@ -301,11 +302,11 @@ def prepare_convs(params, image_hw: tuple[int, int], layers: Iterable[str] | Non
     _, _, cin, cout = np.shape(layer["kernel"])
     tile = winograd_tile(cin, cout, h, w, min_channel_product=min_channel_product)
     if tile:
+      kernel = jax.lax.stop_gradient(layer["kernel"])  # Say it: the custom rule gives them none.
       prepared[name] = {
           **layer,
-          "winograd": winograd.transform_kernel(layer["kernel"], tile),
-          "winograd_t": winograd.transform_kernel(winograd.transpose_kernel(layer["kernel"]),
-                                                  tile),
+          "winograd": winograd.transform_kernel(kernel, tile),
+          "winograd_t": winograd.transform_kernel(winograd.transpose_kernel(kernel), tile),
       }
   return prepared
 

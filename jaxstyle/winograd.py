@@ -95,21 +95,20 @@ def conv3x3(x_NxHxWxCin, U_AxAxCinxCout):
   rows_t, cols_t = -(-h // tile), -(-w // tile)
   padded = jnp.pad(x_NxHxWxCin, ((0, 0), (1, rows_t * tile - h + 1), (1, cols_t * tile - w + 1),
                                  (0, 0)))
-  # Bᵀ d B, separably: rows of every tile at once (strided slices), then columns.
+  # Bᵀ d B separably, each step on every tile at once: strided slices pick the
+  # a-th row (then column) of each tile, and the combinations are stacked so
+  # that the column step runs once for all rows (a few hundred ops in the
+  # program, not a few thousand: compile time grows with them).
   rows = [padded[:, a:a + tile * rows_t:tile] for a in range(alpha)]
-  V = []
-  for k in range(alpha):
-    mixed = _combine(BT[k], rows)
-    cols = [mixed[:, :, b:b + tile * cols_t:tile] for b in range(alpha)]
-    V.extend(_combine(BT[l], cols) for l in range(alpha))
-  V_PxTxCin = jnp.stack(V).reshape(alpha * alpha, n * rows_t * cols_t, cin)
-  M_PxTxCout = jnp.einsum("ptc,pco->pto", V_PxTxCin,
+  mixed = jnp.stack([_combine(BT[k], rows) for k in range(alpha)])  # A x N x rows_t x W' x Cin.
+  cols = [mixed[:, :, :, b:b + tile * cols_t:tile] for b in range(alpha)]
+  V = jnp.stack([_combine(BT[l], cols) for l in range(alpha)], 1)  # A x A x N x rows_t x cols_t x Cin.
+  M_PxTxCout = jnp.einsum("ptc,pco->pto", V.reshape(alpha * alpha, -1, cin),
                           U_AxAxCinxCout.reshape(alpha * alpha, cin, cout))
   M = M_PxTxCout.reshape(alpha, alpha, n, rows_t, cols_t, cout)
   # Aᵀ M A, then the m x m outputs of each tile interleaved back into the image.
-  out_rows = []
-  for i in range(tile):
-    mixed = [_combine(AT[i], [M[k, l] for k in range(alpha)]) for l in range(alpha)]
-    out_rows.append(jnp.stack([_combine(AT[j], mixed) for j in range(tile)], -2))
-  y = jnp.stack(out_rows, 2).reshape(n, rows_t * tile, cols_t * tile, cout)
+  mixed = jnp.stack([_combine(AT[i], [M[k] for k in range(alpha)]) for i in range(tile)])
+  y = jnp.stack([_combine(AT[j], [mixed[:, l] for l in range(alpha)]) for j in range(tile)], -2)
+  # y: m_i x N x rows_t x cols_t x m_j x Cout -> N x rows_t x m_i x cols_t x m_j x Cout.
+  y = y.transpose(1, 2, 0, 3, 4, 5).reshape(n, rows_t * tile, cols_t * tile, cout)
   return y[:, :h, :w]

@@ -33,7 +33,7 @@ def test_predicted_peak_is_within_25_percent_of_the_measured_one():
 
 
 def test_estimate_grows_with_pixels_and_history():
-  config = jaxstyle.StyleConfig()
+  config = jaxstyle.StyleConfig(conv="direct")
   small, large = (memory.estimate_bytes(config, s, s) for s in (256, 512))
   assert 2.0 < (large - memory.RUNTIME_BYTES) / (small - memory.RUNTIME_BYTES) < 4.1
   assert memory.estimate_bytes(config.replace(lbfgs_memory=100), 512, 512) > large
@@ -43,8 +43,17 @@ def test_estimate_grows_with_pixels_and_history():
           > 3 * (memory.estimate_bytes(adam, 256, 256) - memory.RUNTIME_BYTES))
 
 
+def test_estimate_counts_winograd_kernels():
+  # Default objective, 256 px: block3 (64 px) to block5_conv1 (16 px) all run
+  # F(4x4): U and U_t hold 2 · 36 floats per (Cin, Cout) pair of 9 layers.
+  pairs = 128 * 256 + 3 * 256 * 256 + 256 * 512 + 3 * 512 * 512 + 512 * 512
+  direct, winograd = (memory.estimate_bytes(jaxstyle.StyleConfig(conv=c), 256, 256)
+                      for c in ("direct", "winograd"))
+  assert winograd - direct == 4 * 2 * 36 * pairs
+
+
 def test_refusal_names_the_largest_size_that_fits():
-  config = jaxstyle.StyleConfig(size=1024)
+  config = jaxstyle.StyleConfig(size=1024, conv="direct")  # No fixed Winograd kernels.
   need = memory.estimate_bytes(config, 1024, 1024)
   try:
     memory.check_fits(config, 1024, 1024, available=(need // 4, "a small device"))
@@ -54,6 +63,7 @@ def test_refusal_names_the_largest_size_that_fits():
   largest = int(message.split("fits is about ")[1].split(" px")[0])
   assert 400 < largest < 560  # A quarter of the memory: about half the side.
   assert memory.estimate_bytes(config, largest, largest) <= need // 4
+  assert memory.estimate_bytes(config, largest + 16, largest + 16) > need // 4
 
 
 def test_dry_run_predicts_and_writes_nothing(image_files, tmp_path, capsys):
