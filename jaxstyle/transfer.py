@@ -239,6 +239,9 @@ def _positions(F_HxWxC) -> int:
 
 @partial(jax.jit, static_argnames=("layers", "spec"))
 def _features_jit(params, rgb_HxWx3, layers, spec):
+  # The objective's own convolutions, so that the content image is exactly a
+  # minimum of its content loss (Winograd's rounding differs from direct's).
+  params = prepare_params(params, spec, rgb_HxWx3.shape[:2])
   return {k: v[0] for k, v in _network(params, rgb_HxWx3[None], layers, spec).items()}
 
 
