@@ -165,10 +165,10 @@ class StyleConfig:
   precision: str = _opt("float32", "network activations in float32, or bfloat16 (half the "
                         "activation memory; losses still accumulate in float32)",
                         choices=("float32", "bfloat16"))
-  conv: str = _opt("auto", "how the deep VGG convolutions run: winograd (F(4x4,3x3) and "
-                   "F(2x2,3x3) as batched matmuls: fewer multiplies, faster on CPU from "
-                   "block3 on), direct (the backend's own convolution) or auto (winograd "
-                   "on CPU, direct on GPU/TPU, whose libraries choose their own algorithm)",
+  conv: str = _opt("auto", "how the deep VGG convolutions run: winograd (F(2x2,3x3) as "
+                   "batched matmuls from block3_conv2 on: 2.25x fewer multiplies, faster on "
+                   "CPU), direct (the backend's own convolution) or auto (winograd on CPU, "
+                   "direct on GPU/TPU, whose libraries choose their own algorithm)",
                    choices=("auto", "direct", "winograd"))
   seed: int = _opt(0, "seed for the noise init and anything else random")
   weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "

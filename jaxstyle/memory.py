@@ -15,8 +15,8 @@ runs before any compilation:
   and a transient one), the content targets, and 250 MiB for the runtime
   and the compiled program;
 * with ``conv`` resolving to winograd, each Winograd layer's two transformed
-  kernels, (m+2)² · Cin · Cout floats each (m the tile: 406 MB for the
-  default objective at full width once every deep layer runs F(4x4)).
+  kernels, (m+2)² · Cin · Cout floats each (m = 2: 163 MB for the default
+  objective at full width).
 
 Measured on CPU (full-width VGG19, L-BFGS, peak RSS above the process's
 after import): 859 MiB at 256 px and 1936 MiB at 512 px; predicted 864 and

@@ -82,8 +82,16 @@ class ObjectiveSpec:
 
 
 def prepare_params(params, spec: ObjectiveSpec, image_hw: tuple[int, int]):
-  """The params an optimisation loop closes over: Winograd kernels made once, if used."""
+  """The params an optimisation loop closes over: Winograd kernels made once, if used.
+
+  Idempotent: params prepared already pass through, so a run prepares once
+  (:func:`_run_scale`) and every program it compiles (targets, init, chunks)
+  convolves with the same kernels. Programs given raw params prepare their own.
+  """
   return vgg.prepare_convs(params, image_hw, spec.layers) if spec.conv == "winograd" else params
+
+
+_prepare_params_jit = jax.jit(prepare_params, static_argnums=(1, 2))
 
 
 @dataclass(frozen=True)
@@ -239,8 +247,7 @@ def _positions(F_HxWxC) -> int:
 
 @partial(jax.jit, static_argnames=("layers", "spec"))
 def _features_jit(params, rgb_HxWx3, layers, spec):
-  # The objective's own convolutions, so that the content image is exactly a
-  # minimum of its content loss (Winograd's rounding differs from direct's).
+  # The objective's own convolutions (Winograd's rounding differs from direct's).
   params = prepare_params(params, spec, rgb_HxWx3.shape[:2])
   return {k: v[0] for k, v in _network(params, rgb_HxWx3[None], layers, spec).items()}
 
@@ -656,12 +663,12 @@ def estimate(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   spec = ObjectiveSpec.from_config(config, weights.convention)
   params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
   content = image_io.as_rgb(content_img, config.size, what="content")
+  params = _prepare_params_jit(params, spec, content.shape[:2])
   styles = _prepare_styles(style_img, config, content)
   targets = make_targets(params, content, styles, spec, blend_weights=config.style_blend_weights)
   weights_now = LossWeights.from_config(config)
-  prepared = prepare_params(params, spec, content.shape[:2])
   program = jax.jit(jax.value_and_grad(
-      lambda x: objective(prepared, targets, x, weights_now, spec)[0]))
+      lambda x: objective(params, targets, x, weights_now, spec)[0]))
   analysis = program.lower(jnp.asarray(content, jnp.float32)).compile().memory_analysis()
   return Estimate(height, width, memory.estimate_bytes(config, height, width,
                                                        width_scale=width_scale),
@@ -859,6 +866,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
   solver = SolverSpec.from_config(config)
   params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
   original_content = image_io.as_rgb(content_img, config.size, what="content")
+  params = _prepare_params_jit(params, spec, original_content.shape[:2])
   content, finish = original_content, (lambda image: image)
   if config.preserve_colors == "luminance":  # Transfer luminance; chroma from the content.
     content = color.luminance_image(original_content)

@@ -230,7 +230,7 @@ def _winograd_bwd(residuals, g_NxHxWxCout):
 
 winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
 
-WINOGRAD_MIN_CHANNEL_PRODUCT = 128 * 256
+WINOGRAD_MIN_CHANNEL_PRODUCT = 256 * 256
 """Layers with Cin·Cout below this keep the direct convolution (see :func:`winograd_tile`)."""
 
 CONV_ALGORITHMS = ("auto", "direct", "winograd")
@@ -251,20 +251,25 @@ def resolve_conv(conv: str, backend: str | None = None) -> str:
 
 def winograd_tile(in_channels: int, out_channels: int, height: int, width: int, *,
                   min_channel_product: int | None = None) -> int:
-  """The Winograd tile a layer runs with on CPU, or 0 for the direct convolution.
+  """The Winograd tile a layer runs with on CPU (2), or 0 for the direct convolution.
 
-  Measured per layer on XLA:CPU (``benchmarks/bench_winograd.py``): the
-  transforms are memory traffic proportional to Cin + Cout against matmul
-  work proportional to Cin·Cout, so Winograd wins from block3_conv1
-  (128·256) on and loses on the wide, shallow layers of blocks 1-2 (up to
-  3x slower at 512 px). F(4x4) does fewer multiplies, F(2x2) wastes less
-  padding on images a few tiles across.
+  Measured per layer on XLA:CPU (``benchmarks/bench_winograd.py``, tables in
+  docs/BENCHMARKS.md): the transforms are memory traffic proportional to
+  Cin + Cout against matmul work proportional to Cin·Cout, so F(2x2) wins
+  from block3_conv2 (256·256) on, 1.1-2.5x, and loses on the wide, shallow
+  layers of blocks 1-2 (up to 7x slower at 256 px).
+
+  F(4x4) is faster still on deep layers (up to 2.5x), but its transforms
+  multiply by constants, and the compiler fuses those into FMAs differently
+  in different programs: the content features of the target and of the
+  iterate then round differently, and near the content image, where the
+  content loss is a difference of nearly equal features, the gradient came
+  out 4e-3 (RMS, relative) off a float64 reference, against 5e-7 with
+  F(2x2), whose transforms are additions only. jaxstyle keeps F(2x2).
   """
   if min_channel_product is None:
     min_channel_product = WINOGRAD_MIN_CHANNEL_PRODUCT
-  if in_channels * out_channels < min_channel_product:
-    return 0
-  return 4 if min(height, width) >= 16 else 2
+  return 2 if in_channels * out_channels >= min_channel_product else 0
 
 
 def conv_shapes(network: str, image_hw: tuple[int, int], layers: Iterable[str] | None = None
@@ -292,13 +297,17 @@ def prepare_convs(params, image_hw: tuple[int, int], layers: Iterable[str] | Non
   transposed kernel) beside its kernel and bias, for an image of
   ``image_hw``; :func:`vgg_features` then runs that layer by Winograd, with
   the kernels held constant (no gradient flows to them). Only
-  layers up to the deepest of ``layers`` (default: all) are prepared. Call it
-  once, outside the optimisation loop: the transforms cost about as much as
-  one convolution and grow the layer's weights (A/3)² times, A = tile + 2.
+  layers up to the deepest of ``layers`` (default: all) are prepared, and
+  layers already prepared are kept as they are. Call it once, outside the
+  optimisation loop: the transforms cost about as much as one convolution
+  and grow the layer's weights (A/3)² times, A = tile + 2. Any tile is
+  correct at any image size; the size only decides which is faster.
   """
   prepared = dict(params)
   for name, (h, w) in conv_shapes(network_of(params), image_hw, layers).items():
     layer = params[name]
+    if "winograd" in layer:  # Prepared already: keep those kernels (bit-identical everywhere).
+      continue
     _, _, cin, cout = np.shape(layer["kernel"])
     tile = winograd_tile(cin, cout, h, w, min_channel_product=min_channel_product)
     if tile:

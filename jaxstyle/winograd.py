@@ -12,15 +12,16 @@ is a matmul ``(tiles x Cin) @ (Cin x Cout)``, so the whole convolution is
 (m+2)² matmuls, with (m+2)²/m² multiplies per output where the direct
 convolution does 9: 2.25x fewer for F(2x2), 4x fewer for F(4x4). The
 transforms B, A are additions (and small constants for m = 4): memory
-traffic, which only deep layers (many channels, small images) repay; see
-:func:`jaxstyle.vgg.winograd_tile` for where jaxstyle uses it.
+traffic, which only deep layers (many channels) repay; see
+:func:`jaxstyle.vgg.winograd_tile` for where jaxstyle uses it, and why F(2x2).
 
 The kernel transform U is computed once per run (:func:`transform_kernel`),
 not per evaluation: kernels are constants while an image is optimised.
 
 Rounding: F(2x2) is as accurate as the direct convolution (relative error
-~5e-7 in float32); F(4x4) loses about one digit (~5e-6), from its 1/6 and
-1/24 coefficients. Both are far below what changes a stylised image.
+~2e-7 in float32) and its data transforms are additions only; F(4x4) loses
+about one and a half digits (~6e-6), from its 1/6 and 1/24 coefficients
+and the multiplications in its data transforms.
 """
 
 from __future__ import annotations

@@ -44,12 +44,12 @@ def test_estimate_grows_with_pixels_and_history():
 
 
 def test_estimate_counts_winograd_kernels():
-  # Default objective, 256 px: block3 (64 px) to block5_conv1 (16 px) all run
-  # F(4x4): U and U_t hold 2 · 36 floats per (Cin, Cout) pair of 9 layers.
-  pairs = 128 * 256 + 3 * 256 * 256 + 256 * 512 + 3 * 512 * 512 + 512 * 512
+  # Default objective: block3_conv2 to block5_conv1 run F(2x2), whose U and
+  # U_t hold 2 · 16 floats per (Cin, Cout) pair.
+  pairs = 3 * 256 * 256 + 256 * 512 + 3 * 512 * 512 + 512 * 512
   direct, winograd = (memory.estimate_bytes(jaxstyle.StyleConfig(conv=c), 256, 256)
                       for c in ("direct", "winograd"))
-  assert winograd - direct == 4 * 2 * 36 * pairs
+  assert winograd - direct == 4 * 2 * 16 * pairs
 
 
 def test_refusal_names_the_largest_size_that_fits():
