@@ -216,6 +216,11 @@ def main(argv=None):
     best = min(loss_at_time(runs[j]["curve"], t) for j in jax_names)
     notes.append(f"at {name}'s final wall time ({t:.2f} s): its loss "
                  f"{run['curve'][-1][2]:.4g}, jaxstyle's best {best:.4g}")
+    # Where both have run (a faster method stops earlier at the same iteration count).
+    common = min(t, max(runs[j]["curve"][-1][1] for j in jax_names))
+    notes.append(f"at {common:.2f} s, the time both have reached: {name} "
+                 f"{loss_at_time(run['curve'], common):.4g}, jaxstyle's best "
+                 f"{min(loss_at_time(runs[j]['curve'], common) for j in jax_names):.4g}")
   report = (heading("Peers: one objective, four loops", "bench_peers.py", argv,
                     f"{args.size} px, RANDOM full-width VGG19, default objective, content init "
                     f"(initial loss {initial:.4g}); times exclude compilation")
