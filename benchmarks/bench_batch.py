@@ -18,7 +18,6 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 import jaxstyle
 from jaxstyle import demo

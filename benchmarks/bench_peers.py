@@ -32,7 +32,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import jaxstyle
 from bench_core import heading, images, publish

@@ -16,9 +16,7 @@ import os
 import subprocess
 import sys
 
-import jax
 
-import jaxstyle
 from bench_core import heading, publish
 
 FLAG_SETS = (

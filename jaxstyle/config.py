@@ -169,7 +169,7 @@ class StyleConfig:
                    "batched matmuls from block3_conv2 on: 2.25x fewer multiplies, faster on "
                    "CPU), direct (the backend's own convolution) or auto (winograd on CPU, "
                    "direct on GPU/TPU, whose libraries choose their own algorithm)",
-                   choices=("auto", "direct", "winograd"))
+                   choices=vgg.CONV_ALGORITHMS)
   seed: int = _opt(0, "seed for the noise init and anything else random")
   weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
                              "random[:SEED[:WIDTH_SCALE]]; default $JAXSTYLE_WEIGHTS, "
@@ -197,8 +197,8 @@ class StyleConfig:
     need(self.iters >= 0, "iters", "a non-negative count", self.iters)
     need(self.scales >= 1, "scales", "at least 1", self.scales)
     need(self.scale_factor > 1, "scale_factor", "a factor above 1", self.scale_factor)
-    need(self.scale_sizes[0] >= 16, "scales", f"a coarsest size of at least 16 px "
-         f"(--size / --scale-factor^(scales-1))", self.scales)
+    need(self.scale_sizes[0] >= 16, "scales", "a coarsest size of at least 16 px "
+         "(--size / --scale-factor^(scales-1))", self.scales)
     need(self.scale_iters is None or (len(self.scale_iters) == self.scales
                                       and min(self.scale_iters) >= 0),
          "scale_iters", f"{self.scales} non-negative counts, one per scale", self.scale_iters)
@@ -238,8 +238,7 @@ class StyleConfig:
          "blended)", self.style_masks)
     need(self.precision in ("float32", "bfloat16"), "precision", "float32 or bfloat16",
          self.precision)
-    need(self.conv in ("auto", "direct", "winograd"), "conv", "auto, direct or winograd",
-         self.conv)
+    need(self.conv in vgg.CONV_ALGORITHMS, "conv", "auto, direct or winograd", self.conv)
     need(self.lbfgs_linesearch in ("zoom", "none"), "lbfgs_linesearch", "zoom or none",
          self.lbfgs_linesearch)
     need(self.lbfgs_restart >= 0, "lbfgs_restart", "a non-negative count", self.lbfgs_restart)

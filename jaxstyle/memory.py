@@ -6,8 +6,10 @@ runs before any compilation:
 * activations: Σ_l H_l·W_l·C_l over the conv layers the objective runs
   (up to the deepest requested layer); the backward pass keeps each conv's
   input and its ReLU mask, XLA adds temporaries of the same order, and
-  L-BFGS's linesearch holds a second evaluation's: 4.5 float32 copies, the
-  factor measured on CPU (see docs/BENCHMARKS.md);
+  L-BFGS's linesearch holds a second evaluation's: :data:`ACTIVATION_COPIES`
+  float32 copies, factors measured on CPU (docs/BENCHMARKS.md, "Memory"):
+  4.5 with XLA's direct convolutions, whose backward holds more
+  temporaries; with Winograd 4.0 for L-BFGS and 2.5 for Adam;
 * image-sized buffers: the iterate, its gradient, the optimiser's state
   (2 · history for L-BFGS, 2 for Adam), the moving average and a few
   temporaries: (2·m + 8) · H·W·3 floats;
@@ -18,9 +20,9 @@ runs before any compilation:
   kernels, (m+2)² · Cin · Cout floats each (m = 2: 163 MB for the default
   objective at full width).
 
-Measured on CPU (full-width VGG19, L-BFGS, peak RSS above the process's
-after import): 859 MiB at 256 px and 1936 MiB at 512 px; predicted 864 and
-1956 MiB.
+Measured on CPU (full-width VGG19, peak RSS above the process's after
+import), with the default Winograd convolutions: L-BFGS 996 / 1353 / 1789
+MiB at 256 / 384 / 512 px, Adam 838 / 1052 / 1399 MiB.
 
 Adam members are vmapped, so their activations add up; L-BFGS members run
 one after another and share them. ``benchmarks/`` compares this against
@@ -29,16 +31,17 @@ measured peaks.
 
 from __future__ import annotations
 
-import math
 import os
 
-import numpy as np
 
 from jaxstyle import vgg
 from jaxstyle.errors import ConfigError
 
 GIB = float(1 << 30)
-ACTIVATION_COPIES = 4.5  # Activations kept for the backward pass, temporaries, linesearch.
+ACTIVATION_COPIES = {  # Activations kept for the backward pass, temporaries, linesearch.
+    ("direct", "lbfgs"): 4.5, ("direct", "adam"): 4.5,
+    ("winograd", "lbfgs"): 4.0, ("winograd", "adam"): 2.5,
+}
 RUNTIME_BYTES = 250 << 20  # XLA runtime and compiled program, measured on CPU.
 
 
@@ -70,7 +73,8 @@ def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,
   weights = sum(3 * 3 * cin * cout + cout
                 for cin, cout in vgg.layer_widths(width_scale, config.network).values())
   live = members if config.optimizer == "adam" else 1
-  floats = (ACTIVATION_COPIES * activations * live + image_buffers * members + 3 * weights
+  copies = ACTIVATION_COPIES[vgg.resolve_conv(config.conv), config.optimizer]
+  floats = (copies * activations * live + image_buffers * members + 3 * weights
             + content + _winograd_floats(config, height, width, width_scale))
   return int(4 * floats) + RUNTIME_BYTES
 

@@ -26,9 +26,7 @@ and the multiplications in its data transforms.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 
 TILES = (2, 4)
 """Output tile sizes m supported: F(2x2, 3x3) and F(4x4, 3x3)."""

@@ -1,6 +1,5 @@
 """Whatever images users have: every mode converted correctly, every bad file refused clearly."""
 
-import io
 import struct
 import zlib
 

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 
 import jaxstyle
 from jaxstyle import cli, memory

@@ -1,6 +1,5 @@
 """Long runs survive interruption: checkpoints, SIGKILL, Ctrl-C, and bit-identical resumes."""
 
-import os
 import signal
 import subprocess
 import sys
