@@ -274,7 +274,7 @@ def winograd_tile(in_channels: int, out_channels: int, height: int, width: int, 
 
 def conv_shapes(network: str, image_hw: tuple[int, int], layers: Iterable[str] | None = None
                 ) -> dict[str, tuple[int, int]]:
-  """The (H, W) each conv layer sees for an image of ``image_hw``, up to the deepest of ``layers``."""
+  """Each conv layer's (H, W) for an image of ``image_hw``, up to the deepest of ``layers``."""
   h, w = image_hw
   shapes = {}
   specs = _architecture(network)

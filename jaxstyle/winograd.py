@@ -101,7 +101,7 @@ def conv3x3(x_NxHxWxCin, U_AxAxCinxCout):
   rows = [padded[:, a:a + tile * rows_t:tile] for a in range(alpha)]
   mixed = jnp.stack([_combine(BT[k], rows) for k in range(alpha)])  # A x N x rows_t x W' x Cin.
   cols = [mixed[:, :, :, b:b + tile * cols_t:tile] for b in range(alpha)]
-  V = jnp.stack([_combine(BT[l], cols) for l in range(alpha)], 1)  # A x A x N x rows_t x cols_t x Cin.
+  V = jnp.stack([_combine(BT[l], cols) for l in range(alpha)], 1)  # A x A x N x tiles x Cin.
   M_PxTxCout = jnp.einsum("ptc,pco->pto", V.reshape(alpha * alpha, -1, cin),
                           U_AxAxCinxCout.reshape(alpha * alpha, cin, cout))
   M = M_PxTxCout.reshape(alpha, alpha, n, rows_t, cols_t, cout)
