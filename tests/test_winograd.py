@@ -127,6 +127,11 @@ def test_winograd_run_matches_direct_and_compiles_once(narrow_weights, monkeypat
     histories[conv] = result.history["total"]
     assert transfer.run_chunks._cache_size() - before == 1  # Chunks of 3 reuse one program.
   np.testing.assert_allclose(histories["winograd"], histories["direct"], rtol=1e-3)
+  # Through the batch engine (two members in one program), the same losses.
+  batch = jaxstyle.stylize_batch(content, [style, style[::-1]], [config, config],
+                                 weights=narrow_weights)
+  np.testing.assert_allclose(batch[0].history["total"], histories["winograd"], rtol=1e-5)
+  assert not np.allclose(batch[1].history["total"], histories["winograd"])
 
 
 @pytest.mark.parametrize("hw", [(6, 8), (7, 9)])
