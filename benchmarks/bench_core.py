@@ -143,7 +143,7 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
     lw = jaxstyle.LossWeights.from_config(config)
     x0 = jnp.asarray(content, jnp.float32)
     # Winograd kernels (the default on CPU) made once, as stylize does.
-    prepared = transfer._prepare_params_jit(params, spec, x0.shape[:2])
+    prepared = transfer._prepare_params_jit(params, spec)
     targets = jaxstyle.make_targets(prepared, content, style, spec)
     if record_terms:
       vg = jax.jit(lambda x: transfer._value_and_grad(prepared, targets, lw, spec)(x))

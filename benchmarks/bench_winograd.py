@@ -70,7 +70,7 @@ def layer_rows(size: int) -> list[str]:
       fns[f"F{tile}"] = (by["winograd"], (x, kernels, r))
     repeats = int(np.clip(4e9 / (36 * h * w * cin * cout), 3, 20))
     best = best_of(fns, repeats)
-    picked = vgg.winograd_tile(cin, cout, h, w)
+    picked = vgg.winograd_tile(cin, cout)
     rows.append(f"| {size} | {name} | {h}x{w}x{cin}->{cout} | {best['direct'] * 1e3:.2f} | "
                 f"{best['F2'] * 1e3:.2f} ({best['direct'] / best['F2']:.2f}x) | "
                 f"{best['F4'] * 1e3:.2f} ({best['direct'] / best['F4']:.2f}x) | "
@@ -90,7 +90,7 @@ def objective_row(size: int, weights: jaxstyle.Weights) -> str:
     x0 = jnp.asarray(content, jnp.float32) + jax.random.uniform(jax.random.key(0), content.shape,
                                                                 minval=-8, maxval=8)
     # Once per run, as stylize does: the targets and the objective share these kernels.
-    prepared = transfer._prepare_params_jit(params, spec, x0.shape[:2])
+    prepared = transfer._prepare_params_jit(params, spec)
     targets = jaxstyle.make_targets(prepared, content, style, spec)
     lw = jaxstyle.LossWeights.from_config(config)
     program = jax.jit(lambda p, x, targets=targets, lw=lw, spec=spec:

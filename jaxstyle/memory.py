@@ -75,20 +75,20 @@ def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,
   live = members if config.optimizer == "adam" else 1
   copies = ACTIVATION_COPIES[vgg.resolve_conv(config.conv), config.optimizer]
   floats = (copies * activations * live + image_buffers * members + 3 * weights
-            + content + _winograd_floats(config, height, width, width_scale))
+            + content + _winograd_floats(config, width_scale))
   return int(4 * floats) + RUNTIME_BYTES
 
 
-def _winograd_floats(config, height: int, width: int, width_scale: float) -> int:
+def _winograd_floats(config, width_scale: float) -> int:
   """Floats of the transformed kernels (U and U_t) the Winograd layers keep during a run."""
   if vgg.resolve_conv(config.conv) != "winograd":
     return 0
   widths = vgg.layer_widths(width_scale, config.network)
   total = 0
-  for name, (h, w) in vgg.conv_shapes(config.network, (height, width),
-                                      config.content_layers + config.style_layers).items():
-    tile = vgg.winograd_tile(*widths[name], h, w)
-    total += 2 * (tile + 2) ** 2 * widths[name][0] * widths[name][1] if tile else 0
+  for spec in vgg.layers_through(config.network, config.content_layers + config.style_layers):
+    cin, cout = widths[spec.name]
+    tile = vgg.winograd_tile(cin, cout)
+    total += 2 * (tile + 2) ** 2 * cin * cout if tile else 0
   return total
 
 

@@ -81,17 +81,17 @@ class ObjectiveSpec:
     return tuple(dict.fromkeys(self.content_layers + self.style_layers))
 
 
-def prepare_params(params, spec: ObjectiveSpec, image_hw: tuple[int, int]):
+def prepare_params(params, spec: ObjectiveSpec):
   """The params an optimisation loop closes over: Winograd kernels made once, if used.
 
   Idempotent: params prepared already pass through, so a run prepares once
   (:func:`_run_scale`) and every program it compiles (targets, init, chunks)
   convolves with the same kernels. Programs given raw params prepare their own.
   """
-  return vgg.prepare_convs(params, image_hw, spec.layers) if spec.conv == "winograd" else params
+  return vgg.prepare_convs(params, spec.layers) if spec.conv == "winograd" else params
 
 
-_prepare_params_jit = jax.jit(prepare_params, static_argnums=(1, 2))
+_prepare_params_jit = jax.jit(prepare_params, static_argnums=1)
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ def _positions(F_HxWxC) -> int:
 @partial(jax.jit, static_argnames=("layers", "spec"))
 def _features_jit(params, rgb_HxWx3, layers, spec):
   # The objective's own convolutions (Winograd's rounding differs from direct's).
-  params = prepare_params(params, spec, rgb_HxWx3.shape[:2])
+  params = prepare_params(params, spec)
   return {k: v[0] for k, v in _network(params, rgb_HxWx3[None], layers, spec).items()}
 
 
@@ -464,7 +464,7 @@ def init_states(params, targets, x0_NxHxWx3, weights, spec: ObjectiveSpec, solve
   """:func:`init_state` for N members at once."""
   def one(params, t, x, w):
     return init_state(params, t, x, w, spec, solver)
-  params = prepare_params(params, spec, x0_NxHxWx3.shape[1:3])
+  params = prepare_params(params, spec)
   return _over_members(one, params, targets, x0_NxHxWx3, weights, solver=solver, mesh=mesh)
 
 
@@ -475,7 +475,7 @@ def run_chunks(params, targets, states, num_steps, weights, spec: ObjectiveSpec,
   def one(params, t, s, w):
     return run_chunk(params, t, s, num_steps, w, spec, solver)
   # Outside the while loop: XLA would not hoist the transforms (they grow the kernels).
-  params = prepare_params(params, spec, states.image.shape[1:3])
+  params = prepare_params(params, spec)
   return _over_members(one, params, targets, states, weights, solver=solver, mesh=mesh)
 
 
@@ -663,7 +663,7 @@ def estimate(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   spec = ObjectiveSpec.from_config(config, weights.convention)
   params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
   content = image_io.as_rgb(content_img, config.size, what="content")
-  params = _prepare_params_jit(params, spec, content.shape[:2])
+  params = _prepare_params_jit(params, spec)
   styles = _prepare_styles(style_img, config, content)
   targets = make_targets(params, content, styles, spec, blend_weights=config.style_blend_weights)
   weights_now = LossWeights.from_config(config)
@@ -866,7 +866,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
   solver = SolverSpec.from_config(config)
   params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
   original_content = image_io.as_rgb(content_img, config.size, what="content")
-  params = _prepare_params_jit(params, spec, original_content.shape[:2])
+  params = _prepare_params_jit(params, spec)
   content, finish = original_content, (lambda image: image)
   if config.preserve_colors == "luminance":  # Transfer luminance; chroma from the content.
     content = color.luminance_image(original_content)

@@ -249,7 +249,7 @@ def resolve_conv(conv: str, backend: str | None = None) -> str:
   return "winograd" if (backend or jax.default_backend()) == "cpu" else "direct"
 
 
-def winograd_tile(in_channels: int, out_channels: int, height: int, width: int, *,
+def winograd_tile(in_channels: int, out_channels: int, *,
                   min_channel_product: int | None = None) -> int:
   """The Winograd tile a layer runs with on CPU (2), or 0 for the direct convolution.
 
@@ -272,44 +272,48 @@ def winograd_tile(in_channels: int, out_channels: int, height: int, width: int, 
   return 2 if in_channels * out_channels >= min_channel_product else 0
 
 
+def layers_through(network: str, layers: Iterable[str] | None = None) -> tuple[ConvSpec, ...]:
+  """The conv layers of ``network`` in forward order, up to the deepest of ``layers`` (or all)."""
+  specs = _architecture(network)
+  if layers is None:
+    return specs
+  names = layer_names(network)
+  return specs[: 1 + max(names.index(canonical_layer(n, network).removesuffix(PREACT))
+                         for n in layers)]
+
+
 def conv_shapes(network: str, image_hw: tuple[int, int], layers: Iterable[str] | None = None
                 ) -> dict[str, tuple[int, int]]:
   """Each conv layer's (H, W) for an image of ``image_hw``, up to the deepest of ``layers``."""
   h, w = image_hw
   shapes = {}
-  specs = _architecture(network)
-  if layers is not None:
-    names = layer_names(network)
-    specs = specs[: 1 + max(names.index(canonical_layer(n, network).removesuffix(PREACT))
-                            for n in layers)]
-  for spec in specs:
+  for spec in layers_through(network, layers):
     if spec.index == 1 and spec.block > 1:
       h, w = h // 2, w // 2
     shapes[spec.name] = (h, w)
   return shapes
 
 
-def prepare_convs(params, image_hw: tuple[int, int], layers: Iterable[str] | None = None, *,
+def prepare_convs(params, layers: Iterable[str] | None = None, *,
                   min_channel_product: int | None = None) -> dict:
   """``params`` with the Winograd-transformed kernels of the layers :func:`winograd_tile` picks.
 
   Each picked layer gains ``"winograd"`` (U) and ``"winograd_t"`` (U of the
-  transposed kernel) beside its kernel and bias, for an image of
-  ``image_hw``; :func:`vgg_features` then runs that layer by Winograd, with
-  the kernels held constant (no gradient flows to them). Only
-  layers up to the deepest of ``layers`` (default: all) are prepared, and
-  layers already prepared are kept as they are. Call it once, outside the
-  optimisation loop: the transforms cost about as much as one convolution
-  and grow the layer's weights (A/3)² times, A = tile + 2. Any tile is
-  correct at any image size; the size only decides which is faster.
+  transposed kernel) beside its kernel and bias; :func:`vgg_features` then
+  runs that layer by Winograd, at any image size, with the kernels held
+  constant (no gradient flows to them). Only layers up to the deepest of
+  ``layers`` (default: all) are prepared, and layers already prepared are
+  kept as they are. Call it once, outside the optimisation loop: the
+  transforms cost about as much as one convolution and grow the layer's
+  weights (A/3)² times, A = tile + 2.
   """
   prepared = dict(params)
-  for name, (h, w) in conv_shapes(network_of(params), image_hw, layers).items():
+  for name in (spec.name for spec in layers_through(network_of(params), layers)):
     layer = params[name]
     if "winograd" in layer:  # Prepared already: keep those kernels (bit-identical everywhere).
       continue
     _, _, cin, cout = np.shape(layer["kernel"])
-    tile = winograd_tile(cin, cout, h, w, min_channel_product=min_channel_product)
+    tile = winograd_tile(cin, cout, min_channel_product=min_channel_product)
     if tile:
       kernel = jax.lax.stop_gradient(layer["kernel"])  # Say it: the custom rule gives them none.
       prepared[name] = {

@@ -46,9 +46,9 @@ def test_estimate_counts_winograd_kernels():
   # Default objective: block3_conv2 to block5_conv1 run F(2x2), whose U and
   # U_t hold 2 · 16 floats per (Cin, Cout) pair.
   pairs = 3 * 256 * 256 + 256 * 512 + 3 * 512 * 512 + 512 * 512
-  assert memory._winograd_floats(jaxstyle.StyleConfig(conv="winograd"), 256, 256, 1.0) == (
+  assert memory._winograd_floats(jaxstyle.StyleConfig(conv="winograd"), 1.0) == (
       2 * 16 * pairs)
-  assert memory._winograd_floats(jaxstyle.StyleConfig(conv="direct"), 256, 256, 1.0) == 0
+  assert memory._winograd_floats(jaxstyle.StyleConfig(conv="direct"), 1.0) == 0
 
 
 def test_refusal_names_the_largest_size_that_fits():

@@ -64,7 +64,7 @@ def test_image_gradient_equals_the_direct_convolutions(tile, monkeypatch):
 
   def by_winograd(x, k):
     layer = vgg.prepare_convs({**params, "block1_conv1": {"kernel": k, "bias": jnp.zeros(4)}},
-                              (7, 6), ["relu1_1"])["block1_conv1"]
+                              ["relu1_1"])["block1_conv1"]
     assert layer["winograd"].shape[0] == tile + 2
     return jnp.vdot(w, jnp.tanh(vgg.winograd_conv3x3(x, layer["winograd"],
                                                      layer["winograd_t"])))
@@ -82,7 +82,7 @@ def test_image_gradient_equals_the_direct_convolutions(tile, monkeypatch):
 
 def test_prepare_picks_the_deep_layers():
   shapes = jax.eval_shape(lambda: jaxstyle.random_vgg(key=jax.random.key(0)))
-  prepared = jax.eval_shape(lambda p: vgg.prepare_convs(p, (96, 80), ["relu5_1"]), shapes)
+  prepared = jax.eval_shape(lambda p: vgg.prepare_convs(p, ["relu5_1"]), shapes)
   tiles = {name: prepared[name]["winograd"].shape[0] - 2 for name in prepared
            if "winograd" in prepared[name]}
   # Blocks 1-2 and block3_conv1 stay direct (Cin·Cout < 256·256); nothing past
@@ -95,7 +95,7 @@ def test_prepare_picks_the_deep_layers():
 
 def test_prepared_features_match_numpy_reference(narrow_weights):
   x = np.random.default_rng(0).normal(scale=50, size=(1, 35, 42, 3)).astype(np.float32)
-  params = vgg.prepare_convs(narrow_weights.params, (35, 42), min_channel_product=0)
+  params = vgg.prepare_convs(narrow_weights.params, min_channel_product=0)
   assert all("winograd" in params[name] for name in vgg.LAYER_NAMES)
   got = jaxstyle.vgg_features(params, x, ["relu3_4", "conv4_2", "relu5_1"])
   want = ref.vgg19_forward(narrow_weights.params, x[0])
