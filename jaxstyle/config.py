@@ -100,7 +100,7 @@ class StyleConfig:
       None, "iterations per scale, coarse to fine (default: --iters at every scale)",
       metavar="N")
   network: str = _opt("vgg19", "the VGG network whose features define the losses",
-                      choices=("vgg19", "vgg16"))
+                      choices=vgg.NETWORKS)
   content_weight: float = _opt(1.0, "weight α of the content loss (--content-norm)")
   style_weight: float = _opt(1e4, "weight β of the style loss Σ_l w_l E_l, w_l summing to 1")
   tv_weight: float = _opt(1e2, "weight of the total-variation loss (0 disables it)")
@@ -193,6 +193,12 @@ class StyleConfig:
       if not ok:
         raise ConfigError(f"--{option.replace('_', '-')}: expected {expected}, got {got!r}")
 
+    # Fields with a fixed set of values say so once, in their metadata (argparse uses it too).
+    for f in dataclasses.fields(self):
+      choices = f.metadata.get("choices")
+      if choices:
+        need(getattr(self, f.name) in choices, f.name,
+             ", ".join(choices[:-1]) + " or " + choices[-1], getattr(self, f.name))
     need(self.size >= 16, "size", "at least 16 pixels (VGG19 pools 4 times)", self.size)
     need(self.iters >= 0, "iters", "a non-negative count", self.iters)
     need(self.scales >= 1, "scales", "at least 1", self.scales)
@@ -207,7 +213,6 @@ class StyleConfig:
     need(self.tv_beta > 0, "tv_beta", "a positive exponent", self.tv_beta)
     need(len(self.content_layers) + len(self.style_layers) > 0, "style_layers",
          "at least one content or style layer", self.style_layers)
-    need(self.network in vgg.NETWORKS, "network", "vgg19 or vgg16", self.network)
     for option in ("content_layers", "style_layers"):
       for layer in getattr(self, option):
         try:
@@ -225,29 +230,15 @@ class StyleConfig:
     need(self.style_layer_weights is None or self.style_layer_weight_exp == 1.0,
          "style_layer_weight_exp", "1 when --style-layer-weights are given (use one or the "
          "other)", self.style_layer_weight_exp)
-    need(self.style_norm in ("gatys", "chw", "hw", "keras"), "style_norm",
-         "gatys, chw, hw or keras", self.style_norm)
-    need(self.style_loss in ("gram", "w2"), "style_loss", "gram or w2", self.style_loss)
-    need(self.content_norm in ("half_sum", "sum", "mean"), "content_norm",
-         "half_sum, sum or mean", self.content_norm)
     need(not self.normalize_gradients or self.optimizer == "adam", "normalize_gradients",
          "--optimizer adam (normalised gradients are not the objective's gradient, so "
          "L-BFGS's linesearch would be misled)", self.normalize_gradients)
     need(self.style_masks is None or self.style_blend_weights is None, "style_masks",
          "no --style-blend-weights with masks (masked styles apply side by side, not "
          "blended)", self.style_masks)
-    need(self.precision in ("float32", "bfloat16"), "precision", "float32 or bfloat16",
-         self.precision)
-    need(self.conv in vgg.CONV_ALGORITHMS, "conv", "auto, direct or winograd", self.conv)
-    need(self.lbfgs_linesearch in ("zoom", "none"), "lbfgs_linesearch", "zoom or none",
-         self.lbfgs_linesearch)
     need(self.lbfgs_restart >= 0, "lbfgs_restart", "a non-negative count", self.lbfgs_restart)
     need(len(self.style_scale) >= 1 and all(v > 0 for v in self.style_scale), "style_scale",
          "positive factors", self.style_scale)
-    need(self.preserve_colors in ("none", "luminance", "histogram"), "preserve_colors",
-         "none, luminance or histogram", self.preserve_colors)
-    need(self.pooling in ("max", "avg"), "pooling", "max or avg", self.pooling)
-    need(self.optimizer in ("lbfgs", "adam"), "optimizer", "lbfgs or adam", self.optimizer)
     need(self.lr > 0, "lr", "a positive learning rate", self.lr)
     need(0 <= self.ema_decay < 1, "ema_decay", "a decay in [0, 1)", self.ema_decay)
     need(self.ema_decay == 0 or self.optimizer == "adam", "ema_decay",
