@@ -94,6 +94,12 @@ def prepare_params(params, spec: ObjectiveSpec):
 _prepare_params_jit = jax.jit(prepare_params, static_argnums=1)
 
 
+def _run_params(weights: Weights, spec: ObjectiveSpec):
+  """A run's params: on the device in the network's dtype, Winograd kernels made once."""
+  return _prepare_params_jit(jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params),
+                             spec)
+
+
 @dataclass(frozen=True)
 class SolverSpec:
   """Static settings of the optimiser."""
@@ -661,9 +667,8 @@ def estimate(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   total = sum(n * per_iteration * (size / config.size) ** 2
               for size, n in zip(config.scale_sizes, iters))
   spec = ObjectiveSpec.from_config(config, weights.convention)
-  params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
+  params = _run_params(weights, spec)
   content = image_io.as_rgb(content_img, config.size, what="content")
-  params = _prepare_params_jit(params, spec)
   styles = _prepare_styles(style_img, config, content)
   targets = make_targets(params, content, styles, spec, blend_weights=config.style_blend_weights)
   weights_now = LossWeights.from_config(config)
@@ -864,9 +869,8 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
   config = _shared_program(configs)
   spec = ObjectiveSpec.from_config(config, weights.convention)
   solver = SolverSpec.from_config(config)
-  params = jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params)
+  params = _run_params(weights, spec)
   original_content = image_io.as_rgb(content_img, config.size, what="content")
-  params = _prepare_params_jit(params, spec)
   content, finish = original_content, (lambda image: image)
   if config.preserve_colors == "luminance":  # Transfer luminance; chroma from the content.
     content = color.luminance_image(original_content)
