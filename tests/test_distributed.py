@@ -14,15 +14,25 @@ from jaxstyle import distributed, sweep
 from tests.test_sweep import sweep_file  # noqa: F401  (fixture)
 
 
-def _free_port():
+@pytest.fixture
+def reserved_port():
+  """A loopback port held for the whole test, that only the coordinator can also bind.
+
+  Finding a free port and releasing it before the coordinator binds races
+  with every other program on the machine. This socket stays bound with
+  SO_REUSEPORT (and never listens): other programs are refused the port,
+  while JAX's gRPC coordinator, which sets SO_REUSEPORT too, binds it.
+  """
   with socket.socket() as s:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
+    yield s.getsockname()[1]
 
 
-def test_two_processes_split_a_sweep_and_match_one(sweep_file, tmp_path):  # noqa: F811
+def test_two_processes_split_a_sweep_and_match_one(sweep_file, tmp_path,  # noqa: F811
+                                                   reserved_port):
   rundir = tmp_path / "two"
-  address = f"127.0.0.1:{_free_port()}"
+  address = f"127.0.0.1:{reserved_port}"
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   procs = [subprocess.Popen(
       [sys.executable, "-m", "jaxstyle.cli", "sweep", str(sweep_file), "-o", str(rundir),

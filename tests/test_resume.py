@@ -1,18 +1,21 @@
-"""Long runs survive interruption: checkpoints, SIGKILL, Ctrl-C, and bit-identical resumes."""
+"""Long runs survive interruption: checkpoints, SIGKILL, Ctrl-C, and bit-identical resumes.
 
-import signal
+Interruptions happen at an exact checkpoint (``tests/interrupt.py``), not
+after polling for a file, so a fast machine cannot finish the run first.
+"""
+
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import jaxstyle
 from jaxstyle import cli
+from tests import interrupt
 from tests.conftest import smooth_image
 
-ITERS = "300"
+ITERS = "40"
 OPTIONS = ["--weights", "random:0:0.125", "--size", "48", "--iters", ITERS, "--quiet",
            "--init", "noise", "--seed", "3"]
 
@@ -35,48 +38,48 @@ def uninterrupted(inputs, tmp_path_factory):
   return out.read_bytes()
 
 
-def _start(inputs, out, *extra):
-  return subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "stylize", *map(str, inputs),
-                           "-o", str(out), *OPTIONS, *extra], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(path, proc, timeout=120.0):
-  deadline = time.monotonic() + timeout
-  while not path.exists():
-    assert proc.poll() is None, proc.communicate()
-    assert time.monotonic() < deadline, f"{path} never appeared"
-    time.sleep(0.02)
-
-
 def test_sigkill_then_resume_is_bit_identical(inputs, uninterrupted, tmp_path):
   out = tmp_path / "out.png"
-  proc = _start(inputs, out, "--checkpoint-every", "10")
-  _wait_for(tmp_path / "out.ckpt.npz", proc)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait(timeout=30)
+  # Killed right after its second checkpoint (iteration 20 of 40), in a real process.
+  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "checkpoint", "2",
+                         "--", "stylize", *map(str, inputs), "-o", str(out), *OPTIONS,
+                         "--checkpoint-every", "10"], capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == -9, proc.stderr
   # Nothing half-written under a final name: only the checkpoint (complete, renamed into place).
   assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
       "out.ckpt.npz"]
-  done = jaxstyle.checkpoint.load(tmp_path / "out.ckpt.npz").meta["done"]
-  assert 10 <= done < int(ITERS) and done % 10 == 0
+  assert jaxstyle.checkpoint.load(tmp_path / "out.ckpt.npz").meta["done"] == 20
   assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS,
                    "--checkpoint-every", "10", "--resume"]) == 0
   assert out.read_bytes() == uninterrupted
   assert not (tmp_path / "out.ckpt.npz").exists()  # Removed once the run is done.
 
 
-def test_ctrl_c_writes_image_and_checkpoint_and_exits_130(inputs, uninterrupted, tmp_path):
+def test_ctrl_c_writes_image_and_checkpoint_and_exits_130(inputs, uninterrupted, tmp_path,
+                                                          monkeypatch, capsys):
   out = tmp_path / "out.png"
-  proc = _start(inputs, out, "--checkpoint-every", "50")
-  _wait_for(tmp_path / "out.ckpt.npz", proc)  # The loop is running.
-  proc.send_signal(signal.SIGINT)
-  _, err = proc.communicate(timeout=60)
-  assert proc.returncode == 130, err
-  assert "interrupted at iteration" in err and "--resume" in err and "Traceback" not in err
+  # A real SIGINT to this process, right after the first checkpoint (iteration 10).
+  interrupt.hook(monkeypatch.setattr, "checkpoint", 1, ["INT"])
+  assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS,
+                   "--checkpoint-every", "10"]) == 130
+  err = capsys.readouterr().err
+  assert "interrupted at iteration 10 of 40" in err and "--resume" in err
   assert (tmp_path / "out.interrupted.png").exists() and not out.exists()
+  monkeypatch.undo()
   assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS, "--resume"]) == 0
   assert out.read_bytes() == uninterrupted
+
+
+def test_a_second_ctrl_c_stops_at_once(inputs, tmp_path, monkeypatch, capsys):
+  out = tmp_path / "out.png"
+  interrupt.hook(monkeypatch.setattr, "checkpoint", 1, ["INT", "INT"])
+  assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS,
+                   "--checkpoint-every", "10"]) == 130
+  assert capsys.readouterr().err.strip().endswith("jaxstyle: interrupted")
+  # No second checkpoint, no image: it stopped where the second signal came.
+  assert jaxstyle.checkpoint.load(tmp_path / "out.ckpt.npz").meta["done"] == 10
+  assert not out.exists() and not (tmp_path / "out.interrupted.png").exists()
 
 
 def test_resume_refuses_a_missing_or_mismatched_checkpoint(inputs, tmp_path, capsys):
@@ -90,7 +93,13 @@ def test_resume_refuses_a_missing_or_mismatched_checkpoint(inputs, tmp_path, cap
   assert cli.main(["stylize", *map(str, inputs), "-o", str(out), *OPTIONS, "--resume"]) == 2
   err = capsys.readouterr().err
   assert "out.ckpt.npz: written with other options: --init 'content' (now 'noise')" in err
-  assert "--iters 4 (now 300)" in err
+  assert "--iters 4 (now 40)" in err
+  # The same options with another style image: refused too.
+  other = tmp_path / "other.png"
+  from PIL import Image
+  Image.fromarray(smooth_image(56, 40, seed=9)).save(other)
+  with pytest.raises(jaxstyle.ConfigError, match="written for other content or style images"):
+    jaxstyle.stylize(content, other, config, checkpoint=tmp_path / "out.ckpt.npz", resume=True)
   (tmp_path / "out.ckpt.npz").write_bytes(b"garbage")
   with pytest.raises(jaxstyle.ConfigError, match="not a readable jaxstyle checkpoint"):
     jaxstyle.stylize(content, style, config, checkpoint=tmp_path / "out.ckpt.npz", resume=True)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -143,32 +144,32 @@ lr = [1.0, 1.0, 1e37, 2.0]
   assert latest == {(1.0, "a.png"): "ok", (1.0, "late.png"): "ok", (1e37, "a.png"): "failed",
                     (2.0, "a.png"): "ok"}
   sweep.contact_sheet(sweep.load_sweep(path), rundir, tmp_path / "sheet.png", cell=40)
+  sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB")).astype(int)
+  def marked_failed(column):  # "FAILED" is written in pure red (255, 0, 0) in the member's cell.
+    cell = sheet[28:68, 8 + 40 * column: 8 + 40 * (column + 1)]
+    return int(np.all(cell == (255, 0, 0), axis=-1).sum()) > 10
+  assert [marked_failed(c) for c in range(4)] == [False, False, True, False]
 
 
 def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
-  import os
-  import signal
   import subprocess
   import sys
-  import time
   Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
   Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
   path = tmp_path / "sweep.toml"
   # tv_beta shapes the program: one program per member, so records arrive one by one.
-  path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 20\n'
+  path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 5\n'
                   'weights = "random:0:0.125"\n[axes]\ntv_beta = [2.0, 2.1, 2.2]\n')
   rundir = tmp_path / "run"
-  proc = subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "sweep", str(path), "-o",
-                           str(rundir), "--quiet"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
-  deadline = time.monotonic() + 120
-  while not ((rundir / sweep.RECORDS).exists() and (rundir / sweep.RECORDS).read_text()):
-    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-    time.sleep(0.02)
-  os.kill(proc.pid, signal.SIGKILL)
-  proc.wait(timeout=30)
+  # SIGKILL right after the first record is appended (tests/interrupt.py): no race.
+  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "record", "1", "--",
+                         "sweep", str(path), "-o", str(rundir), "--quiet"],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == -9, proc.stderr
   before = sweep.read_records(rundir)
-  assert 1 <= len(before) < 3
-  records = sweep.run_sweep(sweep.load_sweep(path), rundir, log=lambda *_: None)
+  assert [r["config"]["tv_beta"] for r in before] == [2.0]
+  messages = []
+  records = sweep.run_sweep(sweep.load_sweep(path), rundir, log=messages.append)
+  assert "1 already recorded, 2 to run" in messages[0]
   assert sorted(r["config"]["tv_beta"] for r in records) == [2.0, 2.1, 2.2]
   assert all(r["status"] == "ok" for r in records)

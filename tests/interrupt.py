@@ -1,0 +1,49 @@
+"""Runs the jaxstyle CLI and signals it at an exact point: no polling, no races.
+
+    python -m tests.interrupt SIGNALS EVENT N -- ARGS...
+
+runs ``jaxstyle ARGS...`` and, right after the N-th EVENT has completed,
+sends the process itself each signal in SIGNALS (comma-separated names:
+``KILL``, ``INT``, ``INT,INT``). EVENT is ``checkpoint`` (a checkpoint file
+written) or ``record`` (a sweep record appended). The tests use it to kill or
+interrupt a run at a known iteration however fast the machine is, and
+:func:`hook` does the same inside the test process for SIGINT.
+"""
+
+import os
+import signal
+import sys
+
+EVENTS = {"checkpoint": ("jaxstyle.checkpoint", "save"),
+          "record": ("jaxstyle.sweep", "append_record")}
+
+
+def hook(monkeypatch_setattr, event: str, n: int, signals: list[str]) -> None:
+  """Wraps EVENT's function so that its N-th completed call sends ``signals`` to this process."""
+  import importlib
+  module_name, name = EVENTS[event]
+  module = importlib.import_module(module_name)
+  original = getattr(module, name)
+  calls = [0]
+
+  def wrapped(*args, **kwargs):
+    result = original(*args, **kwargs)
+    calls[0] += 1
+    if calls[0] == n:
+      for sig in signals:
+        os.kill(os.getpid(), getattr(signal, "SIG" + sig))
+    return result
+
+  monkeypatch_setattr(module, name, wrapped)
+
+
+def main(argv: list[str]) -> int:
+  signals, event, n, separator, *args = argv
+  assert separator == "--", "usage: python -m tests.interrupt SIGNALS EVENT N -- ARGS..."
+  hook(setattr, event, int(n), signals.split(","))
+  from jaxstyle import cli
+  return cli.main(args)
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
