@@ -22,10 +22,11 @@ def test_gram_normalisations_match_their_formulas(norm, scale):
   A = ref.gram(rng.normal(size=(6, 5, 3)))
   M, N = 30, 3
   G = ref.gram(F)
+  # The option's two descriptions, the MSE of normalised Grams and Σ(G−A)²/(N^k M²).
   mse_of_normalised = np.mean(((G - A) / (N * M if norm == "chw" else M)) ** 2)
-  np.testing.assert_allclose(np.sum((G - A) ** 2) / (scale(N) * M**2), mse_of_normalised)
-  np.testing.assert_allclose(jaxstyle.style_layer_loss(F, A.astype(np.float32), norm=norm),
-                             mse_of_normalised, rtol=1e-5)
+  got = jaxstyle.style_layer_loss(F, A.astype(np.float32), norm=norm)
+  np.testing.assert_allclose(got, mse_of_normalised, rtol=1e-5)
+  np.testing.assert_allclose(got, np.sum((G - A) ** 2) / (scale(N) * M**2), rtol=1e-5)
 
 
 def test_geometric_style_layer_weights():

@@ -203,4 +203,3 @@ def test_fuzzing_reaches_both_outcomes():
   assert _load_outcome(b"GIF89a" + b"\0" * 10) == "refused"
   assert _pth_outcome(LEGACY) == "loaded"
   assert _pth_outcome(LEGACY[:1000]) == "refused"
-  pytest.importorskip("hypothesis")
