@@ -262,7 +262,8 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   for members in groups.values():
     for (mid, values, style, config), result in zip(members, run_group(members)):
       record = {"id": mid, "axes": values, "config": config.to_dict(), "seed": config.seed,
-                "members_in_program": len(members), **common}
+                "members_in_program": min(len(members), max_members or len(members)),
+                **common}
       if isinstance(result, str):
         record |= {"status": "failed", "error": result, "output": None, "iterations": 0}
       else:

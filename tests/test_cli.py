@@ -11,6 +11,7 @@ from PIL import Image
 
 from jaxstyle import cli, provenance
 from tests.conftest import FIXTURES
+from tests.test_convert import http_server  # noqa: F401  (fixture)
 
 TINY = ["--weights", "random:0:0.125", "--size", "32", "--iters", "4", "--quiet"]
 
@@ -100,7 +101,15 @@ def bad_inputs(tmp_path, narrow_h5):
   return {"text": text, "wrong_weights": wrong}
 
 
-def test_bad_inputs_exit_2_with_one_line(image_files, bad_inputs, tmp_path):
+def _main(*args):
+  """cli.main in this process: the exit code (argparse's SystemExit included)."""
+  try:
+    return cli.main(list(args))
+  except SystemExit as e:
+    return e.code
+
+
+def test_bad_inputs_exit_2_with_one_line(image_files, bad_inputs, tmp_path, capsys):
   content, style = map(str, image_files)
   out = str(tmp_path / "out.png")
   cases = [
@@ -113,21 +122,25 @@ def test_bad_inputs_exit_2_with_one_line(image_files, bad_inputs, tmp_path):
       ((content, style, "-o", out, *TINY, "--size", "abc"), "invalid int value: 'abc'"),
   ]
   for args, message in cases:
-    proc = run_cli("stylize", *args)
-    assert proc.returncode == 2, (args, proc.stderr)
-    lines = [l for l in proc.stderr.splitlines() if "warning" not in l]
-    assert len(lines) == 1 and message in lines[0], (args, proc.stderr)
-    assert "Traceback" not in proc.stderr
+    assert _main("stylize", *args) == 2, args
+    lines = [l for l in capsys.readouterr().err.splitlines() if "warning" not in l]
+    assert len(lines) == 1 and message in lines[0], (args, lines)
   assert not any(p.name.startswith("out") for p in tmp_path.iterdir())
+  # And in a real process: the exit status, and no traceback on stderr.
+  proc = run_cli("stylize", *cases[1][0])
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert [l for l in proc.stderr.splitlines() if "warning" not in l] == [
+      f"jaxstyle: error: {bad_inputs['text']}: not an image file (or a format Pillow cannot read)"]
 
 
-def test_missing_weights_say_how_to_get_them(image_files, tmp_path):
+def test_missing_weights_say_how_to_get_them(image_files, tmp_path, monkeypatch, capsys):
   content, style = map(str, image_files)
-  env = {"JAXSTYLE_WEIGHTS": ""}
-  proc = run_cli("stylize", content, style, "-o", str(tmp_path / "o.png"), cwd=tmp_path, env=env)
-  assert proc.returncode == 2
-  assert "no VGG19 weights" in proc.stderr and "jaxstyle weights download" in proc.stderr
-  assert "--weights random" in proc.stderr and "Traceback" not in proc.stderr
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", "")
+  assert cli.main(["stylize", content, style, "-o", str(tmp_path / "o.png")]) == 2
+  err = capsys.readouterr().err
+  assert "no VGG19 weights" in err and "jaxstyle weights download" in err
+  assert "--weights random" in err
 
 
 def test_offline_download_exits_2_quickly(tmp_path):
@@ -138,13 +151,13 @@ def test_offline_download_exits_2_quickly(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
-def test_non_finite_loss_saves_last_finite_image_and_exits_1(image_files, tmp_path):
+def test_non_finite_loss_saves_last_finite_image_and_exits_1(image_files, tmp_path, capsys):
   content, style = map(str, image_files)
   out = tmp_path / "out.png"
-  proc = run_cli("stylize", content, style, "-o", str(out), *TINY, "--optimizer", "adam",
-                 "--lr", "1e37")
-  assert proc.returncode == 1, proc.stderr
-  assert "NaN or inf" in proc.stderr and "out.last-finite.png" in proc.stderr
+  assert cli.main(["stylize", content, style, "-o", str(out), *TINY, "--optimizer", "adam",
+                   "--lr", "1e37"]) == 1
+  err = capsys.readouterr().err
+  assert "NaN or inf" in err and "out.last-finite.png" in err
   assert (tmp_path / "out.last-finite.png").exists() and not out.exists()
 
 
@@ -186,3 +199,184 @@ def test_blended_styles_and_reproduce_byte_identical(image_files, tmp_path, caps
   Image.fromarray(np.zeros((40, 48, 3), np.uint8)).save(style)  # The input changes...
   assert cli.main(["reproduce", str(out), "-o", str(tmp_path / "x.png"), "--quiet"]) == 2
   assert "style.png: recorded style image has changed" in capsys.readouterr().err
+
+
+# --- Paths a user takes that had no test -------------------------------------------------
+
+
+def test_presets_lists_every_preset_and_shows_one(capsys):
+  from jaxstyle import presets
+  assert cli.main(["presets"]) == 0
+  listed = capsys.readouterr().out.splitlines()
+  assert [line.split()[0] for line in listed] == list(presets.PRESETS)
+  assert cli.main(["presets", "keras-example"]) == 0
+  out = capsys.readouterr().out
+  assert out.startswith("keras-example\n") and "neural_style_transfer.py" in out
+  settings = dict(line.split(None, 1) for line in out.split("settings:\n")[1].splitlines())
+  expected = presets.get("keras-example").to_dict()
+  assert settings == {f"--{k.replace('_', '-')}": str(v) for k, v in expected.items()}
+  assert settings["--tv-beta"] == "2.5" and settings["--lbfgs-restart"] == "20"
+
+
+def test_presets_unknown_name_exits_2(capsys):
+  assert cli.main(["presets", "nope"]) == 2
+  assert "--preset: expected one of gatys2016" in capsys.readouterr().err
+
+
+def test_progress_bar_shows_iterations_loss_and_rate(image_files, tmp_path, capsys):
+  content, style = image_files
+  assert cli.main(["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"),
+                   *TINY[:-1]]) == 0  # Without --quiet.
+  err = capsys.readouterr().err
+  last = err.replace("\r", "\n").strip().splitlines()[-1]
+  assert last.startswith("stylize") and "4/4" in last and "loss=" in last, last
+  assert "it/s" in last or "s/it" in last, last
+
+
+def _reproduce(original, again, *extra):
+  return cli.main(["reproduce", str(original), "-o", str(again), "--quiet", *extra])
+
+
+def test_reproduce_reports_a_different_result_and_exits_1(image_files, tmp_path, capsys):
+  from PIL import PngImagePlugin
+  content, style = image_files
+  out = tmp_path / "out.png"
+  assert cli.main(["stylize", str(content), str(style), "-o", str(out), *TINY]) == 0
+  # The same record, one pixel changed: the rerun cannot be byte-identical.
+  image = np.asarray(Image.open(out)).copy()
+  image[0, 0] = 255 - image[0, 0]
+  info = PngImagePlugin.PngInfo()
+  for key, value in Image.open(out).text.items():
+    info.add_text(key, value)
+  Image.fromarray(image).save(out, pnginfo=info)
+  capsys.readouterr()
+  assert _reproduce(out, tmp_path / "again.png") == 1
+  text = capsys.readouterr().out
+  assert "NOT byte-identical" in text
+  changed = np.abs(255 - 2 * image[0, 0].astype(int)).max()  # |new − old| at that pixel.
+  assert f"largest pixel difference {changed};" in text, text
+
+
+def test_reproduce_refuses_other_weights_and_unrecorded_pngs(image_files, narrow_h5, tmp_path,
+                                                             capsys):
+  import jaxstyle
+  from tests.conftest import NARROW
+  content, style = image_files
+  out = tmp_path / "out.png"
+  assert cli.main(["stylize", str(content), str(style), "-o", str(out), *TINY[2:],
+                   "--weights", str(narrow_h5)]) == 0
+  other = tmp_path / "other.h5"
+  jaxstyle.save_weights(other, jaxstyle.random_weights(seed=1, width_scale=NARROW).params,
+                        convention="caffe", source_name="random", source_sha256="1" * 64)
+  capsys.readouterr()
+  assert _reproduce(out, tmp_path / "again.png", "--weights", str(other)) == 2
+  err = capsys.readouterr().err
+  recorded = jaxstyle.load_weights(narrow_h5).sha256
+  given = jaxstyle.load_weights(other).sha256
+  assert f"(sha256 {given}) are not the recorded" in err and f"(sha256 {recorded})" in err
+  assert not (tmp_path / "again.png").exists()
+  plain = tmp_path / "plain.png"
+  Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(plain)
+  assert _reproduce(plain, tmp_path / "again.png") == 2
+  assert "plain.png: has no jaxstyle provenance record" in capsys.readouterr().err
+
+
+@pytest.fixture
+def program_sizes(monkeypatch):
+  """The member count of every program run (jaxstyle.transfer._run calls), in order."""
+  from jaxstyle import transfer
+  sizes, real = [], transfer._run
+
+  def counting(configs, *args, **kwargs):
+    sizes.append(len(configs))
+    return real(configs, *args, **kwargs)
+
+  monkeypatch.setattr(transfer, "_run", counting)
+  return sizes
+
+
+def test_batch_weight_lists_max_members_and_a_failing_member(image_files, tmp_path, capsys,
+                                                             program_sizes):
+  content, style = image_files
+  outdir = tmp_path / "runs"
+  # 1 style x 2 style weights x 2 TV weights, at most 3 per program; TV 1e38 overflows.
+  assert cli.main(["batch", str(content), "--styles", str(style), "--style-weight", "100",
+                   "1e5", "--tv-weight", "1", "1e38", "--max-members", "3", "-o", str(outdir),
+                   *TINY]) == 1
+  assert program_sizes == [3, 3]  # 4 members: 3, then 1 padded to the same program shape.
+  names = sorted(p.name for p in outdir.iterdir())
+  assert names == ["000_style_sw100_tv1.png", "001_style_sw100_tv1e+38.failed.png",
+                   "002_style_sw100000_tv1.png", "003_style_sw100000_tv1e+38.failed.png"]
+  records = {n: provenance.read_png_record(outdir / n) for n in names}
+  assert [(r["config"]["style_weight"], r["config"]["tv_weight"]) for r in records.values()] == [
+      (100.0, 1.0), (100.0, 1e38), (1e5, 1.0), (1e5, 1e38)]
+  out = capsys.readouterr().out
+  assert out.count("FAILED") == 2 and "objective is inf at the initial image" in out
+  low, high = (np.asarray(Image.open(outdir / n), float) for n in (names[0], names[2]))
+  assert np.abs(low - high).mean() > 1  # The style weight changed the result.
+
+
+def test_sweep_max_members_splits_each_program(tmp_path, program_sizes):
+  from jaxstyle import sweep
+  from tests.conftest import smooth_image
+  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
+  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
+  path = tmp_path / "sweep.toml"
+  path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 2\n'
+                  'weights = "random:0:0.125"\n[axes]\nseed = [0, 1, 2]\n')
+  assert cli.main(["sweep", str(path), "-o", str(tmp_path / "run"), "--max-members", "2",
+                   "--quiet"]) == 0
+  assert program_sizes == [2, 2]
+  records = sweep.read_records(tmp_path / "run")
+  assert sorted(r["seed"] for r in records) == [0, 1, 2]
+  assert {r["members_in_program"] for r in records} == {2}
+
+
+def test_demo_uses_the_sample_images(shared_images, tmp_path, monkeypatch, capsys):
+  monkeypatch.delenv("JAXSTYLE_IMAGES", raising=False)
+  out = tmp_path / "demo"
+  assert cli.main(["demo", "-o", str(out), "--weights", "random:0:0.125", "--size", "32",
+                   "--iters", "2", "--quiet"]) == 0
+  text = capsys.readouterr().out
+  content, style = shared_images
+  assert f"demo: content {content}, style {style}" in text and "RANDOM features" in text
+  photo = Image.open(content)
+  result = Image.open(out / "stylized.png")
+  assert max(result.size) == 32  # The sample photo's aspect ratio, at --size.
+  assert abs(result.size[0] / result.size[1] - photo.size[0] / photo.size[1]) < 0.05
+
+
+@pytest.mark.parametrize("network", ["vgg19", "vgg16"])
+def test_weights_download_checks_the_md5_converts_and_info_names_the_network(
+    network, http_server, tmp_path, monkeypatch, capsys):
+  import hashlib
+
+  import jaxstyle
+  from jaxstyle import convert
+  from tests.conftest import NARROW
+  from tests.test_convert import write_keras_h5
+  root, base = http_server
+  published = convert.KERAS_FILES[network]
+  params = jaxstyle.random_weights(seed=3, width_scale=NARROW, network=network).params
+  served = write_keras_h5(root / published.filename, params)
+  # The published md5 is for the real file; expect the served one's instead.
+  md5 = hashlib.md5(served.read_bytes()).hexdigest()
+  monkeypatch.setitem(convert.KERAS_FILES, network, published._replace(md5=md5))
+  dest = tmp_path / "weights" / f"{network}.h5"
+  assert cli.main(["weights", "download", "--network", network, "--url",
+                   f"{base}/{published.filename}", "--dest", str(dest)]) == 0
+  assert f"downloaded, verified (md5 {md5}) and converted -> {dest}" in capsys.readouterr().out
+  assert cli.main(["weights", "info", str(dest)]) == 0
+  info = capsys.readouterr().out
+  assert f"network:     {network.upper()}, width scale 0.125" in info
+  assert f"source:      {published.filename}" in info
+  loaded = jaxstyle.load_weights(dest, network=network)
+  np.testing.assert_array_equal(loaded.params["block3_conv2"]["kernel"],
+                                params["block3_conv2"]["kernel"])
+  # A served file that is not the published one (another md5) is refused, leaving nothing.
+  monkeypatch.setitem(convert.KERAS_FILES, network, published._replace(md5="0" * 32))
+  again = tmp_path / "again" / f"{network}.h5"
+  assert cli.main(["weights", "download", "--network", network, "--url",
+                   f"{base}/{published.filename}", "--dest", str(again)]) == 2
+  assert f"has md5 {md5}, expected {'0' * 32}" in capsys.readouterr().err
+  assert not again.parent.exists()
