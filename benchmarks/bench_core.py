@@ -64,11 +64,22 @@ def machine() -> str:
   return f"{model}, {os.cpu_count()} cores visible to the process"
 
 
+def commit() -> str:
+  """The checked-out commit, marked when the measured code has uncommitted changes."""
+  import subprocess
+
+  def git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+  head = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
+  changed = git("status", "--porcelain", "--", "jaxstyle", "benchmarks")
+  return head + (" with uncommitted changes to jaxstyle/ or benchmarks/" if changed else "")
+
+
 def heading(title: str, script: str, argv, *details: str) -> str:
-  """The start of every appended report: title and date, command, machine, versions, details."""
+  """The start of every appended report: title and date, command, commit, machine, versions."""
   command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
   lines = [f"\n### {title} ({datetime.date.today()})\n", f"- command: `{command.strip()}`",
-           f"- machine: {machine()}",
+           f"- commit: {commit()}", f"- machine: {machine()}",
            f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, optax "
            f"{optax.__version__}, backend {jax.default_backend()}"]
   return "\n".join(lines + [f"- {d}" for d in details]) + "\n\n"
