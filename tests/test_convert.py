@@ -236,3 +236,55 @@ def test_published_constants():
   assert convert.KERAS_FILES["vgg16"].url.endswith(
       "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
   assert convert.TORCHVISION_FILES["vgg16"].endswith("vgg16-397923af.pth")
+
+
+@pytest.fixture(scope="module")
+def keras_vgg19(tmp_path_factory):
+  """Keras's own VGG19 (random weights), saved by Keras in the published file's layout.
+
+  ``keras.applications.VGG19(weights=None, include_top=False)`` is the model
+  the published ``..._notop.h5`` was saved from; Keras 3 still writes that
+  weights-only HDF5 layout with ``save_weights_to_hdf5_group``, the writer of
+  Keras 2's ``save_weights(".h5")`` and the format its ``load_weights``
+  reads the published file with. Returns (model, path).
+  """
+  import jax
+  os.environ["KERAS_BACKEND"] = "jax"  # The one backend this project installs.
+  keras = pytest.importorskip("keras", reason="keras (a dev dependency) builds this fixture")
+  from keras.src.legacy.saving import legacy_h5_format
+  keras.utils.set_random_seed(0)
+  with jax.numpy_rank_promotion("allow"):  # Keras's own ops broadcast biases by rank.
+    model = keras.applications.VGG19(weights=None, include_top=False,
+                                     input_shape=(None, None, 3))
+  path = tmp_path_factory.mktemp("keras") / convert.KERAS_FILENAME
+  with h5py.File(path, "w") as f:
+    legacy_h5_format.save_weights_to_hdf5_group(f, model)
+  return model, path
+
+
+def test_keras3_file_converts_to_features_equal_to_keras_forward(keras_vgg19, tmp_path):
+  import jax
+  import keras
+  model, src = keras_vgg19
+  # Keras itself loads the file back the way it loads the published one.
+  with jax.numpy_rank_promotion("allow"):
+    twin = keras.applications.VGG19(weights=None, include_top=False, input_shape=(None, None, 3))
+    twin.load_weights(src)
+  np.testing.assert_array_equal(twin.get_layer("block4_conv3").get_weights()[0],
+                                model.get_layer("block4_conv3").get_weights()[0])
+  dst = tmp_path / "vgg19.h5"
+  assert convert.convert(src, dst) == "keras"
+  loaded = jaxstyle.load_weights(dst)
+  assert loaded.convention == "caffe" and loaded.network == "vgg19"
+  rgb = np.random.default_rng(0).uniform(0, 255, (1, 40, 36, 3)).astype(np.float32)
+  layers = ["block1_conv2", "block3_conv2", "block5_conv1"]
+  with jax.numpy_rank_promotion("allow"):
+    preprocessed = keras.applications.vgg19.preprocess_input(rgb.copy())
+    taps = keras.Model(model.input, [model.get_layer(n).output for n in layers])
+    want = [np.asarray(a) for a in taps(preprocessed)]
+  # jaxstyle's caffe preprocessing is Keras's, and the features are Keras's.
+  np.testing.assert_allclose(jaxstyle.preprocess(rgb, "caffe"), preprocessed, atol=1e-4)
+  got = jaxstyle.vgg_features(loaded.params, jaxstyle.preprocess(rgb, "caffe"), layers)
+  for name, expected in zip(layers, want):
+    np.testing.assert_allclose(got[name], expected, rtol=1e-4,
+                               atol=1e-5 * np.abs(expected).max(), err_msg=name)

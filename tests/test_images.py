@@ -134,6 +134,20 @@ def _refusal(path, **kwargs):
   return message
 
 
+def test_pillows_own_warnings_are_said_with_the_file_name(tmp_path):
+  # EXIF whose one tag (ImageDescription) claims 100 bytes past the end of the block:
+  # Pillow warns while reading it; jaxstyle says so as an ImageWarning naming the file.
+  tiff = (b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x010E, 2, 100, 1000)
+          + struct.pack("<I", 0))
+  path = tmp_path / "odd_exif.jpg"
+  Image.fromarray(np.full((20, 20, 3), 100, np.uint8)).save(path, exif=b"Exif\x00\x00" + tiff)
+  with pytest.warns(ImageWarning) as caught:
+    image = load_image(path, min_side=1)
+  assert [str(w.message) for w in caught] == [f"{path}: Tag data larger than file. Skipping "
+                                              "tag 270"]
+  assert image.shape == (20, 20, 3)  # Still loaded: a warning, not a refusal.
+
+
 def test_bad_files_are_refused_with_the_file_and_the_problem(tmp_path):
   assert "no such file" in _refusal(tmp_path / "missing.png")
   assert "is a directory" in _refusal(tmp_path)
