@@ -179,8 +179,19 @@ def test_batch_runs_the_product_of_lists(image_files, tmp_path, capsys):
   assert "batch: 4 members (product" in capsys.readouterr().out
 
 
-def test_batch_zip_needs_matching_lengths(image_files, tmp_path, capsys):
+def test_batch_zip_pairs_the_lists(image_files, tmp_path, capsys):
   content, style = image_files
+  other = tmp_path / "other.png"
+  Image.open(content).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(other)
+  outdir = tmp_path / "zipped"
+  # Four members, element by element (a list of one value repeats): not 2 x 4 x 1.
+  assert cli.main(["batch", str(content), "--styles", str(style), str(other), str(style),
+                   str(other), "--seeds", "0", "1", "2", "3", "--init", "noise", "--zip",
+                   "-o", str(outdir), *TINY]) == 0
+  names = sorted(p.name for p in outdir.iterdir())
+  assert names == ["000_style_seed0.png", "001_other_seed1.png", "002_style_seed2.png",
+                   "003_other_seed3.png"]
+  assert "batch: 4 members (zip" in capsys.readouterr().out
   assert cli.main(["batch", str(content), "--styles", str(style), str(style), "--seeds", "0", "1",
                    "2", "--zip", "-o", str(tmp_path / "z"), *TINY]) == 2
   assert "--zip: every list needs 1 or 3 values; style has 2" in capsys.readouterr().err
