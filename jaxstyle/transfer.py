@@ -913,9 +913,10 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     states, terms0 = init_states(params, targets, x0, loss_weights, spec, solver, mesh)
     initial = [{"total": float(v), **{k: float(t[i]) for k, t in terms0.items()}}
                for i, v in enumerate(np.asarray(states.value))]
-    # Zero steps: compiles the chunk program without running it, to time it apart.
-    states, _ = run_chunks(params, targets, states, jnp.int32(0), loss_weights, spec, solver,
-                           mesh)
+    if config.iters:  # Zero steps: compiles the chunk program without running it, to time
+      # it apart. A run of no iterations (the initial loss alone) never needs it.
+      states, _ = run_chunks(params, targets, states, jnp.int32(0), loss_weights, spec, solver,
+                             mesh)
     jax.block_until_ready(states)
     compile_seconds = time.perf_counter() - compile_start
     bar.set_description_str("stylize")

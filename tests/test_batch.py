@@ -98,8 +98,9 @@ SHARDED = textwrap.dedent("""
         seen.clear()
         sharded = jaxstyle.stylize_batch(content, styles, config, weights=w)
         placed = set(seen)
-        single = [jaxstyle.stylize(content, s, config, weights=w) for s in styles]
-        for a, b in zip(sharded, single):
+        # The first and last members (devices 0 and 3) against single runs.
+        single = [jaxstyle.stylize(content, styles[i], config, weights=w) for i in (0, 3)]
+        for a, b in zip([sharded[0], sharded[3]], single):
             np.testing.assert_allclose(a.history["total"], b.history["total"], rtol=2e-3)
             assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
         print(optimizer, "sharded over", placed, "devices")

@@ -90,19 +90,6 @@ def test_style_scale_resizes_each_style(narrow_weights):
   assert not np.allclose(half.style["block1_conv1"], full.style["block1_conv1"], rtol=0.05)
 
 
-def test_controls_from_the_cli(image_files, tmp_path):
-  from jaxstyle import cli, provenance
-  content, style = image_files
-  out = tmp_path / "out.png"
-  assert cli.main(["stylize", str(content), str(style), "-o", str(out), "--weights",
-                   "random:0:0.125", "--size", "40", "--iters", "3", "--quiet",
-                   "--preserve-colors", "histogram", "--style-scale", "0.8", "--init",
-                   "style_stats", "--style-norm", "hw", "--style-layer-weight-exp", "0.5"]) == 0
-  config = provenance.read_png_record(out)["config"]
-  assert config["preserve_colors"] == "histogram" and config["style_scale"] == [0.8]
-  assert config["style_norm"] == "hw" and config["init"] == "style_stats"
-
-
 def test_multiscale_starts_each_scale_from_the_upsampled_previous_result(narrow_weights):
   photo = smooth_image(80, 96, seed=1)
   config = jaxstyle.StyleConfig(size=96, scales=2, scale_iters=(5, 0))
@@ -300,9 +287,12 @@ def test_lbfgs_restart_forgets_the_history(narrow_weights):
 
   def run(restart):
     solver = jaxstyle.SolverSpec.from_config(config.replace(lbfgs_restart=restart))
-    state, _ = transfer.init_state(params, targets, x0, weights, spec, solver)
-    state, _ = transfer.run_chunk(params, targets, state, 8, weights, spec, solver)
-    return state
+
+    @jax.jit  # Compiled, as stylize runs it (op by op it takes 5x longer).
+    def eight_steps(x0):
+      state, _ = transfer.init_state(params, targets, x0, weights, spec, solver)
+      return transfer.run_chunk(params, targets, state, 8, weights, spec, solver)[0]
+    return eight_steps(x0)
   never, every3 = run(0), run(3)
   assert int(never.step) == int(every3.step) == 8
   assert int(never.opt_state[0].count) == 8  # Eight pairs seen (memory keeps the last 10).
@@ -321,19 +311,18 @@ def test_fixed_step_lbfgs_takes_one_evaluation_per_iteration(narrow_weights):
   assert zoom.evaluations > 7  # The linesearch's first steps take several.
 
 
-def test_remat_and_bfloat16_change_memory_not_the_objective(narrow_weights):
+def test_bfloat16_changes_precision_not_the_objective(narrow_weights):
   x = jnp.asarray(np.random.default_rng(1).uniform(0, 255, (40, 48, 3)), jnp.float32)
   config = jaxstyle.StyleConfig(size=48)
   params = narrow_weights.params
   plain = _image_grad(params, config, x)
-  np.testing.assert_allclose(_image_grad(params, config.replace(remat=True), x), plain,
-                             rtol=1e-5, atol=1e-6 * np.abs(plain).max())
   # bfloat16 has an 8-bit mantissa: the gradient agrees in direction, to about 1%.
   low = _image_grad(jax.tree.map(lambda a: jnp.asarray(a, jnp.bfloat16), params),
                     config.replace(precision="bfloat16"), x)
   assert low.dtype == np.float32
   cosine = np.vdot(low, plain) / (np.linalg.norm(low) * np.linalg.norm(plain))
   assert 0.99 < cosine < 1.0  # Close, and not bit-identical: the option does something.
-  result = jaxstyle.stylize(CONTENT, STYLE, config.replace(iters=5, precision="bfloat16",
-                                                           remat=True), weights=narrow_weights)
+  result = jaxstyle.stylize(CONTENT, STYLE, config.replace(size=32, iters=5,
+                                                           precision="bfloat16"),
+                            weights=narrow_weights)
   assert result.history["total"][-1] < 0.7 * result.initial["total"]

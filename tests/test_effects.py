@@ -223,25 +223,28 @@ def test_record_terms_off_keeps_the_total_and_drops_the_terms(narrow_weights):
     assert np.all(np.isnan(off.history[k])), k
 
 
-def _convolutions(config, weights):
+def _compiled_gradient(config, weights):
+  """The optimised gradient program's convolution count, and the gradient it computes."""
   spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
   content = as_rgb(CONTENT, 32, what="content")
-  targets = jaxstyle.make_targets(weights.params, content, content, spec)
+  targets = jaxstyle.make_targets(weights.params, content, STYLE, spec)
   loss_weights = jaxstyle.LossWeights.from_config(config)
   grad = jax.jit(jax.grad(lambda x: jaxstyle.objective(weights.params, targets, x, loss_weights,
                                                        spec)[0]))
-  return grad.lower(jnp.asarray(content, jnp.float32)).compile().as_text().count(
-      "convolution(")
+  x = jnp.asarray(np.random.default_rng(1).uniform(0, 255, content.shape), jnp.float32)
+  compiled = grad.lower(x).compile()
+  return compiled.as_text().count("convolution("), np.asarray(compiled(x))
 
 
-def test_remat_recomputes_the_forward_in_the_compiled_gradient(narrow_weights):
+def test_remat_recomputes_the_forward_and_keeps_the_gradient(narrow_weights):
   # Without remat the backward pass reuses the stored activations; with it,
   # the blocks' forward convolutions run again (10 of the 13 here: XLA needs
   # no second copy of the last ones), so the optimised program has more.
   config = BASE.replace(size=32, conv="direct")
-  plain = _convolutions(config, narrow_weights)
-  remat = _convolutions(config.replace(remat=True), narrow_weights)
+  plain, g_plain = _compiled_gradient(config, narrow_weights)
+  remat, g_remat = _compiled_gradient(config.replace(remat=True), narrow_weights)
   assert plain == 26 and remat == plain + 10, (plain, remat)  # 13 forward, 13 backward.
+  np.testing.assert_allclose(g_remat, g_plain, rtol=1e-5, atol=1e-6 * np.abs(g_plain).max())
 
 
 def test_histogram_preservation_gives_the_output_the_contents_colours(narrow_weights):
@@ -271,12 +274,16 @@ def test_masks_confine_each_style_to_its_region_in_the_output(files, narrow_weig
   image = jaxstyle.stylize(CONTENT, [red, blue], config.replace(style_masks=masks),
                            weights=narrow_weights).image.astype(int)
   # Away from the border (relu1_1 sees 3x3 pixels): left third red, the rest blue.
-  left, right = image[:, :14].reshape(-1, 3).mean(0), image[:, 18:].reshape(-1, 3).mean(0)
-  assert left[0] > left[2] + 60 and right[2] > right[0] + 60, (left, right)
+  # Measured: left (224, 35, 26), right (106, 93, 166); swapped, left (63, 111, 130),
+  # right (206, 59, 44). Thirty iterations do not finish, hence the 40-level margins.
+  def sides(img):
+    return img[:, :14].reshape(-1, 3).mean(0), img[:, 18:].reshape(-1, 3).mean(0)
+  left, right = sides(image)
+  assert left[0] > left[2] + 40 and right[2] > right[0] + 40, (left, right)
   swapped = jaxstyle.stylize(CONTENT, [red, blue], config.replace(style_masks=masks[::-1]),
                              weights=narrow_weights).image.astype(int)
-  left = swapped[:, :14].reshape(-1, 3).mean(0)
-  assert left[2] > left[0] + 60, left
+  left, right = sides(swapped)
+  assert left[2] > left[0] + 40 and right[0] > right[2] + 40, (left, right)
 
 
 def test_every_config_field_has_an_effect_test():
@@ -300,8 +307,8 @@ def test_every_config_field_has_an_effect_test():
       "lbfgs_memory": "test_lbfgs_memory_is_the_number_of_pairs_kept",
       "lbfgs_linesearch": "test_controls.py::test_fixed_step_lbfgs_takes_one_evaluation_...",
       "lbfgs_restart": "test_controls.py::test_lbfgs_restart_forgets_the_history",
-      "remat": "test_remat_recomputes_the_forward_in_the_compiled_gradient",
-      "precision": "test_controls.py::test_remat_and_bfloat16_change_memory_not_the_objective",
+      "remat": "test_remat_recomputes_the_forward_and_keeps_the_gradient",
+      "precision": "test_controls.py::test_bfloat16_changes_precision_not_the_objective",
       "conv": "test_winograd.py::test_winograd_run_matches_direct_and_compiles_once",
       "seed": "test_transfer.py::test_same_seed_same_image_other_seed_other_image",
       "weights": "test_cli.py (random:SEED:WIDTH and .h5 paths)",

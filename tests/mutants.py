@@ -1,0 +1,191 @@
+"""Breaks jaxstyle on purpose and checks that the tests claiming to cover each break fail.
+
+    python tests/mutants.py            # every mutant (about 10 minutes on 2 cores)
+    python tests/mutants.py NAME ...   # some of them; --list names them all
+
+A mutant is one exact edit of jaxstyle's source (each ``old`` must occur
+exactly once): a control made a no-op, reversed, or wired to a constant.
+It is applied to a scratch copy of the repository (beside a link to
+``../shared``), and the tests named with it run there; the mutant is *caught*
+when they fail. A test that no mutant has caught has never been seen to fail:
+tests/README.md records this script's last results. Not part of the suite:
+it runs pytest once per mutant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Mutant(NamedTuple):
+  name: str
+  file: str  # Relative to jaxstyle/.
+  edits: tuple  # ((old, new), ...)
+  tests: tuple  # pytest node ids (relative to tests/) that must fail.
+
+
+def m(name, file, old, new, *tests, more=()):
+  return Mutant(name, file, ((old, new),) + tuple(more), tests)
+
+
+EFFECTS = "test_effects.py::test_objective_controls_change_the_objective_as_documented"
+MUTANTS = [
+    # The four breaks issue 15 found passing the suite.
+    m("style layer weights reversed", "transfer.py",
+      "zip(spec.style_layers, spec.style_layer_weights)",
+      "zip(spec.style_layers, spec.style_layer_weights[::-1])",
+      f"{EFFECTS}[style_layer_weights]", f"{EFFECTS}[style_layer_weight_exp]"),
+    m("L-BFGS memory fixed at 10", "transfer.py",
+      "return optax.lbfgs(memory_size=self.lbfgs_memory)  #",
+      "return optax.lbfgs(memory_size=10)  #",
+      "test_effects.py::test_lbfgs_memory_is_the_number_of_pairs_kept",
+      more=(("optax.lbfgs(memory_size=self.lbfgs_memory, linesearch=None)",
+             "optax.lbfgs(memory_size=10, linesearch=None)"),)),
+    m("histogram colour preservation a no-op in stylize", "transfer.py",
+      "rgb = color.match_colors(rgb, content_rgb)", "rgb = rgb",
+      "test_effects.py::test_histogram_colours_are_matched_before_the_style_statistics",
+      "test_effects.py::test_histogram_preservation_gives_the_output_the_contents_colours"),
+    m("remat a no-op", "transfer.py", "pooling=spec.pooling, remat=remat)",
+      "pooling=spec.pooling, remat=False)",
+      "test_effects.py::test_remat_recomputes_the_forward_and_keeps_the_gradient"),
+    # Every other objective control, ignored or wired to a constant.
+    m("style scale ignored", "transfer.py", "max(1, round(config.size * scale))", "config.size",
+      "test_effects.py::test_style_scale_resizes_the_style_before_its_statistics"),
+    m("style norm ignored", "transfer.py", "norm=spec.style_norm, pixels=pixels)",
+      "norm='gatys', pixels=pixels)", f"{EFFECTS}[style_norm_chw]", f"{EFFECTS}[style_norm_hw]",
+      f"{EFFECTS}[style_norm_keras]"),
+    m("content norm ignored", "transfer.py", "norm=spec.content_norm)", "norm='half_sum')",
+      f"{EFFECTS}[content_norm]", f"{EFFECTS}[content_layers]"),
+    m("blend weights reversed", "transfer.py",
+      "  blend = _normalised(blend_weights, len(styles))\n  out = {}",
+      "  blend = _normalised(blend_weights, len(styles))[::-1]\n  out = {}",
+      f"{EFFECTS}[style_blend_weights]"),
+    m("masks given to the wrong styles", "transfer.py", "for m in config.style_masks]",
+      "for m in config.style_masks[::-1]]",
+      "test_effects.py::test_style_masks_from_files_give_each_style_its_region",
+      "test_effects.py::test_masks_confine_each_style_to_its_region_in_the_output"),
+    m("pooling ignored", "transfer.py", "tv_beta=config.tv_beta, pooling=config.pooling,",
+      "tv_beta=config.tv_beta, pooling='max',", f"{EFFECTS}[pooling_avg]"),
+    m("TV exponent ignored", "transfer.py", "losses.tv_loss(x_HxWx3, beta=spec.tv_beta)",
+      "losses.tv_loss(x_HxWx3, beta=2.0)", f"{EFFECTS}[tv_beta]"),
+    m("geometric layer weights reversed", "config.py",
+      "self.style_layer_weight_exp ** i for i in range(len(self.style_layers)))",
+      "self.style_layer_weight_exp ** -i for i in range(len(self.style_layers)))",
+      f"{EFFECTS}[style_layer_weight_exp]"),
+    m("Adam learning rate ignored", "transfer.py", "return optax.adam(self.lr)",
+      "return optax.adam(10.0)",
+      "test_effects.py::test_adam_first_step_moves_each_pixel_by_lr_against_the_gradient"),
+    m("record_terms ignored", "transfer.py",
+      "objective_terms(params, targets, image, spec) if solver.record_terms",
+      "objective_terms(params, targets, image, spec) if True",
+      "test_effects.py::test_record_terms_off_keeps_the_total_and_drops_the_terms"),
+    m("bfloat16 a no-op", "transfer.py",
+      '  if spec.precision == "bfloat16":\n    params = jax.tree.map',
+      '  if False:\n    params = jax.tree.map',
+      "test_controls.py::test_bfloat16_changes_precision_not_the_objective"),
+    # Gradients, resumes and interruptions.
+    m("conv3x3 gradient with an unflipped kernel", "vgg.py",
+      "jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)", "kernel.transpose(0, 1, 3, 2)",
+      "test_vgg.py::test_conv3x3_gradients_equal_jax_own_rule"),
+    m("resume ignores the checkpoint's state", "transfer.py",
+      "states = _restore(states, checkpoint.resume.leaves, checkpoint.path, mesh)",
+      "_restore(states, checkpoint.resume.leaves, checkpoint.path, mesh)",
+      "test_resume.py::test_sigkill_then_resume_is_bit_identical",
+      "test_resume.py::test_ctrl_c_writes_image_and_checkpoint_and_exits_130"),
+    m("a second Ctrl-C waits like the first", "transfer.py", 'if flag["hit"]:', "if False:",
+      "test_resume.py::test_a_second_ctrl_c_stops_at_once"),
+    m("resume accepts changed inputs", "checkpoint.py",
+      'saved.meta["inputs"] != inputs:', 'saved.meta["inputs"] != inputs and False:',
+      "test_resume.py::test_resume_refuses_a_missing_or_mismatched_checkpoint"),
+    # Outputs, records and the command line.
+    m("contact sheet does not mark failures", "sweep.py",
+      'draw.text((x + 6, y + 6), "FAILED", fill="red")', "pass",
+      "test_sweep.py::test_failing_members_are_recorded_and_the_sweep_goes_on"),
+    m("members_in_program ignores --max-members", "sweep.py",
+      "min(len(members), max_members or len(members))", "len(members)",
+      "test_cli.py::test_sweep_max_members_splits_each_program"),
+    m("reproduce accepts other weights", "provenance.py",
+      'if weights.sha256 != record["weights"]["sha256"] or',
+      'if False and weights.sha256 != record["weights"]["sha256"] or',
+      "test_cli.py::test_reproduce_refuses_other_weights_and_unrecorded_pngs"),
+    m("progress bar never shown", "transfer.py", "disable=not enabled,", "disable=True,",
+      "test_cli.py::test_progress_bar_shows_iterations_loss_and_rate"),
+    m("download md5 not checked", "convert.py", "if digest.hexdigest() != md5:", "if False:",
+      "test_convert.py::test_download_checks_md5_and_converts",
+      "test_cli.py::test_weights_download_checks_the_md5_converts_and_info_names_the_network"),
+    m("Pillow warnings swallowed", "images.py",
+      "warnings.warn(f\"{path}: {' '.join(str(w.message).split())}\", ImageWarning, stacklevel=2)",
+      "pass", "test_images.py::test_pillows_own_warnings_are_said_with_the_file_name"),
+    m("Keras kernel read transposed", "convert.py",
+      "kernel, bias = (np.asarray(group[w], np.float32) for w in weight_names)",
+      "kernel, bias = (np.asarray(group[w], np.float32) for w in weight_names)\n"
+      "        kernel = kernel.transpose(1, 0, 2, 3)",
+      "test_convert.py::test_keras3_file_converts_to_features_equal_to_keras_forward"),
+]
+
+
+def run(mutant: Mutant, scratch: Path) -> tuple[bool, str, float]:
+  """Applies ``mutant`` to a fresh copy under ``scratch``; (caught, pytest's last line, seconds)."""
+  copy = scratch / "main"
+  shutil.rmtree(copy, ignore_errors=True)
+  shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__",
+                                                            "*.egg-info", "docs", "runs"))
+  source = copy / "jaxstyle" / mutant.file
+  text = source.read_text()
+  for old, new in mutant.edits:
+    if text.count(old) != 1:
+      raise SystemExit(f"mutant {mutant.name!r}: expected one {old!r} in jaxstyle/{mutant.file}, "
+                       f"found {text.count(old)}; update tests/mutants.py")
+    text = text.replace(old, new)
+  source.write_text(text)
+  env = {**os.environ, "PYTHONPATH": str(copy), "JAXSTYLE_CACHE_DIR": ""}
+  start = time.perf_counter()
+  proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                         *[f"tests/{t}" for t in mutant.tests]], cwd=copy, env=env,
+                        capture_output=True, text=True)
+  last = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+  # Exit 1: tests ran and some failed. Anything else (collection errors, ...) is not a catch.
+  return proc.returncode == 1, last, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
+  parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+  args = parser.parse_args(argv)
+  if args.list:
+    for mutant in MUTANTS:
+      print(mutant.name)
+    return 0
+  chosen = [x for x in MUTANTS if not args.names or x.name in args.names]
+  if len(chosen) != (len(args.names) or len(MUTANTS)):
+    parser.error(f"unknown mutant in {args.names}; --list names them")
+  with tempfile.TemporaryDirectory() as tmp:
+    scratch = Path(tmp) / "a"
+    scratch.mkdir()
+    if (ROOT.parent / "shared").exists():  # Tests find the sample images at ../shared.
+      (scratch / "shared").symlink_to(ROOT.parent / "shared")
+    missed = 0
+    print("| mutant | tests that must fail | caught | pytest says |\n|---|---|---|---|")
+    for mutant in chosen:
+      caught, last, seconds = run(mutant, scratch)
+      missed += not caught
+      tests = "<br>".join(f"`{t}`" for t in mutant.tests)
+      print(f"| {mutant.name} | {tests} | {'yes' if caught else '**NO**'} | {last} "
+            f"({seconds:.0f} s) |", flush=True)
+  print(f"\n{len(chosen) - missed} of {len(chosen)} mutants caught")
+  return 1 if missed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
