@@ -391,3 +391,49 @@ def test_weights_download_checks_the_md5_converts_and_info_names_the_network(
                    f"{base}/{published.filename}", "--dest", str(again)]) == 2
   assert f"has md5 {md5}, expected {'0' * 32}" in capsys.readouterr().err
   assert not again.parent.exists()
+
+
+def test_batch_distributed_runs_and_writes_only_this_process_share(image_files, tmp_path,
+                                                                    monkeypatch, capsys):
+  from jaxstyle import distributed
+  content, style = image_files
+  # Process 1 of 2 (the two-process mechanism itself: test_distributed.py).
+  monkeypatch.setattr(distributed, "initialize", lambda spec: None)
+  monkeypatch.setattr(distributed, "process", lambda: (1, 2))
+  outdir = tmp_path / "share"
+  assert cli.main(["batch", str(content), "--styles", str(style), "--seeds", "0", "1", "2",
+                   "--init", "noise", "-o", str(outdir), "--distributed", "auto", *TINY]) == 0
+  assert sorted(p.name for p in outdir.iterdir()) == ["001_style_seed1.png"]
+  assert provenance.read_png_record(outdir / "001_style_seed1.png")["config"]["seed"] == 1
+
+
+def test_weights_download_gives_up_after_timeout(tmp_path, capsys):
+  import http.server
+  import threading
+  import time as clock
+
+  class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+      clock.sleep(2)  # Longer than --timeout 0.5, far shorter than the default 10 s.
+      try:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"too late")
+      except OSError:  # The client gave up long ago, as it should.
+        pass
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  dest = tmp_path / "w" / "vgg19.h5"
+  try:
+    code = cli.main(["weights", "download", "--url",
+                     f"http://127.0.0.1:{server.server_address[1]}/x.h5", "--timeout", "0.5",
+                     "--dest", str(dest)])
+  finally:
+    server.shutdown()
+  # An ignored timeout would wait for the answer and refuse it for its md5 instead.
+  assert code == 2 and "download failed (timed out)" in capsys.readouterr().err
+  assert not dest.parent.exists()

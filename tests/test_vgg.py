@@ -118,7 +118,8 @@ def test_conv3x3_gradients_equal_jax_own_rule():
 
   # The forward against the NumPy loop (not against the builtin it calls).
   for n in range(2):
-    np.testing.assert_allclose(vgg.conv3x3(x, k)[n], ref.conv3x3_same(x[n], k, 0.0),
+    np.testing.assert_allclose(vgg.conv3x3(x, k)[n],
+                               ref.conv3x3_same(np.asarray(x[n]), np.asarray(k), 0.0),
                                rtol=1e-5, atol=1e-5)
   # The custom gradient rule against JAX's own rule for the builtin convolution.
   ours = jax.grad(lambda x, k: jnp.vdot(w, jnp.tanh(vgg.conv3x3(x, k))), argnums=(0, 1))(x, k)
