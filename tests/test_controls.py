@@ -316,12 +316,15 @@ def test_bfloat16_changes_precision_not_the_objective(narrow_weights):
   config = jaxstyle.StyleConfig(size=48)
   params = narrow_weights.params
   plain = _image_grad(params, config, x)
-  # bfloat16 has an 8-bit mantissa: the gradient agrees in direction, to about 1%.
-  low = _image_grad(jax.tree.map(lambda a: jnp.asarray(a, jnp.bfloat16), params),
-                    config.replace(precision="bfloat16"), x)
+  # float32 params: the option itself must run the network in bfloat16, whose 8-bit
+  # mantissa leaves the gradient's direction right to about 1%.
+  low = _image_grad(params, config.replace(precision="bfloat16"), x)
   assert low.dtype == np.float32
-  cosine = np.vdot(low, plain) / (np.linalg.norm(low) * np.linalg.norm(plain))
-  assert 0.99 < cosine < 1.0  # Close, and not bit-identical: the option does something.
+  low, plain64 = low.astype(np.float64), plain.astype(np.float64)
+  cosine = np.vdot(low, plain64) / (np.linalg.norm(low) * np.linalg.norm(plain64))
+  assert cosine > 0.99, cosine
+  # And not float32's gradient: bfloat16 rounding moves it by far more than float32's.
+  assert np.abs(low - plain64).max() > 1e-3 * np.abs(plain64).max()
   result = jaxstyle.stylize(CONTENT, STYLE, config.replace(size=32, iters=5,
                                                            precision="bfloat16"),
                             weights=narrow_weights)
