@@ -43,7 +43,10 @@ import jax.numpy as jnp
 import optax
 
 import jaxstyle
-from jaxstyle import demo, transfer
+from jaxstyle import demo
+from jaxstyle.members import init_states, run_chunks
+from jaxstyle.objective import prepare_params_jit
+from jaxstyle.solver import value_and_grad
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,10 +123,10 @@ def batch_of_one(targets, x0, lw):
 def linesearch_evaluations(params, targets, x0, lw, spec, solver, iters: int) -> int:
   """Objective evaluations the zoom linesearch made over ``iters`` iterations (untimed)."""
   targets, x0, lw = batch_of_one(targets, x0, lw)
-  state, _ = transfer.init_states(params, targets, x0, lw, spec, solver)
+  state, _ = init_states(params, targets, x0, lw, spec, solver)
   total = 0
   for _ in range(iters):  # One step per chunk, to read each iteration's count.
-    state, _ = transfer.run_chunks(params, targets, state, jnp.int32(1), lw, spec, solver)
+    state, _ = run_chunks(params, targets, state, jnp.int32(1), lw, spec, solver)
     total += int(optax.tree.get(state.opt_state, "info").num_linesearch_steps[0])
   return total
 
@@ -154,20 +157,20 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
     lw = jaxstyle.LossWeights.from_config(config)
     x0 = jnp.asarray(content, jnp.float32)
     # Winograd kernels (the default on CPU) made once, as stylize does.
-    prepared = transfer._prepare_params_jit(params, spec)
+    prepared = prepare_params_jit(params, spec)
     targets = jaxstyle.make_targets(prepared, content, style, spec)
     if record_terms:
-      vg = jax.jit(lambda x: transfer._value_and_grad(prepared, targets, lw, spec)(x))
+      vg = jax.jit(lambda x: value_and_grad(prepared, targets, lw, spec)(x))
       row["value_and_grad_s"] = timed(vg, x0, repeats=5)
     # A batch of one, exactly what stylize runs.
     targets1, x01, lw1 = batch_of_one(targets, x0, lw)
     start = time.perf_counter()
-    state, _ = transfer.init_states(prepared, targets1, x01, lw1, spec, solver)
-    state, _ = transfer.run_chunks(prepared, targets1, state, jnp.int32(0), lw1, spec, solver)
+    state, _ = init_states(prepared, targets1, x01, lw1, spec, solver)
+    state, _ = run_chunks(prepared, targets1, state, jnp.int32(0), lw1, spec, solver)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - start
     start = time.perf_counter()  # One chunk of `iters` iterations, as stylize runs them.
-    state, _ = transfer.run_chunks(prepared, targets1, state, jnp.int32(iters), lw1, spec, solver)
+    state, _ = run_chunks(prepared, targets1, state, jnp.int32(iters), lw1, spec, solver)
     jax.block_until_ready(state)
     steps = int(state.step[0])
     per_iter = (time.perf_counter() - start) / steps

@@ -33,7 +33,9 @@ import numpy as np
 
 import jaxstyle
 from bench_core import heading, images, publish
-from jaxstyle import transfer, vgg, winograd
+from jaxstyle import vgg, winograd
+from jaxstyle.objective import prepare_params_jit
+from jaxstyle.solver import value_and_grad
 
 
 def best_of(fns: dict, repeats: int) -> dict:
@@ -90,11 +92,11 @@ def objective_row(size: int, weights: jaxstyle.Weights) -> str:
     x0 = jnp.asarray(content, jnp.float32) + jax.random.uniform(jax.random.key(0), content.shape,
                                                                 minval=-8, maxval=8)
     # Once per run, as stylize does: the targets and the objective share these kernels.
-    prepared = transfer._prepare_params_jit(params, spec)
+    prepared = prepare_params_jit(params, spec)
     targets = jaxstyle.make_targets(prepared, content, style, spec)
     lw = jaxstyle.LossWeights.from_config(config)
     program = jax.jit(lambda p, x, targets=targets, lw=lw, spec=spec:
-                      transfer._value_and_grad(p, targets, lw, spec)(x))
+                      value_and_grad(p, targets, lw, spec)(x))
     fns[conv] = (program, (prepared, x0))
     outputs[conv] = program(prepared, x0)
   best = best_of(fns, repeats=6)
@@ -103,7 +105,7 @@ def objective_row(size: int, weights: jaxstyle.Weights) -> str:
     spec = jaxstyle.ObjectiveSpec.from_config(jaxstyle.StyleConfig(size=size, conv="direct"),
                                               weights.convention)
     targets = jaxstyle.make_targets(params64, content, style, spec)
-    exact = np.asarray(jax.jit(lambda x: transfer._value_and_grad(params64, targets, lw, spec)(x))(
+    exact = np.asarray(jax.jit(lambda x: value_and_grad(params64, targets, lw, spec)(x))(
         jnp.asarray(x0, jnp.float64))[1])
   errors = []
   for conv in ("direct", "winograd"):

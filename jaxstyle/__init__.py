@@ -13,9 +13,10 @@ from jaxstyle.errors import (ConfigError, ImageError, Interrupted, JaxstyleError
 from jaxstyle.images import load_image, save_image
 from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gradient,
                              style_layer_loss, tv_loss, w2_style_loss, w2_targets)
-from jaxstyle.transfer import (Estimate, LossWeights, ObjectiveSpec, Result, RunState, SolverSpec,
-                              Targets, estimate, make_targets, objective, objective_terms,
-                              stylize, stylize_batch)
+from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, make_targets, objective,
+                                objective_terms)
+from jaxstyle.solver import RunState, SolverSpec
+from jaxstyle.transfer import Estimate, Result, estimate, stylize, stylize_batch
 from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, network_of,
                           preprocess, random_vgg, vgg_features)
 from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, random_weights,

@@ -46,18 +46,11 @@ RUNTIME_BYTES = 250 << 20  # XLA runtime and compiled program, measured on CPU.
 
 
 def _layer_shapes(config, height: int, width: int, width_scale: float):
-  """(H_l, W_l, C_l) of every conv layer the objective runs."""
-  layers = [vgg.canonical_layer(n, config.network).removesuffix(vgg.PREACT)
-            for n in config.content_layers + config.style_layers]
-  names = vgg.layer_names(config.network)
-  deepest = max(names.index(n) for n in layers)
+  """(name, H_l, W_l, C_l) of every conv layer the objective runs, as :mod:`jaxstyle.vgg` says."""
   widths = vgg.layer_widths(width_scale, config.network)
-  shapes, h, w = [], height, width
-  for spec in vgg.ARCHITECTURES[config.network][: deepest + 1]:
-    if spec.index == 1 and spec.block > 1:
-      h, w = h // 2, w // 2
-    shapes.append((spec.name, h, w, widths[spec.name][1]))
-  return shapes
+  shapes = vgg.conv_shapes(config.network, (height, width),
+                           config.content_layers + config.style_layers)
+  return [(name, h, w, widths[name][1]) for name, (h, w) in shapes.items()]
 
 
 def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,

@@ -20,7 +20,7 @@ A top-level ``preset = "keras-example"`` starts every member from that preset
 axis, to compare the published objectives side by side. ``[base]`` and the
 other axes override the preset's fields.
 
-Members that differ only in ``transfer.MEMBER_FIELDS`` (style, loss weights,
+Members that differ only in ``members.MEMBER_FIELDS`` (style, loss weights,
 init, seed) run together as one batched program; others run one program each.
 Every finished member appends one JSON line to ``RUNDIR/records.jsonl``; a
 rerun skips members already recorded as ok, so an interrupted sweep resumes
@@ -223,7 +223,8 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   from jaxstyle import images, provenance
   from jaxstyle.distributed import my_share
   from jaxstyle.files import sha256_file
-  from jaxstyle.transfer import MEMBER_FIELDS, stylize_batch
+  from jaxstyle.members import MEMBER_FIELDS
+  from jaxstyle.transfer import stylize_batch
   from jaxstyle.weights import resolve_weights
 
   rundir = Path(rundir)

@@ -7,6 +7,7 @@ import pytest
 
 import jaxstyle
 from jaxstyle import color, transfer
+from jaxstyle.solver import init_state, run_chunk
 from jaxstyle.images import as_rgb
 from tests import reference as ref
 from tests.conftest import smooth_image
@@ -290,8 +291,8 @@ def test_lbfgs_restart_forgets_the_history(narrow_weights):
 
     @jax.jit  # Compiled, as stylize runs it (op by op it takes 5x longer).
     def eight_steps(x0):
-      state, _ = transfer.init_state(params, targets, x0, weights, spec, solver)
-      return transfer.run_chunk(params, targets, state, 8, weights, spec, solver)[0]
+      state, _ = init_state(params, targets, x0, weights, spec, solver)
+      return run_chunk(params, targets, state, 8, weights, spec, solver)[0]
     return eight_steps(x0)
   never, every3 = run(0), run(3)
   assert int(never.step) == int(every3.step) == 8

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import jaxstyle
-from jaxstyle import color, transfer
+from jaxstyle import color
 from jaxstyle.images import as_rgb
 from tests import reference as ref
 from tests.conftest import NARROW, smooth_image

@@ -1,0 +1,277 @@
+"""The objective both methods optimise: its settings, targets, and loss terms.
+
+Pixel optimisation (:mod:`jaxstyle.transfer`) and feed-forward networks
+share this module: an image in RGB 0-255 (``x_HxWx3``) is preprocessed
+inside the objective, so loss weights mean the same whatever convention the
+weights use, and the optimised image (or a network's output) is always
+viewable. :class:`Targets` are computed once; :func:`objective` is pure and
+differentiable in the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxstyle import losses, vgg
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError
+from jaxstyle.weights import Weights
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+  """Static settings of the objective, closed over at the jit boundary."""
+
+  content_layers: tuple[str, ...]
+  style_layers: tuple[str, ...]
+  style_layer_weights: tuple[float, ...]
+  style_norm: str
+  tv_beta: float
+  pooling: str
+  convention: str
+  content_norm: str = "half_sum"
+  style_loss: str = "gram"
+  normalize_gradients: bool = False
+  remat: bool = False
+  precision: str = "float32"
+  conv: str = "direct"  # Resolved: "direct" or "winograd" (see StyleConfig.conv).
+
+  @classmethod
+  def from_config(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
+    """The objective a config describes, for weights of ``convention``."""
+    return cls(
+        content_layers=tuple(vgg.canonical_layer(n, config.network)
+                             for n in config.content_layers),
+        style_layers=tuple(vgg.canonical_layer(n, config.network) for n in config.style_layers),
+        style_layer_weights=config.normalised_style_layer_weights,
+        style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling,
+        convention=convention, content_norm=config.content_norm, style_loss=config.style_loss,
+        normalize_gradients=config.normalize_gradients, remat=config.remat,
+        precision=config.precision, conv=vgg.resolve_conv(config.conv))
+
+  @property
+  def dtype(self):
+    """The network's compute dtype; losses are always accumulated in float32."""
+    return jnp.bfloat16 if self.precision == "bfloat16" else jnp.float32
+
+  @property
+  def layers(self) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+
+def prepare_params(params, spec: ObjectiveSpec):
+  """The params an optimisation loop closes over: Winograd kernels made once, if used.
+
+  Idempotent: params prepared already pass through, so a run prepares once
+  (:func:`_run_scale`) and every program it compiles (targets, init, chunks)
+  convolves with the same kernels. Programs given raw params prepare their own.
+  """
+  return vgg.prepare_convs(params, spec.layers) if spec.conv == "winograd" else params
+
+
+prepare_params_jit = jax.jit(prepare_params, static_argnums=1)
+
+
+def run_params(weights: Weights, spec: ObjectiveSpec):
+  """A run's params: on the device in the network's dtype, Winograd kernels made once."""
+  return prepare_params_jit(jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params),
+                             spec)
+
+
+class LossWeights(NamedTuple):
+  """Weights α (content), β (style), γ (TV); arrays, so ``vmap`` can sweep them."""
+
+  content: jax.Array
+  style: jax.Array
+  tv: jax.Array
+
+  @classmethod
+  def from_config(cls, config: StyleConfig) -> "LossWeights":
+    return cls(*(jnp.float32(w) for w in
+                 (config.content_weight, config.style_weight, config.tv_weight)))
+
+
+class Targets(NamedTuple):
+  """What the objective matches: content activations and style statistics.
+
+  Attributes:
+    content: ``{layer: H x W x C}`` activations of the content image.
+    style: per style layer, for the Gram loss the style image's C x C Gram
+      matrix rescaled by M_output / M_style (so that eq. 4 compares like
+      with like when the style image has another size than the output); for
+      the W2 loss the dict of :func:`jaxstyle.losses.w2_targets`. With
+      masks, each has a leading axis K, one entry per masked style.
+    masks: None, or ``{layer: K x H x W}``: each style's mask at that
+      layer's resolution, the Gram of style k taken over F·m_k.
+  """
+
+  content: dict
+  style: dict
+  masks: dict | None = None
+
+
+def make_targets(params, content_rgb_HxWx3, style_rgb, spec: ObjectiveSpec, *,
+                 blend_weights=None, masks_KxHxW=None) -> Targets:
+  """Computes the content activations and style statistics the objective matches.
+
+  ``style_rgb`` is one image, or a list of images blended into one target,
+  A = Σ_k b_k A_k with ``blend_weights`` b (normalised to sum 1; equal by
+  default), as ``-style_blend_weights`` in Johnson's neural-style. Each style
+  image keeps its own size: its Gram matrix is rescaled by M_output / M_style.
+  With ``masks_KxHxW`` (one mask in [0, 1] per style image, at the content's
+  size), style k is instead matched only where m_k is set (guided Grams).
+  """
+  at_content = features(params, content_rgb_HxWx3, spec.layers, spec)
+  masks = None if masks_KxHxW is None else mask_pyramid(masks_KxHxW, at_content, spec)
+  return Targets(content={n: at_content[n] for n in spec.content_layers},
+                 style=style_targets(params, at_content, style_rgb, spec, blend_weights, masks),
+                 masks=masks)
+
+
+def mask_pyramid(masks_KxHxW, at_content: dict, spec: ObjectiveSpec) -> dict:
+  """Each style layer's K masks at its resolution: 2x2 averages, once per pool before it."""
+  masks = jnp.asarray(masks_KxHxW, jnp.float32)
+  if masks.ndim != 3:
+    raise ConfigError(f"masks: expected K x H x W (one mask per style image), got shape "
+                      f"{masks.shape}")
+  out = {}
+  for name in spec.style_layers:
+    m = masks
+    for _ in range(int(name[len("block")]) - 1):
+      m = jax.lax.reduce_window(m, 0.0, jax.lax.add, (1, 2, 2), (1, 2, 2), "VALID") / 4.0
+    out[name] = m
+  return out
+
+
+def style_targets(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blend_weights,
+                   masks=None):
+  """Each style layer's target; ``at_content`` gives the output's feature shapes.
+
+  Every style image contributes its mean μ_k and second moment S_k = G_k/M_k
+  (size-free). Blended: μ = Σ b_k μ_k, S = Σ b_k S_k; the Gram target is
+  M_output · S (= Σ b_k G_k M_output/M_k) and the W2 target the Gaussian with
+  mean μ and covariance S − μμᵀ. Masked: one target per style image, the
+  Gram one scaled by the mask's Σ m_k² instead of M_output.
+  """
+  styles = list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb]
+  stats = [features(params, style, spec.style_layers, spec) for style in styles]
+  moments = [{name: (f.mean((0, 1)), losses.gram_matrix(f) / _positions(f))
+              for name, f in feats.items()} for feats in stats]
+  if masks:
+    if len(styles) != next(iter(masks.values())).shape[0]:
+      raise ConfigError(f"--style-masks: expected one mask per style image ({len(styles)}), "
+                        f"got {next(iter(masks.values())).shape[0]}")
+    return {name: stack([_target(spec, *m[name], jnp.sum(jnp.square(masks[name][k])))
+                          for k, m in enumerate(moments)])
+            for name in spec.style_layers}
+  blend = normalised_weights(blend_weights, len(styles))
+  out = {}
+  for name in spec.style_layers:
+    mean = sum(b * m[name][0] for b, m in zip(blend, moments))
+    second = sum(b * m[name][1] for b, m in zip(blend, moments))
+    out[name] = _target(spec, mean, second, _positions(at_content[name]))
+  return out
+
+
+def _target(spec: ObjectiveSpec, mean_N, second_NxN, positions):
+  if spec.style_loss == "w2":
+    return losses.w2_targets(mean_N, second_NxN - jnp.outer(mean_N, mean_N))
+  return second_NxN * positions
+
+
+def normalised_weights(weights, count: int) -> tuple[float, ...]:
+  """Blend weights b_k summing to 1 (equal when None); ConfigError unless ``count`` of them."""
+  if weights is None:
+    return (1.0 / count,) * count
+  if len(weights) != count or min(weights) < 0 or sum(weights) <= 0:
+    raise ConfigError(f"--style-blend-weights: expected {count} non-negative weights with a "
+                      f"positive sum, one per style image, got {tuple(weights)}")
+  return tuple(w / sum(weights) for w in weights)
+
+
+def _positions(F_HxWxC) -> int:
+  return F_HxWxC.shape[0] * F_HxWxC.shape[1]
+
+
+@partial(jax.jit, static_argnames=("layers", "spec"))
+def _features_jit(params, rgb_HxWx3, layers, spec):
+  # The objective's own convolutions (Winograd's rounding differs from direct's).
+  params = prepare_params(params, spec)
+  return {k: v[0] for k, v in _network(params, rgb_HxWx3[None], layers, spec).items()}
+
+
+def _network(params, rgb_NxHxWx3, layers, spec: ObjectiveSpec, *, remat: bool = False):
+  """VGG features of RGB 0-255 images, in the params' precision (float64 in tests).
+
+  With ``spec.precision == "bfloat16"`` the network runs in bfloat16 and the
+  features come back as float32, so that the losses accumulate in float32.
+  """
+  if spec.precision == "bfloat16":
+    params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
+  dtype = params["block1_conv1"]["kernel"].dtype
+  x = vgg.preprocess(rgb_NxHxWx3, spec.convention).astype(dtype)
+  feats = vgg.vgg_features(params, x, layers, pooling=spec.pooling, remat=remat)
+  if spec.precision == "bfloat16":
+    feats = {k: v.astype(jnp.float32) for k, v in feats.items()}
+  return feats
+
+
+def features(params, rgb_HxWx3, layers, spec):
+  """``{layer: H x W x C}`` of one RGB 0-255 image, by the objective's own convolutions."""
+  return _features_jit(params, jnp.asarray(rgb_HxWx3), tuple(layers), spec)
+
+
+def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
+  """The unweighted loss terms of one image in RGB 0-255.
+
+  Returns ``{"content": Σ_l content_loss, "style": Σ_l w_l E_l, "tv": TV}``,
+  E_l the layer's style loss (summed over the masked styles, if any).
+  """
+  feats = _network(params, x_HxWx3[None], spec.layers, spec, remat=spec.remat)
+  pixels = x_HxWx3.shape[0] * x_HxWx3.shape[1]
+  content_fn = partial(losses.content_loss, norm=spec.content_norm)
+  style_fn = partial(_style_layer, spec=spec, pixels=pixels)
+  if spec.normalize_gradients:
+    content_fn, style_fn = map(losses.normalized_gradient, (content_fn, style_fn))
+  masks = targets.masks or {}
+  content = sum((content_fn(feats[n][0], targets.content[n]) for n in spec.content_layers),
+                jnp.float32(0))
+  style = sum((w * style_fn(feats[n][0], targets.style[n], masks.get(n))
+               for n, w in zip(spec.style_layers, spec.style_layer_weights)), jnp.float32(0))
+  return {"content": content, "style": style,
+          "tv": losses.tv_loss(x_HxWx3, beta=spec.tv_beta)}
+
+
+def _style_layer(F_HxWxC, target, masks_KxHxW, *, spec: ObjectiveSpec, pixels: int):
+  """One layer's style loss E_l: unmasked, or summed over the K masked styles."""
+  if masks_KxHxW is None:
+    if spec.style_loss == "w2":
+      return losses.w2_style_loss(F_HxWxC, target)
+    return losses.style_layer_loss(F_HxWxC, target, norm=spec.style_norm, pixels=pixels)
+
+  def masked(target_k, m_HxW):
+    weight_HxW = jnp.square(m_HxW)
+    if spec.style_loss == "w2":
+      return losses.w2_style_loss(F_HxWxC, target_k, weight_HxW)
+    positions = jnp.maximum(jnp.sum(weight_HxW), 1e-6)  # An empty mask gives 0, not 0/0.
+    return losses.gram_loss(losses.gram_matrix(F_HxWxC * m_HxW[..., None]), target_k,
+                            positions=positions, norm=spec.style_norm,
+                            pixels=pixels * positions / m_HxW.size)
+  return jnp.sum(jax.vmap(masked)(target, masks_KxHxW))
+
+
+def objective(params, targets: Targets, x_HxWx3, weights: LossWeights, spec: ObjectiveSpec):
+  """Total = α Σ content + β Σ_l w_l E_l + γ TV, and the unweighted terms."""
+  terms = objective_terms(params, targets, x_HxWx3, spec)
+  total = weights.content * terms["content"] + weights.style * terms["style"] + weights.tv * terms["tv"]
+  return total, terms
+
+
+def stack(trees):
+  """Trees of the same structure stacked leaf by leaf along a new leading axis."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
