@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import typing
 import warnings
@@ -219,6 +220,44 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   demo.add_argument("--size", type=int, default=128, help="(default: 128)")
   demo.add_argument("--iters", type=int, default=100, help="(default: 100)")
   demo.set_defaults(run=_cmd_demo)
+
+  models_command = commands.add_parser(
+      "models", help="convert and inspect trained feed-forward style networks")
+  model_commands = models_command.add_subparsers(dest="models_command", required=True,
+                                                 parser_class=_Parser)
+  convert_model = model_commands.add_parser(
+      "convert", help="import a PyTorch examples fast_neural_style TransformerNet .pth "
+      "(candy.pth, mosaic.pth, ...) as a jaxstyle model directory")
+  convert_model.add_argument("src", metavar="SRC.pth")
+  convert_model.add_argument("dst", metavar="MODEL_DIR")
+  convert_model.add_argument("--label", default=None,
+                             help="the style's name (default: the file's stem)")
+  convert_model.set_defaults(run=_cmd_models_convert)
+  model_info = model_commands.add_parser("info", help="architecture, styles and record")
+  model_info.add_argument("model", metavar="MODEL_DIR")
+  model_info.set_defaults(run=_cmd_models_info)
+
+  apply = commands.add_parser(
+      "apply", help="stylize photos with a trained network, one forward pass each",
+      description="Runs each image through a model directory's network (any size: sides "
+                  "are padded to a multiple of 4 and cropped back) and writes "
+                  "OUTDIR/NAME.png with its provenance (model sha256, style weights, input).")
+  apply.add_argument("model", metavar="MODEL_DIR")
+  apply.add_argument("images", metavar="IMAGE", nargs="+")
+  apply.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+  which = apply.add_mutually_exclusive_group()
+  which.add_argument("--style", type=int, default=0, metavar="K",
+                     help="which of the model's styles (default: 0)")
+  which.add_argument("--style-mix", type=float, nargs="+", default=None, metavar="W",
+                     help="one weight per style, mixed (normalised to sum 1)")
+  apply.add_argument("--size", type=int, default=None,
+                     help="longest side of each output (default: the input's size)")
+  apply.add_argument("--preserve-colors", default="none", choices=("none", "luminance"),
+                     help="keep the input's colours: the network's luminance, the input's "
+                          "chroma (YIQ)")
+  apply.add_argument("--batch", type=int, default=4, metavar="N",
+                     help="images of one size per forward pass (default: 4)")
+  apply.set_defaults(run=_cmd_apply)
 
   presets_command = commands.add_parser(
       "presets", help="list the presets (published objectives) or show one's settings",
@@ -436,6 +475,79 @@ def _cmd_presets(args) -> int:
   print(f"{args.name}\n\n{inspect.getdoc(presets.PRESETS[args.name])}\n\nsettings:")
   for key, value in config.to_dict().items():
     print(f"  --{key.replace('_', '-'):<24} {value}")
+  return 0
+
+
+def _cmd_models_convert(args) -> int:
+  from jaxstyle.nets import models
+  path = models.convert_pth(args.src, args.dst, label=args.label)
+  print(f"converted {args.src} -> {path}")
+  return 0
+
+
+def _cmd_models_info(args) -> int:
+  from jaxstyle.nets import models
+  meta = models.read_meta(args.model)
+  spec = meta["spec"]
+  print(f"model:        {args.model}")
+  print(f"architecture: {meta['architecture']} (width {spec['width']:g}, "
+        f"{spec['residual_blocks']} residual blocks, {spec['upsample']} upsampling)")
+  print("styles:       " + ", ".join(f"{i}: {s}" for i, s in enumerate(meta["styles"])))
+  print(f"params:       {models.PARAMS_FILE} (sha256 {meta['params_sha256']})")
+  print("record:       " + json.dumps(meta["record"], sort_keys=True))
+  return 0
+
+
+def _cmd_apply(args) -> int:
+  import time
+
+  import numpy as np
+
+  from jaxstyle import color, images, provenance
+  from jaxstyle.files import sha256_file
+  from jaxstyle.nets import models
+  from jaxstyle.nets.apply import Stylizer
+
+  if args.batch < 1:
+    raise JaxstyleError(f"--batch: expected at least 1, got {args.batch}")
+  net, meta = models.load_model(args.model)
+  stylizer = Stylizer(net, args.style_mix if args.style_mix is not None else args.style)
+  # Every input and output name is checked before anything is written.
+  outdir = Path(args.output)
+  if outdir.exists() and not outdir.is_dir():
+    raise JaxstyleError(f"{outdir}: exists and is not a directory")
+  names = {}
+  for path in args.images:
+    images.source_shape(path, what="input")
+    name = Path(path).stem + ".png"
+    if name in names:
+      raise JaxstyleError(f"{path}: has the same name as {names[name]}; their outputs would "
+                          f"both be {outdir / name}")
+    names[name] = path
+  outdir.mkdir(parents=True, exist_ok=True)
+  model_ref = {"path": str(args.model), "params_sha256": meta["params_sha256"],
+               "styles": meta["styles"], "spec": meta["spec"], "record": meta["record"]}
+  start, done = time.perf_counter(), 0
+  for first in range(0, len(args.images), args.batch):
+    group: dict = {}  # One forward pass per shape within the batch.
+    for path in args.images[first:first + args.batch]:
+      rgb = images.load_image(path, size=args.size, min_side=4)
+      group.setdefault(rgb.shape, []).append((path, rgb))
+    for members in group.values():
+      outputs = stylizer(np.stack([rgb for _, rgb in members]))
+      for (path, rgb), out in zip(members, outputs):
+        if args.preserve_colors == "luminance":
+          out = color.with_chroma_of(out, rgb)
+        record = {"model": model_ref, "style_weights": stylizer.style_S.tolist(),
+                  "input": {"path": str(path), "sha256": sha256_file(path)},
+                  "size": args.size, "preserve_colors": args.preserve_colors,
+                  "versions": provenance.versions()}
+        target = outdir / (Path(path).stem + ".png")
+        images.save_image(target, out, text={provenance.PNG_KEY: json.dumps(record,
+                                                                            sort_keys=True)})
+        done += 1
+        print(f"wrote {target} ({out.shape[1]}x{out.shape[0]})")
+  print(f"apply: {done} images in {time.perf_counter() - start:.1f} s (compilation included)")
   return 0
 
 

@@ -12,9 +12,7 @@ PNG_KEY = "jaxstyle"
 def record(result, *, content=None, style=None) -> dict:
   """A JSON-ready record of a :class:`jaxstyle.Result`'s inputs and outcome."""
   import jax
-  import jaxlib
 
-  import jaxstyle
   from jaxstyle.files import sha256_file
 
   def image_ref(source):
@@ -32,10 +30,19 @@ def record(result, *, content=None, style=None) -> dict:
       "iterations": result.iterations,
       "initial_loss": result.initial,
       "final_loss": final,
-      "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__,
-                   "jaxlib": jaxlib.__version__, "python": platform.python_version()},
+      "versions": versions(),
       "backend": jax.default_backend(),
   }
+
+
+def versions() -> dict[str, str]:
+  """The versions that can change an output: jaxstyle, jax, jaxlib, Python."""
+  import jax
+  import jaxlib
+
+  import jaxstyle
+  return {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__,
+          "jaxlib": jaxlib.__version__, "python": platform.python_version()}
 
 
 def png_text(result, *, content=None, style=None) -> dict[str, str]:

@@ -1,0 +1,160 @@
+"""Feed-forward networks: the forward against torch's, conditional instance norm, model files."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import jaxstyle
+from jaxstyle.nets import JohnsonNet, JohnsonSpec, models, style_vector
+from tests.conftest import FIXTURES
+
+SPEC = JohnsonSpec(width=0.125)
+
+
+def test_converted_transformer_net_matches_torch_forward(tmp_path):
+  # A fast_neural_style TransformerNet (width 1/8) saved by torch itself in the
+  # legacy format of the published models, with their stale running stats.
+  out = models.convert_pth(FIXTURES / "transformer_narrow_legacy.pth", tmp_path / "model")
+  net, meta = models.load_model(out)
+  assert meta["spec"] == {"width": 0.125, "styles": 1, "residual_blocks": 5,
+                          "upsample": "nearest"}
+  assert meta["record"]["converted_from"] == "transformer_narrow_legacy.pth"
+  expected = np.load(FIXTURES / "transformer_narrow_torch_output.npz")
+  got = net(jnp.asarray(expected["input_NxHxWx3"]))
+  want = expected["output_NxHxWx3"]
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def _randomise_norms(net, seed):
+  """Random instance-norm scales and shifts (fresh ones are 1 and 0, which test nothing)."""
+  flat = models.flat_params(net)
+  rng = np.random.default_rng(seed)
+  for key in flat:
+    if key.endswith(("scale", "bias")) and flat[key].ndim == 2:
+      flat[key] = rng.uniform(0.5, 1.5, flat[key].shape).astype(np.float32)
+  models.set_flat_params(net, flat, source="test")
+  return flat
+
+
+def test_conditional_instance_norm_picks_and_mixes_styles():
+  x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 16, 20, 3)), jnp.float32)
+  multi = JohnsonNet(JohnsonSpec(width=0.125, styles=3), rngs=nnx.Rngs(0))
+  flat = _randomise_norms(multi, 1)
+
+  def single(style_weights):
+    """A single-style network with the convolutions and γ = sᵀΓ, β = sᵀB of ``multi``."""
+    one = JohnsonNet(SPEC, rngs=nnx.Rngs(5))
+    models.set_flat_params(one, {k: (np.asarray(style_weights, np.float32) @ v)[None]
+                                 if k.endswith(("scale", "bias")) and v.ndim == 2 else v
+                                 for k, v in flat.items()}, source="test")
+    return one(x)
+
+  for k in range(3):  # One-hot: exactly that style's single-style network.
+    np.testing.assert_allclose(multi(x, style_vector(k, 3)[None]), single(np.eye(3)[k]),
+                               rtol=1e-5, atol=1e-4)
+  mix = style_vector([0.2, 0.0, 0.6], 3)  # Normalised to (0.25, 0, 0.75).
+  np.testing.assert_allclose(mix, [0.25, 0.0, 0.75])
+  np.testing.assert_allclose(multi(x, mix[None]), single([0.25, 0.0, 0.75]), rtol=1e-5,
+                             atol=1e-4)
+  assert not np.allclose(multi(x, style_vector(0, 3)[None]), multi(x, style_vector(2, 3)[None]))
+  with pytest.raises(jaxstyle.ConfigError, match="--style-mix: expected 3 non-negative"):
+    style_vector([1.0, 2.0], 3)
+  with pytest.raises(jaxstyle.ConfigError, match=r"style weights of shape \(1, 3\)"):
+    multi(x, jnp.ones((1, 2)))
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "transposed"])
+def test_sides_come_back_rounded_up_to_a_multiple_of_4(upsample):
+  net = JohnsonNet(JohnsonSpec(width=0.125, upsample=upsample), rngs=nnx.Rngs(0))
+  for (h, w), want in (((28, 36), (28, 36)), ((29, 30), (32, 32)), ((17, 23), (20, 24))):
+    assert net(jnp.zeros((2, h, w, 3))).shape == (2, *want, 3)
+
+
+def test_model_directory_round_trip_and_refusals(tmp_path):
+  net = JohnsonNet(JohnsonSpec(width=0.125, styles=2), rngs=nnx.Rngs(3))
+  _randomise_norms(net, 2)
+  path = models.save_model(tmp_path / "m", net, styles=["starry", "scream"],
+                           record={"trained": "test"})
+  again, meta = models.load_model(path)
+  assert meta["styles"] == ["starry", "scream"] and meta["record"] == {"trained": "test"}
+  for key, value in models.flat_params(net).items():
+    np.testing.assert_array_equal(models.flat_params(again)[key], value, err_msg=key)
+  with pytest.raises(models.ModelError, match="no such model directory"):
+    models.load_model(tmp_path / "nope")
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(models.ModelError, match="not a jaxstyle model directory"):
+    models.load_model(tmp_path / "empty")
+  params = path / models.PARAMS_FILE
+  params.write_bytes(params.read_bytes()[:-4] + b"\0\0\0\0")
+  with pytest.raises(models.ModelError, match="does not match the sha256"):
+    models.load_model(path)
+  models.save_model(path, net, styles=["starry", "scream"], record={})
+  m = json.loads((path / models.META_FILE).read_text())
+  m["spec"]["width"] = 0.25  # Parameters that do not fit the recorded architecture.
+  (path / models.META_FILE).write_text(json.dumps(m))
+  with pytest.raises(models.ModelError, match=r"conv1\.conv\.bias has shape \(4,\), "
+                                              r"expected \(8,\)"):
+    models.load_model(path)
+
+
+def test_convert_refuses_other_state_dicts(tmp_path):
+  with pytest.raises(models.ModelError, match="not a fast_neural_style TransformerNet "
+                                              r"\(unexpected keys: classifier"):
+    models.convert_pth(FIXTURES / "vgg19_narrow_zip.pth", tmp_path / "m")
+  assert not (tmp_path / "m").exists()
+  bad = tmp_path / "bad.pth"
+  bad.write_bytes(b"not a pickle")
+  with pytest.raises(models.ModelError, match="bad.pth"):
+    models.convert_pth(bad, tmp_path / "m")
+
+
+def test_models_convert_info_and_apply_from_the_cli(tmp_path, capsys):
+  from PIL import Image
+
+  from jaxstyle import cli, color, provenance
+  from tests.conftest import smooth_image
+  model = tmp_path / "candy"
+  assert cli.main(["models", "convert", str(FIXTURES / "transformer_narrow_legacy.pth"),
+                   str(model), "--label", "candy"]) == 0
+  assert cli.main(["models", "info", str(model)]) == 0
+  info = capsys.readouterr().out
+  assert "styles:       0: candy" in info and "width 0.125, 5 residual blocks" in info
+  photos = {"a": smooth_image(32, 40, seed=1), "b": smooth_image(32, 40, seed=2),
+            "odd": smooth_image(29, 37, seed=3)}
+  for name, rgb in photos.items():
+    Image.fromarray(rgb).save(tmp_path / f"{name}.png")
+  inputs = [str(tmp_path / f"{n}.png") for n in photos]
+  outdir = tmp_path / "out"
+  assert cli.main(["apply", str(model), *inputs, "-o", str(outdir)]) == 0
+  assert sorted(p.name for p in outdir.iterdir()) == ["a.png", "b.png", "odd.png"]
+  net, meta = models.load_model(model)
+  for name, rgb in photos.items():
+    out = np.asarray(Image.open(outdir / f"{name}.png"))
+    assert out.shape == rgb.shape  # The odd size too: padded, then cropped back.
+    record = provenance.read_png_record(outdir / f"{name}.png")
+    assert record["model"]["params_sha256"] == meta["params_sha256"]
+    assert record["style_weights"] == [1.0] and record["input"]["path"].endswith(f"{name}.png")
+  direct = np.clip(np.round(np.asarray(net(jnp.asarray(photos["a"][None], jnp.float32)))), 0, 255)
+  np.testing.assert_allclose(np.asarray(Image.open(outdir / "a.png")), direct[0], atol=1)
+  # Colours kept: the output's chroma is the input's.
+  assert cli.main(["apply", str(model), inputs[0], "-o", str(tmp_path / "kept"),
+                   "--preserve-colors", "luminance"]) == 0
+  kept = np.asarray(Image.open(tmp_path / "kept" / "a.png")).astype(int)
+  # The network's luminance with the photo's chroma (the colour maths: test_controls.py).
+  want = color.with_chroma_of(direct[0].astype(np.uint8), photos["a"]).astype(int)
+  assert np.abs(kept - want).max() <= 1 and np.abs(kept - direct[0]).max() > 10
+  capsys.readouterr()
+  # Bad input: one line, exit 2, nothing written.
+  assert cli.main(["apply", str(model), inputs[0], str(tmp_path / "missing.png"), "-o",
+                   str(tmp_path / "none")]) == 2
+  assert "missing.png: no such file" in capsys.readouterr().err
+  assert cli.main(["apply", str(model), inputs[0], "-o", str(tmp_path / "none"), "--style-mix",
+                   "1", "2"]) == 2
+  assert "--style-mix: expected 1 non-negative weights" in capsys.readouterr().err
+  assert cli.main(["apply", str(tmp_path), inputs[0], "-o", str(tmp_path / "none")]) == 2
+  assert "not a jaxstyle model directory" in capsys.readouterr().err
+  assert not (tmp_path / "none").exists()
