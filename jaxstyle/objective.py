@@ -202,10 +202,10 @@ def _positions(F_HxWxC) -> int:
 def _features_jit(params, rgb_HxWx3, layers, spec):
   # The objective's own convolutions (Winograd's rounding differs from direct's).
   params = prepare_params(params, spec)
-  return {k: v[0] for k, v in _network(params, rgb_HxWx3[None], layers, spec).items()}
+  return {k: v[0] for k, v in network_features(params, rgb_HxWx3[None], layers, spec).items()}
 
 
-def _network(params, rgb_NxHxWx3, layers, spec: ObjectiveSpec, *, remat: bool = False):
+def network_features(params, rgb_NxHxWx3, layers, spec: ObjectiveSpec, *, remat: bool = False):
   """VGG features of RGB 0-255 images, in the params' precision (float64 in tests).
 
   With ``spec.precision == "bfloat16"`` the network runs in bfloat16 and the
@@ -232,7 +232,7 @@ def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
   Returns ``{"content": Σ_l content_loss, "style": Σ_l w_l E_l, "tv": TV}``,
   E_l the layer's style loss (summed over the masked styles, if any).
   """
-  feats = _network(params, x_HxWx3[None], spec.layers, spec, remat=spec.remat)
+  feats = network_features(params, x_HxWx3[None], spec.layers, spec, remat=spec.remat)
   pixels = x_HxWx3.shape[0] * x_HxWx3.shape[1]
   content_fn = partial(losses.content_loss, norm=spec.content_norm)
   style_fn = partial(_style_layer, spec=spec, pixels=pixels)

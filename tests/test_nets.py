@@ -158,3 +158,91 @@ def test_models_convert_info_and_apply_from_the_cli(tmp_path, capsys):
   assert cli.main(["apply", str(tmp_path), inputs[0], "-o", str(tmp_path / "none")]) == 2
   assert "not a jaxstyle model directory" in capsys.readouterr().err
   assert not (tmp_path / "none").exists()
+
+
+# --- Training ----------------------------------------------------------------------------
+
+TRAIN = ["--weights", "random:0:0.125", "--steps", "8", "--batch", "2", "--crop", "32",
+         "--width", "0.125", "--lr", "0.01", "--checkpoint-every", "4", "--sample-every", "4",
+         "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory):
+  """Six generated photos (two in a subfolder), a style, held-out photos, and a run of 8 steps."""
+  from PIL import Image
+
+  from jaxstyle import cli
+  from tests.conftest import smooth_image
+  root = tmp_path_factory.mktemp("training")
+  (root / "photos" / "sub").mkdir(parents=True)
+  for i in range(6):
+    Image.fromarray(smooth_image(40 + 4 * i, 48, seed=10 + i)).save(
+        root / "photos" / ("sub" if i % 2 else "") / f"p{i}.png")
+  Image.fromarray(smooth_image(48, 48, seed=2)).save(root / "style.png")
+  held = []
+  for i in range(2):
+    held.append(root / f"held{i}.png")
+    Image.fromarray(smooth_image(36, 44, seed=30 + i)).save(held[-1])
+  args = [str(root / "style.png"), "--data", str(root / "photos"), "--held-out",
+          *map(str, held), *TRAIN]
+  assert cli.main(["train", *args, "-o", str(root / "model")]) == 0
+  return root, args, held
+
+
+def test_training_writes_a_model_that_lowers_the_objective_on_held_out_photos(training):
+  from jaxstyle import images, presets
+  from jaxstyle.nets.data import crop_square
+  from jaxstyle.nets.train import TrainConfig, _loss, _Static
+  from jaxstyle.objective import (LossWeights, ObjectiveSpec, features, run_params, stack,
+                                  style_targets)
+  root, _, held = training
+  model = root / "model"
+  assert sorted(p.name for p in (model / "samples").iterdir()) == ["final.png", "step4.png",
+                                                                   "step8.png"]
+  assert [json.loads(l)["step"] for l in (model / "metrics.jsonl").read_text().splitlines()] == [
+      1, 2, 3, 4, 5, 6, 7, 8]
+  net, meta = models.load_model(model)
+  record = meta["record"]
+  assert record["photos"] == 6 and record["train"]["steps"] == 8 and record["weights"]["random"]
+  assert record["objective"]["network"] == "vgg16" and len(record["history"]["total"]) == 8
+  # The objective on photos it never saw: the trained network against its initialisation.
+  weights = jaxstyle.resolve_weights("random:0:0.125", network="vgg16")
+  objective = presets.perceptual_vgg16().replace(size=32)
+  spec = ObjectiveSpec.from_config(objective, weights.convention)
+  vgg = run_params(weights, spec)
+  at_crop = features(vgg, jnp.zeros((32, 32, 3)), spec.layers, spec)
+  targets = stack([style_targets(vgg, at_crop, [images.load_image(root / "style.png", size=32)],
+                                 spec, None)])
+  photos = jnp.asarray(np.stack([crop_square(images.load_image(p, min_side=1), 32)
+                                 for p in held]), jnp.float32)
+  static = _Static(spec, 1, 0.01)
+
+  def held_out_loss(network):
+    graphdef, state = nnx.split(network)
+    return float(_loss(nnx.to_pure_dict(state), graphdef, vgg, targets, photos,
+                       jnp.zeros(2, jnp.int32), LossWeights.from_config(objective), static)[0])
+  initial = JohnsonNet(JohnsonSpec(width=0.125), rngs=nnx.Rngs(TrainConfig().seed))
+  before, after = held_out_loss(initial), held_out_loss(net)
+  assert after < 0.9 * before, (before, after)
+
+
+def test_training_killed_then_resumed_ends_bit_identical(training, tmp_path):
+  import subprocess
+  import sys
+
+  from jaxstyle import cli
+  root, args, _ = training
+  out = tmp_path / "model"
+  # SIGKILL right after the first checkpoint (step 4 of 8) is complete on disk.
+  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "train-checkpoint",
+                         "1", "--", "train", *args, "-o", str(out)], capture_output=True,
+                        text=True, timeout=600)
+  assert proc.returncode == -9, proc.stderr[-2000:]
+  assert not (out / models.META_FILE).exists()  # Not a model yet.
+  assert cli.main(["train", *args, "-o", str(out), "--resume"]) == 0
+  assert (out / models.PARAMS_FILE).read_bytes() == (root / "model" / models.PARAMS_FILE).read_bytes()
+  lines = (out / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(l)["step"] for l in lines] == list(range(1, 9))  # No step twice.
+  for a, b in zip(lines, (root / "model" / "metrics.jsonl").read_text().splitlines()):
+    assert json.loads(a)["total"] == json.loads(b)["total"]

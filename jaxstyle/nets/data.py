@@ -1,0 +1,127 @@
+"""Training photos: every image under a folder, cropped, in a seeded order that resumes.
+
+The order of epoch e is a permutation drawn from ``(seed, e)`` alone, so the
+batch at any step is known without replaying the ones before: a resumed run
+reads exactly what an uninterrupted one would. Each photo is resized so its
+shorter side is ``crop`` and centre-cropped to ``crop`` x ``crop`` (as the
+PyTorch fast_neural_style example prepares COCO). A file that cannot be read
+is skipped with one warning line naming it (the next photo in the order takes
+its place), never the end of a long run.
+
+Loading runs in a background thread (:class:`Prefetch`), a few batches
+ahead, so decoding overlaps the compiled step: Pillow decodes and resizes
+with the GIL released, and a thread shares memory with the step where worker
+processes (grain's model) would pickle every batch across, for no gain on
+the 2-8 cores a single-machine run has.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from jaxstyle import images
+from jaxstyle.errors import ConfigError
+
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def image_files(folder) -> list[Path]:
+  """Every image file under ``folder`` (recursive, by extension), sorted; ConfigError if none."""
+  folder = Path(folder)
+  if not folder.is_dir():
+    raise ConfigError(f"{folder}: no such folder of training images")
+  files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+  if not files:
+    raise ConfigError(f"{folder}: no images found (looked for "
+                      + ", ".join(sorted(EXTENSIONS)) + ", recursively)")
+  return files
+
+
+def crop_square(rgb_HxWx3: np.ndarray, crop: int) -> np.ndarray:
+  """Resized so the shorter side is ``crop``, then the centre ``crop`` x ``crop``."""
+  h, w = rgb_HxWx3.shape[:2]
+  scale = crop / min(h, w)
+  nh, nw = max(crop, round(h * scale)), max(crop, round(w * scale))
+  img = Image.fromarray(rgb_HxWx3).resize((nw, nh), Image.Resampling.LANCZOS)
+  top, left = (nh - crop) // 2, (nw - crop) // 2
+  return np.asarray(img, np.uint8)[top:top + crop, left:left + crop]
+
+
+class Photos:
+  """The training set: ``photos.batch(step)`` is the same uint8 B x crop x crop x 3 every time."""
+
+  def __init__(self, folder, *, crop: int, batch: int, seed: int):
+    self.files = image_files(folder)
+    self.crop, self.batch_size, self.seed = crop, batch, seed
+    self._bad: set[Path] = set()
+
+  def order(self, epoch: int) -> np.ndarray:
+    """Epoch ``epoch``'s permutation of the files, from (seed, epoch) alone."""
+    return np.random.default_rng([self.seed, epoch]).permutation(len(self.files))
+
+  def _load(self, path: Path):
+    if path in self._bad:
+      return None
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # A training photo's oddities are not the user's concern.
+        return crop_square(images.load_image(path, min_side=1), self.crop)
+    except images.ImageError as e:
+      self._bad.add(path)
+      warnings.warn(f"skipping {e}", images.ImageWarning, stacklevel=2)
+      return None
+
+  def batch(self, step: int) -> np.ndarray:
+    """The photos of training step ``step``: positions step·B … step·B + B − 1 of the epochs."""
+    n = len(self.files)
+    out, position = [], step * self.batch_size
+    tried = 0
+    while len(out) < self.batch_size:
+      epoch, index = divmod(position, n)
+      rgb = self._load(self.files[self.order(epoch)[index]])
+      if rgb is not None:
+        out.append(rgb)
+      position += 1
+      tried += 1
+      if tried > n + self.batch_size and not out:
+        raise ConfigError(f"{self.files[0].parent}: none of the {n} images could be read")
+    return np.stack(out)
+
+
+class Prefetch:
+  """Iterates ``make(step)`` for step = start, start+1, … in a thread, ``depth`` ahead."""
+
+  def __init__(self, make, start: int, stop: int, depth: int = 2):
+    self._queue: queue.Queue = queue.Queue(maxsize=depth)
+    self._stop = threading.Event()
+
+    def work():
+      for step in range(start, stop):
+        if self._stop.is_set():
+          return
+        try:
+          item = make(step)
+        except BaseException as e:  # Re-raised in the consumer, where it can be reported.
+          self._queue.put(("error", e))
+          return
+        self._queue.put(("ok", item))
+
+    self._thread = threading.Thread(target=work, daemon=True)
+    self._thread.start()
+
+  def __next__(self):
+    kind, item = self._queue.get()
+    if kind == "error":
+      raise item
+    return item
+
+  def close(self) -> None:
+    self._stop.set()
+    while not self._queue.empty():  # Unblock a producer waiting on a full queue.
+      self._queue.get_nowait()
