@@ -192,8 +192,8 @@ def _image_grad(params, config, x, **target_kwargs):
   targets = jaxstyle.make_targets(params, content, target_kwargs.pop("style", STYLE), spec,
                                   **target_kwargs)
   weights = jaxstyle.LossWeights.from_config(config)
-  return np.asarray(jax.grad(lambda x: jaxstyle.objective(params, targets, x, weights,
-                                                          spec)[0])(x))
+  return np.asarray(jax.jit(jax.grad(lambda x: jaxstyle.objective(params, targets, x, weights,
+                                                                  spec)[0]))(x))
 
 
 def test_normalized_gradients_make_each_layer_push_with_its_weight(narrow_weights):

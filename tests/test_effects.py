@@ -180,8 +180,8 @@ def _gradient_at(x, config, weights):
   content = as_rgb(CONTENT, 48, what="content")
   targets = jaxstyle.make_targets(weights.params, content, as_rgb(STYLE, 48, what="style"), spec)
   loss_weights = jaxstyle.LossWeights.from_config(config)
-  return np.asarray(jax.grad(lambda y: jaxstyle.objective(weights.params, targets, y,
-                                                          loss_weights, spec)[0])(x))
+  return np.asarray(jax.jit(jax.grad(lambda y: jaxstyle.objective(
+      weights.params, targets, y, loss_weights, spec)[0]))(x))
 
 
 @pytest.mark.parametrize("lr", [3.0, 7.0])

@@ -50,9 +50,9 @@ def test_objective_gradient_matches_finite_differences(narrow_weights):
     content = image_io.as_rgb(CONTENT, 20, what="content")
     targets = jaxstyle.make_targets(params, content, np.flip(content, 0).copy(), spec)
     weights = jaxstyle.LossWeights(*(jnp.float64(w) for w in (1.0, 1e4, 1e2)))
-    f = lambda x: jaxstyle.objective(params, targets, x, weights, spec)[0]
+    f = jax.jit(lambda x: jaxstyle.objective(params, targets, x, weights, spec)[0])
     x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, content.shape))
-    g = jax.grad(f)(x)
+    g = jax.jit(jax.grad(f))(x)
     v = jnp.asarray(np.random.default_rng(1).normal(size=x.shape))
     eps = 1e-4  # Larger steps cross max-pool switches, where f has kinks.
     fd = (f(x + eps * v) - f(x - eps * v)) / (2 * eps)
