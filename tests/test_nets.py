@@ -45,9 +45,10 @@ def test_conditional_instance_norm_picks_and_mixes_styles():
   multi = JohnsonNet(JohnsonSpec(width=0.125, styles=3), rngs=nnx.Rngs(0))
   flat = _randomise_norms(multi, 1)
 
+  one = JohnsonNet(SPEC, rngs=nnx.Rngs(5))
+
   def single(style_weights):
     """A single-style network with the convolutions and γ = sᵀΓ, β = sᵀB of ``multi``."""
-    one = JohnsonNet(SPEC, rngs=nnx.Rngs(5))
     models.set_flat_params(one, {k: (np.asarray(style_weights, np.float32) @ v)[None]
                                  if k.endswith(("scale", "bias")) and v.ndim == 2 else v
                                  for k, v in flat.items()}, source="test")

@@ -1,0 +1,132 @@
+"""Feed-forward networks against PyTorch's fast_neural_style, same weights, this machine.
+
+    python benchmarks/bench_nets.py [--torch-python PATH] [--size 512] [--crop 256]
+
+(a) apply: one 512 px image through Johnson's network (width 1), jaxstyle's
+compiled forward against torch's eager one, on the *same* weights (torch
+saves the network, ``jaxstyle models convert`` imports that file); the
+outputs are compared too. (b) a training step, batch 4 of 256 px, VGG16
+loss (relu2_2 content, relu1_2/2_2/3_3/4_3 Grams; random VGG16 weights,
+which cost what trained ones do), jaxstyle's compiled ``train_step`` against
+the example's step (forward, VGG on output and input, backward, Adam).
+Compile time is reported apart. The torch side runs in ``--torch-python``
+(default: this Python), which needs torch installed; jaxstyle does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_core import heading, publish  # noqa: E402
+
+import jaxstyle  # noqa: E402
+from jaxstyle import presets  # noqa: E402
+from jaxstyle.nets import models  # noqa: E402
+from jaxstyle.nets.apply import Stylizer  # noqa: E402
+from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
+from jaxstyle.nets.train import _Static, train_step  # noqa: E402
+from jaxstyle.objective import (LossWeights, ObjectiveSpec, features, run_params, stack,  # noqa: E402
+                                style_targets)
+
+
+def timed(fn, repeats: int) -> float:
+  jax.block_until_ready(fn())
+  start = time.perf_counter()
+  for _ in range(repeats):
+    jax.block_until_ready(fn())
+  return (time.perf_counter() - start) / repeats
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--torch-python", default=sys.executable)
+  parser.add_argument("--size", type=int, default=512)
+  parser.add_argument("--crop", type=int, default=256)
+  parser.add_argument("--batch", type=int, default=4)
+  parser.add_argument("--repeats", type=int, default=6)
+  parser.add_argument("--no-append", action="store_true")
+  args = parser.parse_args(argv)
+  work = Path(tempfile.mkdtemp())
+  proc = subprocess.run([args.torch_python, str(Path(__file__).parent / "_torch_nets.py"),
+                         str(work), str(args.size), str(args.batch), str(args.crop),
+                         str(args.repeats)], capture_output=True, text=True)
+  if proc.returncode:
+    raise SystemExit(f"bench_nets: the torch side failed (needs torch in {args.torch_python}; "
+                     f"pass --torch-python): {proc.stderr.strip()[-500:]}")
+  torch_row = json.loads(proc.stdout.strip().splitlines()[-1])
+
+  # (a) apply, same weights.
+  net, _ = models.load_model(models.convert_pth(work / "transformer.pth", work / "model"))
+  image = np.load(work / "input.npy")
+  stylizer = Stylizer(net)
+  graphdef, state = nnx.split(net)
+  forward = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+  x = jnp.asarray(image[None])
+  start = time.perf_counter()
+  out = jax.block_until_ready(forward(state, x))
+  apply_compile = time.perf_counter() - start
+  apply_s = timed(lambda: forward(state, x), args.repeats)
+  difference = float(np.abs(np.asarray(out[0]) - np.load(work / "torch_out.npy")).max())
+  del stylizer
+
+  # (b) one training step.
+  weights = jaxstyle.random_weights(seed=0, network="vgg16")
+  objective = presets.perceptual_vgg16().replace(size=args.crop)
+  spec = ObjectiveSpec.from_config(objective, weights.convention)
+  vgg = run_params(weights, spec)
+  rng = np.random.default_rng(0)
+  style = rng.uniform(0, 255, (args.crop, args.crop, 3)).astype(np.uint8)
+  at_crop = features(vgg, jnp.zeros((args.crop, args.crop, 3)), spec.layers, spec)
+  targets = stack([style_targets(vgg, at_crop, [style], spec, None)])
+  model = JohnsonNet(JohnsonSpec(), rngs=nnx.Rngs(0))
+  graphdef, state = nnx.split(model)
+  state = nnx.to_pure_dict(state)
+  import optax
+  opt_state = optax.adam(1e-3).init(state)
+  photos = jnp.asarray(rng.uniform(0, 255, (args.batch, args.crop, args.crop, 3)), jnp.float32)
+  styles_b = jnp.zeros((args.batch,), jnp.int32)
+  static = _Static(spec, 1, 1e-3)
+  lw = LossWeights.from_config(objective)
+  carry = {"state": state, "opt": opt_state}
+
+  def one_step():
+    carry["state"], carry["opt"], terms = train_step(carry["state"], carry["opt"], graphdef,
+                                                     vgg, targets, photos, styles_b, lw, static)
+    return terms["total"]
+
+  start = time.perf_counter()
+  jax.block_until_ready(one_step())
+  train_compile = time.perf_counter() - start
+  train_s = timed(one_step, max(1, args.repeats // 2))
+
+  report = heading(
+      "Feed-forward networks: apply and a training step against PyTorch", "bench_nets.py",
+      argv, f"torch {torch_row['torch']} ({torch_row['threads']} threads), eager, "
+      "fast_neural_style's TransformerNet; both sides run the same weights (torch saved them, "
+      "jaxstyle converted the file); compile times apart",
+      f"the outputs of (a) differ by at most {difference:.2e} (values 0-255 scale)")
+  report += ("| what | jaxstyle (s) | PyTorch (s) | jaxstyle / PyTorch | jaxstyle compile (s) |\n"
+             "|---|---|---|---|---|\n"
+             f"| apply, 1 image {args.size}x{args.size} | {apply_s:.3f} | "
+             f"{torch_row['apply_s']:.3f} | {apply_s / torch_row['apply_s']:.2f} | "
+             f"{apply_compile:.1f} |\n"
+             f"| training step, batch {args.batch} x {args.crop} px, VGG16 loss | {train_s:.3f} | "
+             f"{torch_row['train_step_s']:.3f} | {train_s / torch_row['train_step_s']:.2f} | "
+             f"{train_compile:.1f} |\n")
+  publish(report, append=not args.no_append)
+
+
+if __name__ == "__main__":
+  main()
