@@ -248,3 +248,32 @@ def test_training_killed_then_resumed_ends_bit_identical(training, tmp_path):
   assert [json.loads(l)["step"] for l in lines] == list(range(1, 9))  # No step twice.
   for a, b in zip(lines, (root / "model" / "metrics.jsonl").read_text().splitlines()):
     assert json.loads(a)["total"] == json.loads(b)["total"]
+
+
+def test_photo_order_is_seeded_per_epoch_and_unreadable_files_are_skipped(tmp_path):
+  from PIL import Image
+
+  from jaxstyle.images import ImageWarning
+  from jaxstyle.nets.data import Photos, crop_square
+  for i in range(5):  # Each photo a flat grey of its own level, to tell them apart.
+    Image.fromarray(np.full((20 + i, 24, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+  (tmp_path / "nested").mkdir()
+  Image.fromarray(np.full((30, 20, 3), 200, np.uint8)).save(tmp_path / "nested" / "5.jpg")
+  photos = Photos(tmp_path, crop=16, batch=3, seed=7)
+  assert len(photos.files) == 6
+
+  def levels(step, p=photos):
+    return [int(round(img.mean())) for img in p.batch(step)]
+  epoch0 = levels(0) + levels(1)  # Steps 0 and 1: the six photos of epoch 0, each once.
+  assert sorted(epoch0) == [0, 40, 80, 120, 160, 200]
+  assert crop_square(np.zeros((30, 20, 3), np.uint8), 16).shape == (16, 16, 3)
+  assert levels(0) == levels(0)  # A step's batch is the same every time it is asked for.
+  assert levels(2) + levels(3) != epoch0  # Epoch 1 has its own order...
+  assert sorted(levels(2) + levels(3)) == sorted(epoch0)  # ...of the same photos.
+  assert levels(0, Photos(tmp_path, crop=16, batch=3, seed=8)) != levels(0)  # The seed matters.
+  (tmp_path / "3.png").write_bytes(b"not an image")
+  damaged = Photos(tmp_path, crop=16, batch=3, seed=7)
+  with pytest.warns(ImageWarning, match=r"skipping .*3\.png: not an image file"):
+    seen = levels(0, damaged) + levels(1, damaged)
+  # The unreadable photo (level 120) is skipped; the next ones in the order fill its place.
+  assert len(seen) == 6 and 120 not in seen and {0, 40, 80, 160, 200} <= set(seen)
