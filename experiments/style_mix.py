@@ -18,7 +18,7 @@ by only 3.5 grey levels on average: on random features the two paintings'
 Gram targets are close, so the strip shows the mixing machinery, not two
 styles. With a content weight of 10 the outputs were grey textures that lost
 the photo; at lr 1e-3 the styles differed by 1.2 levels.
-""""""
+"""
 
 import argparse
 from pathlib import Path
