@@ -94,15 +94,10 @@ def run(args, config: StyleConfig) -> None:
 
 def plot_losses(result, path) -> bool:
   """Plots the weighted loss terms per iteration (log scale); False without matplotlib."""
-  try:
-    import matplotlib
-  except ImportError:
+  from jaxstyle.plots import pyplot, save_figure
+  plt = pyplot()
+  if plt is None:
     return False
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  from jaxstyle.files import atomic_path
-
   c = result.config
   scale = {"total": 1.0, "content": c.content_weight, "style": c.style_weight, "tv": c.tv_weight}
   fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
@@ -116,8 +111,5 @@ def plot_losses(result, path) -> bool:
   title = f"{c.optimizer}, {c.size} px" + (" — RANDOM features" if result.weights["random"] else "")
   ax.set_title(title)
   ax.legend()
-  fig.tight_layout()
-  with atomic_path(path, suffix=".png") as tmp:
-    fig.savefig(tmp, format="png")
-  plt.close(fig)
+  save_figure(fig, path)
   return True

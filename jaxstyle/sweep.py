@@ -379,16 +379,12 @@ def plot_curves(sweep: Sweep, rundir, path, *, against: str = "iteration") -> bo
   Seconds are the member's program time spread evenly over its iterations
   (compilation excluded), which is what comparing optimisers needs.
   """
-  try:
-    import matplotlib
-  except ImportError:
-    return False
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
   import numpy as np
 
-  from jaxstyle.files import atomic_path
-
+  from jaxstyle.plots import pyplot, save_figure
+  plt = pyplot()
+  if plt is None:
+    return False
   records = read_records(rundir)
   fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
   for record in records:
@@ -406,10 +402,7 @@ def plot_curves(sweep: Sweep, rundir, path, *, against: str = "iteration") -> bo
   ax.set_title(f"{sweep.path.name}" + (" — RANDOM features" if random else ""))
   if len(records) <= 12:
     ax.legend(fontsize=7)
-  fig.tight_layout()
-  with atomic_path(path, suffix=".png") as tmp:
-    fig.savefig(tmp, format="png")
-  plt.close(fig)
+  save_figure(fig, path)
   return True
 
 

@@ -270,13 +270,10 @@ def _placement(batch: int):
 
 def _plot(history: dict, path: Path) -> bool:
   """The loss terms against the step, if matplotlib is installed."""
-  try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-  except ImportError:
+  from jaxstyle.plots import pyplot, save_figure
+  plt = pyplot()
+  if plt is None:
     return False
-  from jaxstyle.files import atomic_path
   fig, ax = plt.subplots(figsize=(6, 3.5))
   for k in TERMS:
     if history[k]:
@@ -284,10 +281,7 @@ def _plot(history: dict, path: Path) -> bool:
   ax.set_xlabel("step")
   ax.set_ylabel("loss (mean over the batch)")
   ax.legend()
-  fig.tight_layout()
-  with atomic_path(path, suffix=".png") as tmp:
-    fig.savefig(tmp, format="png")
-  plt.close(fig)
+  save_figure(fig, path)
   return True
 
 
