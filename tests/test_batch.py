@@ -104,6 +104,39 @@ SHARDED = textwrap.dedent("""
             np.testing.assert_allclose(a.history["total"], b.history["total"], rtol=2e-3)
             assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
         print(optimizer, "sharded over", placed, "devices")
+    # A training step with the batch split over the 4 devices, against the same on one.
+    import optax
+    from flax import nnx
+    from jaxstyle import presets
+    from jaxstyle.nets import JohnsonNet, JohnsonSpec
+    from jaxstyle.nets import train as training
+    from jaxstyle.objective import LossWeights, ObjectiveSpec, features, run_params, stack
+    from jaxstyle.objective import style_targets
+    vgg16 = jaxstyle.random_weights(seed=0, width_scale=0.125, network="vgg16")
+    objective = presets.perceptual_vgg16().replace(size=16)
+    spec = ObjectiveSpec.from_config(objective, "caffe")
+    vgg = run_params(vgg16, spec)
+    at_crop = features(vgg, jax.numpy.zeros((16, 16, 3)), spec.layers, spec)
+    targets = stack([style_targets(vgg, at_crop, [smooth_image(16, 16, seed=9)], spec, None)])
+    photos = np.stack([smooth_image(16, 16, seed=i) for i in range(4)])
+    static = training._Static(spec, 1, 1e-3)
+    placed, losses = [], []
+    for place in (training._placement(4), jax.numpy.asarray):
+        graphdef, state = nnx.split(JohnsonNet(JohnsonSpec(width=0.125), rngs=nnx.Rngs(0)))
+        state = nnx.to_pure_dict(state)
+        opt_state = optax.adam(1e-3).init(state)
+        curve = []
+        for step in range(2):
+            batch = place(photos)
+            placed.append(len(batch.sharding.device_set))
+            state, opt_state, terms = training.train_step(
+                state, opt_state, graphdef, vgg, targets, batch, place(np.zeros(4, np.int32)),
+                LossWeights.from_config(objective), static)
+            curve.append(float(terms["total"]))
+        losses.append(curve)
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    placed = set(placed[:2])
+    print("training batch split over", set(placed), "devices")
 """)
 
 
@@ -116,3 +149,4 @@ def test_members_are_sharded_over_devices():
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "lbfgs sharded over {4} devices" in proc.stdout
   assert "adam sharded over {4} devices" in proc.stdout
+  assert "training batch split over {4} devices" in proc.stdout  # Same losses as one device.
