@@ -68,8 +68,9 @@ def prepare_params(params, spec: ObjectiveSpec):
   """The params an optimisation loop closes over: Winograd kernels made once, if used.
 
   Idempotent: params prepared already pass through, so a run prepares once
-  (:func:`_run_scale`) and every program it compiles (targets, init, chunks)
-  convolves with the same kernels. Programs given raw params prepare their own.
+  (:func:`jaxstyle.transfer._run_scale`) and every program it compiles
+  (targets, init, chunks) convolves with the same kernels. Programs given raw
+  params prepare their own.
   """
   return vgg.prepare_convs(params, spec.layers) if spec.conv == "winograd" else params
 
