@@ -91,9 +91,14 @@ def preset_in(argv: list[str]) -> str | None:
   return None
 
 
-def config_from_args(args: argparse.Namespace, cls=StyleConfig, **overrides):
-  """Builds the config dataclass from parsed options (validating it)."""
-  values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+def config_from_args(args: argparse.Namespace, cls=StyleConfig, *, skip=(), **overrides):
+  """Builds the config dataclass from parsed options (validating it).
+
+  Fields in ``skip`` keep their defaults even where ``args`` has an option of
+  that name (one that belongs to another config of the same command).
+  """
+  values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if hasattr(args, f.name) and f.name not in skip}
   return cls(**(values | overrides))
 
 
@@ -381,9 +386,7 @@ def _cmd_batch(args) -> int:
   share = distributed.my_share(len(members))
   base = config_from_args(args, **{k: lists[k][0] for k in MEMBER_LISTS})
   configs = [base.replace(**{k: m[k] for k in MEMBER_LISTS}) for m in members]
-  outdir = Path(args.output)
-  if outdir.exists() and not outdir.is_dir():
-    raise JaxstyleError(f"{outdir}: exists and is not a directory")
+  outdir = _output_dir(args.output)
   outdir.mkdir(parents=True, exist_ok=True)
   varying = [k for k in MEMBER_LISTS if len(lists[k]) > 1]
   print(f"batch: {len(members)} members ({'zip' if args.zip else 'product'} of "
@@ -441,6 +444,14 @@ def _cmd_reproduce(args) -> int:
   print(f"reproduced {original} -> {output}: NOT byte-identical (largest pixel difference "
         f"{diff}; a different backend, jax version or batch size changes float round-off)")
   return EXIT_RUN_FAILED
+
+
+def _output_dir(path) -> Path:
+  """``path`` as an output directory to be: refused if it is a file."""
+  outdir = Path(path)
+  if outdir.exists() and not outdir.is_dir():
+    raise JaxstyleError(f"{outdir}: exists and is not a directory")
+  return outdir
 
 
 def _short(field: str) -> str:
@@ -517,7 +528,7 @@ def _cmd_train(args) -> int:
   from jaxstyle.nets.train import TrainConfig, train
 
   config = config_from_args(args, TrainConfig)
-  objective = config_from_args(args, StyleConfig, size=config.crop, seed=0, lr=10.0)
+  objective = config_from_args(args, StyleConfig, skip=TRAIN_SKIPS, size=config.crop)
   held = args.held_out
   if held is None:
     folder = demo.sample_images_dir()
@@ -565,9 +576,7 @@ def _cmd_apply(args) -> int:
   net, meta = models.load_model(args.model)
   stylizer = Stylizer(net, args.style_mix if args.style_mix is not None else args.style)
   # Every input and output name is checked before anything is written.
-  outdir = Path(args.output)
-  if outdir.exists() and not outdir.is_dir():
-    raise JaxstyleError(f"{outdir}: exists and is not a directory")
+  outdir = _output_dir(args.output)
   names = {}
   for path in args.images:
     images.source_shape(path, what="input")

@@ -60,10 +60,13 @@ class Photos:
     self.files = image_files(folder)
     self.crop, self.batch_size, self.seed = crop, batch, seed
     self._bad: set[Path] = set()
+    self._order: tuple[int, np.ndarray] | None = None  # The last epoch's, drawn once.
 
   def order(self, epoch: int) -> np.ndarray:
     """Epoch ``epoch``'s permutation of the files, from (seed, epoch) alone."""
-    return np.random.default_rng([self.seed, epoch]).permutation(len(self.files))
+    if self._order is None or self._order[0] != epoch:
+      self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.files))
+    return self._order[1]
 
   def _load(self, path: Path):
     if path in self._bad:
