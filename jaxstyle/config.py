@@ -117,9 +117,10 @@ class StyleConfig:
   style_layer_weight_exp: float = _opt(
       1.0, "geometric style-layer weights: w_l ∝ exp^l from the first style layer (Athalye's "
       "neural-style); < 1 favours fine features, > 1 coarse ones; 1 is equal weights")
-  style_loss: str = _opt("gram", "style loss: gram (Gram matrices, --style-norm) or w2 (mean "
-                         "and covariance: Wasserstein-2 distance between Gaussians)",
-                         choices=("gram", "w2"))
+  style_loss: str = _opt("gram", "style loss: gram (Gram matrices, --style-norm), w2 (mean "
+                         "and covariance: Wasserstein-2 distance between Gaussians) or mean_std "
+                         "(per-channel mean and standard deviation, AdaIN's)",
+                         choices=("gram", "w2", "mean_std"))
   style_norm: str = _opt("gatys", "Gram loss normalisation: gatys Σ(G−A)²/(4N²M²), chw "
                          "(Gram/(C·H·W), then MSE), hw (Gram/(H·W), then MSE) or keras "
                          "Σ(G−A)²/(4·3²·(H·W)²) with the image's H·W, as the Keras example",

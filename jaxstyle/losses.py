@@ -10,6 +10,7 @@ reshaped to M x N, with M = H * W positions and N = C channels.
   ``norm="hw"``          E = mean over N² of ((G − A) / M)²      (= Σ/(N²M²))
   ``norm="keras"``       E = Σ (G − A)² / (4 · 3² · P²), P the image's pixels
 ``w2_style_loss``        W₂² = ‖μ − μₛ‖² + tr Σ + tr Σₛ − 2 tr (Σₛ^½ Σ Σₛ^½)^½
+``mean_std_loss``        E = (‖μ − μₛ‖² + ‖σ − σₛ‖²) / N   (AdaIN's, eq. 13)
 ``content_loss``         L = ½ Σ (F − P)²                        (eq. 1)
   ``norm="sum"``         L = Σ (F − P)²
   ``norm="mean"``        L = Σ (F − P)² / (N M)
@@ -149,6 +150,28 @@ def w2_style_loss(F_HxWxC, target: dict, weights_HxW=None):
   cross = jnp.matmul(jnp.matmul(S, cov_NxN, precision=_HIGHEST), S, precision=_HIGHEST)
   return (jnp.sum(jnp.square(mean_N - target["mean"])) + jnp.trace(cov_NxN)
           + target["cov_trace"] - 2.0 * trace_sqrtm(cross))
+
+
+MEAN_STD_EPS = 1e-5  # σ = √(var + ε), as AdaIN's calc_mean_std: finite gradient for dead channels.
+
+
+def mean_std_targets(mean_N, var_N) -> dict:
+  """What :func:`mean_std_loss` compares against: the style's μ and σ = √(var + ε)."""
+  return {"mean": mean_N, "std": jnp.sqrt(var_N + MEAN_STD_EPS)}
+
+
+def mean_std_loss(F_HxWxC, target: dict, weights_HxW=None):
+  """AdaIN's style loss: E = (‖μ − μₛ‖² + ‖σ − σₛ‖²) / N over the N channels.
+
+  μ, σ² are F's per-channel mean and (biased) variance over positions
+  (weighted by ``weights_HxW`` if given), σ = √(σ² + ε); Huang & Belongie
+  (ICCV 2017) eq. 13 with their mean-squared-error normalisation. It matches
+  only the diagonal of :func:`w2_style_loss`'s Gaussian: cheaper, coarser.
+  """
+  mean_N, cov_NxN = gaussian_stats(F_HxWxC, weights_HxW)
+  std_N = jnp.sqrt(jnp.diagonal(cov_NxN) + MEAN_STD_EPS)
+  return (jnp.sum(jnp.square(mean_N - target["mean"]))
+          + jnp.sum(jnp.square(std_N - target["std"]))) / mean_N.shape[0]
 
 
 @functools.partial(jax.jit, static_argnames="norm")

@@ -105,7 +105,8 @@ class Targets(NamedTuple):
     style: per style layer, for the Gram loss the style image's C x C Gram
       matrix rescaled by M_output / M_style (so that eq. 4 compares like
       with like when the style image has another size than the output); for
-      the W2 loss the dict of :func:`jaxstyle.losses.w2_targets`. With
+      the W2 loss the dict of :func:`jaxstyle.losses.w2_targets`, for
+      mean/std that of :func:`jaxstyle.losses.mean_std_targets`. With
       masks, each has a leading axis K, one entry per masked style.
     masks: None, or ``{layer: K x H x W}``: each style's mask at that
       layer's resolution, the Gram of style k taken over F·m_k.
@@ -156,7 +157,7 @@ def style_targets(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blen
   Every style image contributes its mean μ_k and second moment S_k = G_k/M_k
   (size-free). Blended: μ = Σ b_k μ_k, S = Σ b_k S_k; the Gram target is
   M_output · S (= Σ b_k G_k M_output/M_k) and the W2 target the Gaussian with
-  mean μ and covariance S − μμᵀ. Masked: one target per style image, the
+  mean μ and covariance S − μμᵀ, the mean/std target μ and diag(S) − μ². Masked: one target per style image, the
   Gram one scaled by the mask's Σ m_k² instead of M_output.
   """
   styles = list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb]
@@ -179,9 +180,22 @@ def style_targets(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blen
   return out
 
 
+def style_target_of(F_HxWxC, spec: ObjectiveSpec, positions=None):
+  """One style image's target at one layer, from its features ``F_HxWxC`` (traceable).
+
+  ``positions``: the output's positions at that layer (the Gram target's
+  scale); default F's own, for an output of the style image's size.
+  """
+  positions = _positions(F_HxWxC) if positions is None else positions
+  return _target(spec, F_HxWxC.mean((0, 1)), losses.gram_matrix(F_HxWxC) / _positions(F_HxWxC),
+                 positions)
+
+
 def _target(spec: ObjectiveSpec, mean_N, second_NxN, positions):
   if spec.style_loss == "w2":
     return losses.w2_targets(mean_N, second_NxN - jnp.outer(mean_N, mean_N))
+  if spec.style_loss == "mean_std":
+    return losses.mean_std_targets(mean_N, jnp.diagonal(second_NxN) - jnp.square(mean_N))
   return second_NxN * positions
 
 
@@ -248,17 +262,21 @@ def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
           "tv": losses.tv_loss(x_HxWx3, beta=spec.tv_beta)}
 
 
+# Style losses on weighted moments: a mask weighs positions by m² instead of scaling a Gram.
+_MOMENT_LOSSES = {"w2": losses.w2_style_loss, "mean_std": losses.mean_std_loss}
+
+
 def _style_layer(F_HxWxC, target, masks_KxHxW, *, spec: ObjectiveSpec, pixels: int):
   """One layer's style loss E_l: unmasked, or summed over the K masked styles."""
   if masks_KxHxW is None:
-    if spec.style_loss == "w2":
-      return losses.w2_style_loss(F_HxWxC, target)
+    if spec.style_loss in _MOMENT_LOSSES:
+      return _MOMENT_LOSSES[spec.style_loss](F_HxWxC, target)
     return losses.style_layer_loss(F_HxWxC, target, norm=spec.style_norm, pixels=pixels)
 
   def masked(target_k, m_HxW):
     weight_HxW = jnp.square(m_HxW)
-    if spec.style_loss == "w2":
-      return losses.w2_style_loss(F_HxWxC, target_k, weight_HxW)
+    if spec.style_loss in _MOMENT_LOSSES:
+      return _MOMENT_LOSSES[spec.style_loss](F_HxWxC, target_k, weight_HxW)
     positions = jnp.maximum(jnp.sum(weight_HxW), 1e-6)  # An empty mask gives 0, not 0/0.
     return losses.gram_loss(losses.gram_matrix(F_HxWxC * m_HxW[..., None]), target_k,
                             positions=positions, norm=spec.style_norm,

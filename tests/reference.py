@@ -147,6 +147,14 @@ def objective_terms(params, x, content, styles, *, content_layers=("relu4_2",),
       second = sum(b * f.T @ f / len(f) for b, f in zip(blend, flat))
       style_term += w * w2_squared(F, mean, second - np.outer(mean, mean))
       continue
+    if style_loss == "mean_std":  # Huang & Belongie eq. 13, σ = √(var + 1e-5), MSE over channels.
+      X = F.reshape(-1, N).astype(np.float64)
+      flat = [s.reshape(-1, N).astype(np.float64) for s in S]
+      mean = sum(b * f.mean(0) for b, f in zip(blend, flat))
+      var = sum(b * (f**2).mean(0) for b, f in zip(blend, flat)) - mean**2
+      std_x, std_s = np.sqrt(X.var(0) + 1e-5), np.sqrt(var + 1e-5)
+      style_term += w * (np.mean((X.mean(0) - mean) ** 2) + np.mean((std_x - std_s) ** 2))
+      continue
     A = sum(b * gram(s) * M / (s.shape[0] * s.shape[1]) for b, s in zip(blend, S))
     squared = np.sum((gram(F) - A) ** 2)
     pixels = x.shape[0] * x.shape[1]
