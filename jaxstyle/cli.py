@@ -73,12 +73,13 @@ def add_preset_option(parser: argparse.ArgumentParser) -> None:
                            "describes them)")
 
 
-def add_distributed_option(parser: argparse.ArgumentParser) -> None:
-  """``--distributed``: one of several processes/hosts, each taking every N-th member."""
+def add_distributed_option(parser: argparse.ArgumentParser,
+                           what: str = "each taking every N-th member") -> None:
+  """``--distributed``: one of several processes/hosts, sharing the work as ``what`` says."""
   parser.add_argument("--distributed", default=None, metavar="auto|HOST:PORT,N,I",
-                      help="run as one of several processes/hosts, each taking every N-th "
-                           "member: auto-detect the cluster, or name the coordinator, the "
-                           "process count and this process's index (default: one process)")
+                      help=f"run as one of several processes/hosts, {what}: auto-detect the "
+                           "cluster, or name the coordinator, the process count and this "
+                           "process's index (default: one process)")
 
 
 def preset_in(argv: list[str]) -> str | None:
@@ -249,9 +250,39 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                           "uninterrupted run")
   train.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(train)
+  add_distributed_option(train, TRAIN_SPLIT)
   add_config_options(train, TrainConfig)
   add_config_options(train, skip=TRAIN_SKIPS, base=train_base)
   train.set_defaults(run=_cmd_train)
+
+  from jaxstyle.nets.train_adain import ADAIN_TRAINING, objective_config as adain_objective
+  train_adain = commands.add_parser(
+      "train-adain", help="train an AdaIN network: any style image, one forward pass",
+      description="Trains the decoder of Huang & Belongie's AdaIN network (frozen VGG19 "
+                  "encoder to relu4_1) on the photos under --data and the paintings under "
+                  "--styles, with jaxstyle's objective (default: their loss, mean/std style "
+                  "statistics at relu1_1..relu4_1, content against the AdaIN target at "
+                  "relu4_1) and their schedule. Writes MODEL_DIR as train does; apply it with "
+                  "jaxstyle apply MODEL_DIR PHOTO --style-image PAINTING.")
+  train_adain.add_argument("--data", required=True, metavar="DIR",
+                           help="folder of content photos (recursive; COCO in real use)")
+  train_adain.add_argument("--styles", required=True, metavar="DIR",
+                           help="folder of style images (recursive; WikiArt in real use)")
+  train_adain.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+  train_adain.add_argument("--held-out", nargs="+", default=None, metavar="PHOTO",
+                           help="photos for the sample grids (default: the sample photos in "
+                                "../shared/images/content, if present)")
+  train_adain.add_argument("--held-out-styles", nargs="+", default=None, metavar="IMAGE",
+                           help="styles for the sample grids (default: the sample paintings "
+                                "in ../shared/images/style, if present)")
+  train_adain.add_argument("--resume", action="store_true",
+                           help="continue from MODEL_DIR/checkpoints; ends bit-identical to an "
+                                "uninterrupted run")
+  train_adain.add_argument("--quiet", action="store_true", help="no progress bar")
+  add_distributed_option(train_adain, TRAIN_SPLIT)
+  add_config_options(train_adain, TrainConfig, skip=JOHNSON_ONLY, base=ADAIN_TRAINING)
+  add_config_options(train_adain, skip=TRAIN_SKIPS, base=adain_objective())
+  train_adain.set_defaults(run=_cmd_train_adain)
 
   models_command = commands.add_parser(
       "models", help="convert and inspect trained feed-forward style networks")
@@ -282,6 +313,14 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                      help="which of the model's styles (default: 0)")
   which.add_argument("--style-mix", type=float, nargs="+", default=None, metavar="W",
                      help="one weight per style, mixed (normalised to sum 1)")
+  apply.add_argument("--style-image", nargs="+", default=(), metavar="IMAGE",
+                     help="AdaIN models: the style image(s); several are mixed by --style-mix "
+                          "(default: the first)")
+  apply.add_argument("--style-size", type=int, default=512, metavar="N",
+                     help="AdaIN models: longest side the style images are resized to "
+                          "(default: 512)")
+  apply.add_argument("--alpha", type=float, default=1.0,
+                     help="AdaIN models: content (0) to style (1) trade-off (default: 1)")
   apply.add_argument("--size", type=int, default=None,
                      help="longest side of each output (default: the input's size)")
   apply.add_argument("--preserve-colors", default="none", choices=("none", "luminance"),
@@ -516,6 +555,9 @@ def _cmd_presets(args) -> int:
   return 0
 
 
+TRAIN_SPLIT = ("each batch split over all their devices (MODEL_DIR on storage they share; "
+               "process 0 writes the model)")
+
 # StyleConfig fields that mean nothing to training (or that TrainConfig owns).
 TRAIN_SKIPS = ("size", "iters", "scales", "scale_factor", "scale_iters", "init", "optimizer", "lr",
                "ema_decay", "lbfgs_memory", "lbfgs_linesearch", "lbfgs_restart", "seed",
@@ -523,22 +565,54 @@ TRAIN_SKIPS = ("size", "iters", "scales", "scale_factor", "scale_iters", "init",
                "style_scale", "normalize_gradients")
 
 
-def _cmd_train(args) -> int:
+# TrainConfig fields of Johnson's network alone.
+JOHNSON_ONLY = ("width", "residual_blocks", "upsample")
+
+
+def _held_out(given, kind: str) -> list:
+  """The sample grids' images: as given, else the first four sample images of ``kind``."""
   from jaxstyle import demo
+  if given is not None:
+    return given
+  folder = demo.sample_images_dir()
+  return sorted((folder / kind).glob("*.jpg"))[:4] if folder else []
+
+
+def _report_training(result) -> int:
+  h = result["history"]["total"]
+  if result["model"] is None and h:  # A --distributed process other than the first.
+    print(f"trained {len(h)} steps, loss {h[0]:.4g} -> {h[-1]:.4g} (process 0 writes the model)")
+    return 0
+  print(f"wrote {result['model']}: {len(h)} steps, loss {h[0]:.4g} -> {h[-1]:.4g}, "
+        f"{result['seconds']:.1f} s" if h else f"wrote {result['model']}")
+  return 0
+
+
+def _cmd_train_adain(args) -> int:
+  from jaxstyle.nets.train import TrainConfig
+  from jaxstyle.nets.train_adain import train_adain
+
+  config = config_from_args(args, TrainConfig, skip=JOHNSON_ONLY)
+  objective = config_from_args(args, StyleConfig, skip=TRAIN_SKIPS)
+  from jaxstyle import distributed
+  distributed.initialize(args.distributed)
+  return _report_training(train_adain(
+      args.styles, args.data, args.output, config, objective,
+      held_out=_held_out(args.held_out, "content"),
+      held_out_styles=_held_out(args.held_out_styles, "style"), resume=args.resume,
+      progress=not args.quiet))
+
+
+def _cmd_train(args) -> int:
   from jaxstyle.nets.train import TrainConfig, train
 
   config = config_from_args(args, TrainConfig)
   objective = config_from_args(args, StyleConfig, skip=TRAIN_SKIPS, size=config.crop)
-  held = args.held_out
-  if held is None:
-    folder = demo.sample_images_dir()
-    held = sorted((folder / "content").glob("*.jpg"))[:4] if folder else []
-  result = train(args.styles, args.data, args.output, config, objective, held_out=held,
-                 resume=args.resume, progress=not args.quiet)
-  h = result["history"]["total"]
-  print(f"wrote {result['model']}: {len(h)} steps, loss {h[0]:.4g} -> {h[-1]:.4g}, "
-        f"{result['seconds']:.1f} s" if h else f"wrote {result['model']}")
-  return 0
+  from jaxstyle import distributed
+  distributed.initialize(args.distributed)
+  return _report_training(train(args.styles, args.data, args.output, config, objective,
+                                held_out=_held_out(args.held_out, "content"),
+                                resume=args.resume, progress=not args.quiet))
 
 
 def _cmd_models_convert(args) -> int:
@@ -553,9 +627,14 @@ def _cmd_models_info(args) -> int:
   meta = models.read_meta(args.model)
   spec = meta["spec"]
   print(f"model:        {args.model}")
-  print(f"architecture: {meta['architecture']} (width {spec['width']:g}, "
-        f"{spec['residual_blocks']} residual blocks, {spec['upsample']} upsampling)")
-  print("styles:       " + ", ".join(f"{i}: {s}" for i, s in enumerate(meta["styles"])))
+  if meta["architecture"] == "adain":
+    print(f"architecture: adain (VGG19 encoder to relu4_1 at width {spec['width']:g}, "
+          f"{spec['convention']} preprocessing; mirrored decoder)")
+    print("styles:       any (given with apply --style-image)")
+  else:
+    print(f"architecture: {meta['architecture']} (width {spec['width']:g}, "
+          f"{spec['residual_blocks']} residual blocks, {spec['upsample']} upsampling)")
+    print("styles:       " + ", ".join(f"{i}: {s}" for i, s in enumerate(meta["styles"])))
   print(f"params:       {models.PARAMS_FILE} (sha256 {meta['params_sha256']})")
   print("record:       " + json.dumps(meta["record"], sort_keys=True))
   return 0
@@ -569,12 +648,18 @@ def _cmd_apply(args) -> int:
   from jaxstyle import color, images, provenance
   from jaxstyle.files import sha256_file
   from jaxstyle.nets import models
-  from jaxstyle.nets.apply import Stylizer
+  from jaxstyle.nets.apply import stylizer_for
 
   if args.batch < 1:
     raise JaxstyleError(f"--batch: expected at least 1, got {args.batch}")
   net, meta = models.load_model(args.model)
-  stylizer = Stylizer(net, args.style_mix if args.style_mix is not None else args.style)
+  if meta["architecture"] == "adain" and not args.style_image:
+    raise JaxstyleError(f"{args.model}: an AdaIN model stylizes with any style image; name "
+                        "one with --style-image")
+  style_images = [images.load_image(p, size=args.style_size)
+                  for p in args.style_image]
+  stylizer = stylizer_for(net, style=args.style_mix if args.style_mix is not None else args.style,
+                          style_images=style_images, alpha=args.alpha)
   # Every input and output name is checked before anything is written.
   outdir = _output_dir(args.output)
   names = {}
@@ -600,6 +685,10 @@ def _cmd_apply(args) -> int:
         if args.preserve_colors == "luminance":
           out = color.with_chroma_of(out, rgb)
         record = {"model": model_ref, "style_weights": stylizer.style_S.tolist(),
+                  "style_images": [{"path": str(p), "sha256": sha256_file(p)}
+                                   for p in args.style_image],
+                  "style_size": args.style_size if args.style_image else None,
+                  "alpha": args.alpha,
                   "input": {"path": str(path), "sha256": sha256_file(path)},
                   "size": args.size, "preserve_colors": args.preserve_colors,
                   "versions": provenance.versions()}
@@ -630,7 +719,8 @@ def main(argv=None) -> int:
   # A known preset supplies the defaults; an unknown one is argparse's to refuse.
   parser = build_parser(presets.get(preset) if preset in presets.PRESETS else None)
   args = parser.parse_args(argv)
-  if args.command in ("stylize", "batch", "sweep", "reproduce", "demo"):
+  if args.command in ("stylize", "batch", "sweep", "reproduce", "demo", "train", "train-adain",
+                      "apply"):
     from jaxstyle import cache
     cache.enable()  # Repeated runs load their compiled programs instead of compiling.
   with warnings.catch_warnings():  # Restores the default display on the way out.

@@ -4,6 +4,9 @@ Members are independent, so jaxstyle scales across hosts by data
 parallelism: under ``jax.distributed.initialize()`` process p of P runs
 members p, p + P, p + 2P, ... and shards them over its own local devices.
 No tensor crosses hosts; the only collective is a barrier at the end.
+Network training (``jaxstyle train --distributed``) is the exception: one
+program over every process's devices, each batch split across them, the
+gradients all-reduced (:func:`jaxstyle.nets.train.batch_placement`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ def initialize(spec: str | None) -> None:
   if spec is None:
     return
   import jax
+  # Training all-reduces gradients across processes; on CPU that needs Gloo's collectives.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
 
   if spec == "auto":
     jax.distributed.initialize()

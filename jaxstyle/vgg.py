@@ -103,8 +103,12 @@ def _architecture(network: str) -> tuple[ConvSpec, ...]:
 
 
 def network_of(params) -> str:
-  """``"vgg19"`` or ``"vgg16"``: the network whose layers ``params`` holds."""
-  return "vgg19" if "block5_conv4" in params else "vgg16"
+  """``"vgg19"`` or ``"vgg16"``: the network whose layers ``params`` holds.
+
+  Told by block 3's fourth conv, which VGG16 lacks, so that params cut after
+  it (AdaIN's encoder ends at block4_conv1) are still recognised.
+  """
+  return "vgg19" if "block3_conv4" in params else "vgg16"
 
 
 def canonical_layer(name: str, network: str = "vgg19") -> str:

@@ -121,7 +121,7 @@ SHARDED = textwrap.dedent("""
     photos = np.stack([smooth_image(16, 16, seed=i) for i in range(4)])
     static = training._Static(spec, 1, 1e-3)
     placed, losses = [], []
-    for place in (training._placement(4), jax.numpy.asarray):
+    for place in (training.batch_placement(4), jax.numpy.asarray):
         graphdef, state = nnx.split(JohnsonNet(JohnsonSpec(width=0.125), rngs=nnx.Rngs(0)))
         state = nnx.to_pure_dict(state)
         opt_state = optax.adam(1e-3).init(state)

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxstyle.errors import ConfigError
+from jaxstyle.nets.adain import AdaINNet
 from jaxstyle.nets.johnson import JohnsonNet, style_vector
 
 
@@ -30,11 +32,64 @@ class Stylizer:
     self._state = state
 
   def __call__(self, imgs_NxHxWx3) -> np.ndarray:
-    n, h, w, _ = imgs_NxHxWx3.shape
-    pad_h, pad_w = -h % 4, -w % 4
-    x = jnp.asarray(imgs_NxHxWx3, jnp.float32)
-    if pad_h or pad_w:
-      x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-    style = jnp.broadcast_to(self.style_S, (n, self.styles))
-    out = self._forward(self._state, x, style)[:, :h, :w]
-    return np.asarray(jnp.clip(jnp.round(out), 0, 255)).astype(np.uint8)
+    style = jnp.broadcast_to(self.style_S, (imgs_NxHxWx3.shape[0], self.styles))
+    return _padded(lambda x: self._forward(self._state, x, style), imgs_NxHxWx3, 4)
+
+
+class AdaINStylizer:
+  """An AdaIN model with its styles fixed: ``stylizer(imgs_NxHxWx3_uint8)`` → uint8.
+
+  ``styles`` are RGB images (any sizes); their relu4_1 statistics are taken
+  once. ``mix`` weighs them (an index or K weights, normalised), ``alpha``
+  trades content (0) for style (1). Sides are reflection-padded to a
+  multiple of 8 (the encoder pools three times) and cropped back.
+  """
+
+  def __init__(self, net: AdaINNet, styles, mix=0, alpha: float = 1.0):
+    if not 0 <= alpha <= 1:
+      raise ConfigError(f"--alpha: expected a content/style trade-off in [0, 1], got {alpha}")
+    if not styles:
+      raise ConfigError("an AdaIN model needs at least one style image (--style-image)")
+    stats = [net.style_stats(jnp.asarray(s, jnp.float32)[None]) for s in styles]
+    self.mean_KxC = jnp.concatenate([m.reshape(1, -1) for m, _ in stats])
+    self.std_KxC = jnp.concatenate([s.reshape(1, -1) for _, s in stats])
+    self.style_S = style_vector(mix, len(styles))
+    self.alpha = float(alpha)
+    graphdef, state = nnx.split(net)
+
+    @jax.jit
+    def forward(state, img_NxHxWx3, mean_KxC, std_KxC, mix_NxK, alpha):
+      return nnx.merge(graphdef, state).stylize(img_NxHxWx3, mean_KxC, std_KxC, mix_NxK, alpha)
+
+    self._forward = forward
+    self._state = state
+
+  def __call__(self, imgs_NxHxWx3) -> np.ndarray:
+    n = imgs_NxHxWx3.shape[0]
+    mix = jnp.broadcast_to(self.style_S, (n, self.style_S.shape[0]))
+    return _padded(lambda x: self._forward(self._state, x, self.mean_KxC, self.std_KxC, mix,
+                                           self.alpha), imgs_NxHxWx3, 8)
+
+
+def _padded(forward, imgs_NxHxWx3, multiple: int) -> np.ndarray:
+  """``forward`` on the images reflection-padded to sides that are multiples, cropped back, uint8."""
+  _, h, w, _ = imgs_NxHxWx3.shape
+  pad_h, pad_w = -h % multiple, -w % multiple
+  x = jnp.asarray(imgs_NxHxWx3, jnp.float32)
+  if pad_h or pad_w:
+    x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+  out = forward(x)[:, :h, :w]
+  return np.asarray(jnp.clip(jnp.round(out), 0, 255)).astype(np.uint8)
+
+
+def stylizer_for(net, *, style=0, style_images=(), alpha: float = 1.0):
+  """The stylizer a model needs: Johnson's picks ``style`` (index or mix) of its own; AdaIN's
+  takes ``style_images`` (RGB arrays) mixed by ``style`` and ``alpha``."""
+  if isinstance(net, AdaINNet):
+    return AdaINStylizer(net, list(style_images), style, alpha)
+  if len(style_images):
+    raise ConfigError("--style-image: this model was trained for its own styles (a "
+                      "Johnson network); choose one with --style or --style-mix")
+  if alpha != 1.0:
+    raise ConfigError("--alpha: only AdaIN models trade content for style at apply time")
+  return Stylizer(net, style)

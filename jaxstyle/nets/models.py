@@ -7,9 +7,12 @@ A model directory holds two files:
   instance-norm scales and biases N_styles x C. safetensors (no pickle: a
   model file cannot run code) reads in any framework.
 - ``model.json``: ``{"format": "jaxstyle-model", "version": 1, "architecture":
-  "johnson", "spec": JohnsonSpec fields, "styles": one label per style,
+  "johnson" or "adain", "spec": JohnsonSpec or AdaINSpec fields, "styles": one
+  label per style (none for AdaIN, whose style is an image given at apply time),
   "params_sha256": sha256 of model.safetensors, "record": how it was made}``
   (a training config and history, or the converted file and its sha256).
+  An AdaIN model holds its frozen VGG19 encoder too (``encoder.block1_conv1.kernel``):
+  the decoder is only meaningful with the encoder it was trained against.
 
 Both are written atomically, the JSON last: a directory without it is not a
 model. :func:`convert_pth` imports the PyTorch examples' fast_neural_style
@@ -29,10 +32,12 @@ from flax import nnx
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.files import atomic_path, sha256_file
+from jaxstyle.nets.adain import AdaINNet, AdaINSpec
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 
 FORMAT, VERSION = "jaxstyle-model", 1
 PARAMS_FILE, META_FILE = "model.safetensors", "model.json"
+ARCHITECTURES = {"johnson": (JohnsonNet, JohnsonSpec), "adain": (AdaINNet, AdaINSpec)}
 
 
 class ModelError(JaxstyleError):
@@ -40,23 +45,34 @@ class ModelError(JaxstyleError):
 
 
 def flat_params(net: nnx.Module) -> dict[str, np.ndarray]:
-  """The network's parameters as ``{"conv1.conv.kernel": array}``."""
-  leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(net, nnx.Param)))[0]
+  """The network's weights (trained and frozen) as ``{"conv1.conv.kernel": array}``."""
+  leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(net)))[0]
   return {".".join(str(k.key) for k in path): np.asarray(leaf) for path, leaf in leaves}
 
 
+def _flat_shapes(net: nnx.Module) -> dict[str, tuple]:
+  leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(net)))[0]
+  return {".".join(str(k.key) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def abstract(cls, spec) -> nnx.Module:
+  """A network of ``cls(spec)`` whose weights are only shapes, to load into (no init to run)."""
+  return nnx.eval_shape(lambda: cls(spec, rngs=nnx.Rngs(0)))
+
+
 def set_flat_params(net: nnx.Module, flat: dict[str, np.ndarray], *, source) -> None:
-  """Loads ``flat`` into ``net``; ModelError naming ``source`` on a missing, extra or misshapen key."""
-  expected = flat_params(net)
+  """Loads ``flat`` into ``net`` (concrete or :func:`abstract`); ModelError naming ``source``
+  on a missing, extra or misshapen key."""
+  expected = _flat_shapes(net)
   missing, extra = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
   if missing or extra:
     raise ModelError(f"{source}: parameters do not fit the recorded architecture (missing: "
                      f"{', '.join(missing[:4]) or 'none'}; unexpected: "
                      f"{', '.join(extra[:4]) or 'none'})")
   for key, want in expected.items():
-    if flat[key].shape != want.shape:
-      raise ModelError(f"{source}: {key} has shape {flat[key].shape}, expected {want.shape}")
-  state = nnx.state(net, nnx.Param)
+    if flat[key].shape != want:
+      raise ModelError(f"{source}: {key} has shape {flat[key].shape}, expected {want}")
+  state = nnx.state(net)
   pure = nnx.to_pure_dict(state)
   for key, value in flat.items():
     *parents, last = [int(p) if p.isdigit() else p for p in key.split(".")]
@@ -68,18 +84,28 @@ def set_flat_params(net: nnx.Module, flat: dict[str, np.ndarray], *, source) -> 
   nnx.update(net, state)
 
 
-def save_model(path, net: JohnsonNet, *, styles: list[str], record: dict) -> Path:
+def architecture_of(net: nnx.Module) -> str:
+  """``"johnson"`` or ``"adain"``: the name model.json records for ``net``'s class."""
+  for name, (cls, _) in ARCHITECTURES.items():
+    if isinstance(net, cls):
+      return name
+  raise ModelError(f"expected a JohnsonNet or AdaINNet, got {type(net).__name__}")
+
+
+def save_model(path, net: JohnsonNet | AdaINNet, *, styles: list[str], record: dict) -> Path:
   """Writes ``net`` to the model directory ``path`` (created), params first, JSON last."""
   from safetensors.numpy import save_file
   path = Path(path)
   if path.exists() and not path.is_dir():
     raise ModelError(f"{path}: exists and is not a directory")
-  if len(styles) != net.spec.styles:
-    raise ModelError(f"expected {net.spec.styles} style labels, got {len(styles)}")
+  architecture = architecture_of(net)
+  want = net.spec.styles if architecture == "johnson" else 0
+  if len(styles) != want:
+    raise ModelError(f"expected {want} style labels, got {len(styles)}")
   path.mkdir(parents=True, exist_ok=True)
   with atomic_path(path / PARAMS_FILE, suffix=".safetensors") as tmp:
     save_file(flat_params(net), str(tmp))
-  meta = {"format": FORMAT, "version": VERSION, "architecture": "johnson",
+  meta = {"format": FORMAT, "version": VERSION, "architecture": architecture,
           "spec": net.spec.to_dict(), "styles": list(styles),
           "params_sha256": sha256_file(path / PARAMS_FILE), "record": record}
   with atomic_path(path / META_FILE, suffix=".json") as tmp:
@@ -102,12 +128,13 @@ def read_meta(path) -> dict:
     raise ModelError(f"{meta_file}: unreadable ({e})") from None
   if meta.get("format") != FORMAT or meta.get("version") != VERSION:
     raise ModelError(f"{meta_file}: not a {FORMAT} file of version {VERSION}")
-  if meta.get("architecture") != "johnson":
-    raise ModelError(f"{meta_file}: unknown architecture {meta.get('architecture')!r}")
+  if meta.get("architecture") not in ARCHITECTURES:
+    raise ModelError(f"{meta_file}: unknown architecture {meta.get('architecture')!r} "
+                     f"(expected one of {', '.join(ARCHITECTURES)})")
   return meta
 
 
-def load_model(path) -> tuple[JohnsonNet, dict]:
+def load_model(path) -> tuple[JohnsonNet | AdaINNet, dict]:
   """The network a model directory holds, and its ``model.json``."""
   from safetensors import SafetensorError
   from safetensors.numpy import load_file
@@ -123,7 +150,13 @@ def load_model(path) -> tuple[JohnsonNet, dict]:
     flat = load_file(str(params_file))
   except (SafetensorError, OSError, ValueError) as e:
     raise ModelError(f"{params_file}: unreadable ({e})") from None
-  net = JohnsonNet(JohnsonSpec(**meta["spec"]), rngs=nnx.Rngs(0))
+  cls, spec_cls = ARCHITECTURES[meta["architecture"]]
+  try:
+    spec = spec_cls(**meta["spec"])
+  except (TypeError, JaxstyleError) as e:
+    raise ModelError(f"{path / META_FILE}: its spec does not describe a "
+                     f"{meta['architecture']} network ({e})") from None
+  net = abstract(cls, spec)
   set_flat_params(net, flat, source=params_file)
   return net, meta
 
@@ -185,7 +218,7 @@ def convert_pth(src, dst, *, label: str | None = None) -> Path:
     raise ModelError(f"{src}: not a fast_neural_style TransformerNet (no conv1.conv2d.weight)")
   width = flat["conv1.conv.kernel"].shape[-1] / 32
   blocks = len({k.split(".")[1] for k in flat if k.startswith("res.")})
-  net = JohnsonNet(JohnsonSpec(width=width, residual_blocks=blocks), rngs=nnx.Rngs(0))
+  net = abstract(JohnsonNet, JohnsonSpec(width=width, residual_blocks=blocks))
   set_flat_params(net, flat, source=src)
   record = {"converted_from": src.name, "source_sha256": sha256_file(src),
             "source_format": "PyTorch examples fast_neural_style TransformerNet"}

@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from functools import partial
 from pathlib import Path
 
@@ -60,6 +62,7 @@ class TrainConfig:
   batch: int = _opt(4, "photos per step")
   crop: int = _opt(256, "training photos: shorter side resized to this, centre-cropped square")
   lr: float = _opt(1e-3, "Adam learning rate")
+  lr_decay: float = _opt(0.0, "inverse learning-rate decay: lr / (1 + d·step) (AdaIN: 5e-5)")
   seed: int = _opt(0, "seed of the network's init and the photos' order")
   width: float = _opt(1.0, "channel multiplier of the network (0.25 for tests and small machines)")
   residual_blocks: int = _opt(5, "residual blocks")
@@ -73,6 +76,8 @@ class TrainConfig:
       if not isinstance(getattr(self, name), int) or getattr(self, name) < minimum:
         raise ConfigError(f"--{name.replace('_', '-')}: expected an integer of at least "
                           f"{minimum}, got {getattr(self, name)!r}")
+    if not self.lr_decay >= 0:
+      raise ConfigError(f"--lr-decay: expected a non-negative decay, got {self.lr_decay}")
     if not self.lr > 0:
       raise ConfigError(f"--lr: expected a positive learning rate, got {self.lr}")
     if self.crop < 16:
@@ -90,6 +95,7 @@ class _Static:
   spec: ObjectiveSpec
   styles: int
   lr: float
+  lr_decay: float = 0.0
 
 
 def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weights, static):
@@ -112,6 +118,9 @@ def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weight
   return means["total"], means
 
 
+held_out_loss = jax.jit(_loss, static_argnames=("graphdef", "static"))
+
+
 @partial(jax.jit, static_argnames=("graphdef", "static"), donate_argnames=("state", "opt_state"))
 def train_step(state, opt_state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B,
                weights, static: _Static):
@@ -119,7 +128,7 @@ def train_step(state, opt_state, graphdef, vgg, style_targets_N, photos_BxHxWx3,
   grads, terms = jax.grad(_loss, has_aux=True)(state, graphdef, vgg, style_targets_N,
                                                photos_BxHxWx3.astype(jnp.float32), style_B,
                                                weights, static)
-  updates, opt_state = optax.adam(static.lr).update(grads, opt_state, state)
+  updates, opt_state = optimizer(static.lr, static.lr_decay).update(grads, opt_state, state)
   return optax.apply_updates(state, updates), opt_state, terms
 
 
@@ -128,50 +137,60 @@ def style_indices(step: int, batch: int, styles: int) -> np.ndarray:
   return (step * batch + np.arange(batch)) % styles
 
 
-def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
-          objective_config: StyleConfig | None = None, *, weights: Weights | None = None,
-          held_out=(), resume: bool = False, progress: bool = False, log=print,
-          stop_after: int | None = None) -> dict:
-  """Trains a network for ``style_images`` (N paths: N styles) on the photos under ``data``.
+def optimizer(lr: float, lr_decay: float = 0.0) -> optax.GradientTransformation:
+  """Adam at ``lr``, decayed as lr / (1 + lr_decay · step) when ``lr_decay`` (AdaIN's schedule)."""
+  if not lr_decay:
+    return optax.adam(lr)
+  return optax.adam(lambda count: lr / (1.0 + lr_decay * count))
 
-  Writes ``out_dir`` as a model directory (:mod:`jaxstyle.nets.models`) at
-  the end, with ``checkpoints/`` (orbax) every ``config.checkpoint_every``
-  steps, ``samples/step{N}.png`` (the held-out photos and their stylizations)
-  every ``config.sample_every`` steps, and ``metrics.jsonl`` (one line per
-  step: the loss terms, images/s). Returns ``{"history": ..., "model": path}``.
+
+@dataclass
+class Job:
+  """One network's training as :func:`run` drives it; the network kind fills it in.
+
+  Attributes:
+    state: the trainable params (a pure dict), at step 0.
+    opt_state: the optimiser's state for ``state``.
+    step: ``(state, opt_state, batch, step) -> (state, opt_state, terms)``, one compiled
+      update; ``terms`` holds the scalars of :data:`TERMS`.
+    batch: ``step -> host batch``, called in the loading thread.
+    save: ``(state, record) -> model directory``, once the last step is done.
+    sample: ``(path, state) -> None``, a grid of held-out results, or None.
+    record: how the model is made (written into model.json with the history).
+    evaluate: ``state -> float``, the objective on held-out examples, or None.
+  """
+
+  state: dict
+  opt_state: tuple
+  step: Callable
+  batch: Callable
+  save: Callable
+  sample: Callable | None
+  record: dict
+  evaluate: Callable | None = None
+
+
+def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
+        log=print, stop_after: int | None = None) -> dict:
+  """The training loop every network shares: checkpoints, resume, metrics, samples, plot.
+
+  Writes ``out_dir/checkpoints/`` (orbax) every ``config.checkpoint_every``
+  steps, ``samples/step{N}.png`` every ``config.sample_every`` steps,
+  ``metrics.jsonl`` (one line per step: the loss terms, images/s, seconds
+  since the loop began, and at sample steps the held-out objective), then the
+  model directory (``job.save``), ``samples/final.png`` and ``loss.png``.
+  Returns ``{"history": ..., "model": path or None, "seconds": ...}``.
   ``stop_after`` ends the run early after that many steps (for tests of resume).
+
+  Under ``jax.distributed`` (``--distributed``) every process runs this loop
+  on its share of each batch (:func:`batch_placement`) and saves the orbax
+  checkpoints together (``out_dir`` must be storage they share); only
+  process 0 writes metrics, samples, the plot and the model.
   """
   import orbax.checkpoint as ocp
 
-  style_images = [str(s) for s in style_images]
-  if not style_images:
-    raise ConfigError("train: expected at least one style image")
-  if objective_config is None:  # Johnson's own objective, style images at the crop size.
-    from jaxstyle import presets
-    objective_config = presets.perceptual_vgg16().replace(size=config.crop)
-  weights = weights or resolve_weights(objective_config.weights,
-                                       network=objective_config.network)
-  spec = ObjectiveSpec.from_config(objective_config, weights.convention)
-  vgg = run_params(weights, spec)
   out_dir = Path(out_dir)
-  photos = Photos(data, crop=config.crop, batch=config.batch, seed=config.seed)
-  held = [crop_square(images.load_image(p, min_side=1), config.crop) for p in held_out]
-  # Targets are computed once: the Gram of each style, scaled to the crop's positions.
-  at_crop = features(vgg, jnp.zeros((config.crop, config.crop, 3)), spec.layers, spec)
-  targets_N = stack([style_targets(vgg, at_crop, [images.load_image(p, size=objective_config.size)],
-                                   spec, None) for p in style_images])
-  loss_weights = LossWeights.from_config(objective_config)
-  net = JohnsonNet(JohnsonSpec(config.width, len(style_images), config.residual_blocks,
-                               config.upsample), rngs=nnx.Rngs(config.seed))
-  graphdef, state = nnx.split(net)
-  state = nnx.to_pure_dict(state)
-  opt_state = optax.adam(config.lr).init(state)
-  static = _Static(spec, len(style_images), config.lr)
-  record = {"styles": style_images, "data": str(data), "photos": len(photos.files),
-            "train": config.to_dict(), "objective": objective_config.to_dict(),
-            "weights": {"source": weights.source, "sha256": weights.sha256,
-                        "random": weights.is_random}}
-
+  state, opt_state = job.state, job.opt_state
   manager = ocp.CheckpointManager((out_dir / "checkpoints").absolute(),
                                   options=ocp.CheckpointManagerOptions(max_to_keep=2))
   start, history = 0, {k: [] for k in TERMS}
@@ -195,39 +214,43 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
         "history": {k: np.asarray(v, np.float32) for k, v in history.items()}})
 
   stop = config.steps if stop_after is None else min(config.steps, start + stop_after)
-  place = _placement(config.batch)
-  feed = Prefetch(photos.batch, start, stop)
+  primary = jax.process_index() == 0  # Under --distributed, one process writes the files.
+  feed = Prefetch(job.batch, start, stop)
   out_dir.mkdir(parents=True, exist_ok=True)
-  metrics_file = out_dir / "metrics.jsonl"
-  kept = [line for line in (metrics_file.read_text().splitlines() if metrics_file.exists()
-                            else []) if line and json.loads(line)["step"] <= start]
-  metrics_file.write_text("".join(line + "\n" for line in kept))  # Steps after the checkpoint rerun.
+  metrics_file = out_dir / "metrics.jsonl" if primary else Path(os.devnull)
+  if primary:
+    kept = [line for line in (metrics_file.read_text().splitlines() if metrics_file.exists()
+                              else []) if line and json.loads(line)["step"] <= start]
+    metrics_file.write_text("".join(line + "\n" for line in kept))  # Later steps rerun.
   metrics = open(metrics_file, "a", buffering=1)  # Line-buffered: a kill loses no written step.
-  bar = _progress(config.steps, start, progress)
+  bar = _progress(config.steps, start, progress and primary)
   began = time.perf_counter()
   try:
     for step in range(start, stop):
       batch = next(feed)
       tick = time.perf_counter()
-      state, opt_state, terms = train_step(
-          state, opt_state, graphdef, vgg, targets_N, place(batch),
-          place(style_indices(step, config.batch, len(style_images))), loss_weights, static)
+      state, opt_state, terms = job.step(state, opt_state, batch, step)
       terms = {k: float(v) for k, v in terms.items()}
       if not math.isfinite(terms["total"]):
         raise NonFiniteLossError(f"the training loss became {terms['total']} at step {step + 1} "
                                  f"({json.dumps(terms)}); lower --lr or the loss weights")
       for k in TERMS:
         history[k].append(terms[k])
-      rate = config.batch / max(time.perf_counter() - tick, 1e-9)
-      metrics.write(json.dumps({"step": step + 1, **terms, "images_per_s": round(rate, 2)})
-                    + "\n")
+      now = time.perf_counter()
+      rate = config.batch / max(now - tick, 1e-9)
+      done = step + 1
+      line = {"step": done, **terms, "images_per_s": round(rate, 2),
+              "seconds": round(now - began, 3)}  # Since the loop began; step 1 compiles.
+      sampling = config.sample_every and (done % config.sample_every == 0
+                                          or done == config.steps)
+      if sampling and job.evaluate:  # Before the line, so a kill never half-writes a step.
+        line["held_out"] = float(job.evaluate(state))
+      metrics.write(json.dumps(line) + "\n")
       bar.update(1)
       bar.set_postfix(loss=f"{terms['total']:.4g}", style=f"{terms['style']:.3g}",
                       content=f"{terms['content']:.3g}", img_s=f"{rate:.1f}", refresh=False)
-      done = step + 1
-      if config.sample_every and done % config.sample_every == 0 and held:
-        _sample(out_dir / "samples" / f"step{done}.png", graphdef, state, held,
-                len(style_images))
+      if sampling and done % config.sample_every == 0 and job.sample and primary:
+        job.sample(out_dir / "samples" / f"step{done}.png", state)
       if config.checkpoint_every and done % config.checkpoint_every == 0:
         save_checkpoint(done)
   finally:
@@ -238,16 +261,91 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
       not config.checkpoint_every or stop % config.checkpoint_every):
     save_checkpoint(stop)
   seconds = time.perf_counter() - began
-  if stop < config.steps:
+  if stop < config.steps or not primary:
     return {"history": history, "model": None, "seconds": seconds}
-  net = nnx.merge(graphdef, state)
-  record["history"] = {k: [float(f"{x:.6g}") for x in v] for k, v in history.items()}
-  model = models.save_model(out_dir, net, styles=[Path(s).stem for s in style_images],
-                            record=record)
-  if held:
-    _sample(out_dir / "samples" / "final.png", graphdef, state, held, len(style_images))
-  _plot(history, out_dir / "loss.png")
+  record = job.record | {"history": {k: [float(f"{x:.6g}") for x in v]
+                                     for k, v in history.items()},
+                         "processes": jax.process_count(), "devices": jax.device_count()}
+  model = job.save(state, record)
+  if job.sample:
+    job.sample(out_dir / "samples" / "final.png", state)
+  _plot(history, out_dir / "loss.png", _held_out(out_dir / "metrics.jsonl"))
   return {"history": history, "model": model, "seconds": seconds}
+
+
+def _held_out(metrics_file: Path) -> list[tuple[int, float]]:
+  """(step, held-out objective) pairs recorded in metrics.jsonl."""
+  lines = (json.loads(line) for line in metrics_file.read_text().splitlines() if line)
+  return [(m["step"], m["held_out"]) for m in lines if "held_out" in m]
+
+
+def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
+          objective_config: StyleConfig | None = None, *, weights: Weights | None = None,
+          held_out=(), resume: bool = False, progress: bool = False, log=print,
+          stop_after: int | None = None) -> dict:
+  """Trains Johnson's network for ``style_images`` (N paths: N styles) on the photos under ``data``.
+
+  The loop, its files and its return value are :func:`run`'s; the model
+  directory holds a :class:`~jaxstyle.nets.johnson.JohnsonNet`. The sample
+  grids show the ``held_out`` photos in the first row, each style below.
+  """
+  style_images = [str(s) for s in style_images]
+  if not style_images:
+    raise ConfigError("train: expected at least one style image")
+  if objective_config is None:  # Johnson's own objective, style images at the crop size.
+    from jaxstyle import presets
+    objective_config = presets.perceptual_vgg16().replace(size=config.crop)
+  weights = weights or resolve_weights(objective_config.weights,
+                                       network=objective_config.network)
+  spec = ObjectiveSpec.from_config(objective_config, weights.convention)
+  vgg = run_params(weights, spec)
+  out_dir = Path(out_dir)
+  photos = Photos(data, crop=config.crop, batch=config.batch, seed=config.seed)
+  held = [crop_square(images.load_image(p, min_side=1), config.crop) for p in held_out]
+  # Targets are computed once: the Gram of each style, scaled to the crop's positions.
+  at_crop = features(vgg, jnp.zeros((config.crop, config.crop, 3)), spec.layers, spec)
+  targets_N = stack([style_targets(vgg, at_crop, [images.load_image(p, size=objective_config.size)],
+                                   spec, None) for p in style_images])
+  loss_weights = LossWeights.from_config(objective_config)
+  styles = len(style_images)
+  net = JohnsonNet(JohnsonSpec(config.width, styles, config.residual_blocks, config.upsample),
+                   rngs=nnx.Rngs(config.seed))
+  graphdef, state = nnx.split(net)
+  state = nnx.to_pure_dict(state)
+  static = _Static(spec, styles, config.lr, config.lr_decay)
+  place = batch_placement(config.batch)
+
+  def step(state, opt_state, batch, i):
+    return train_step(state, opt_state, graphdef, vgg, targets_N, place(batch),
+                      place(style_indices(i, config.batch, styles)), loss_weights, static)
+
+  def save(state, record):
+    return models.save_model(out_dir, nnx.merge(graphdef, state),
+                             styles=[Path(s).stem for s in style_images], record=record)
+
+  def sample(path, state):
+    _sample(path, graphdef, state, held, styles)
+
+  # Held out: every photo with every style, the training objective's mean over the pairs.
+  held_photos = np.concatenate([np.stack(held)] * styles) if held else None
+  held_styles = np.repeat(np.arange(styles), len(held))
+
+  def evaluate(state):
+    return held_out_loss(state, graphdef, vgg, targets_N, jnp.asarray(held_photos, jnp.float32),
+                         held_styles, loss_weights, static)[0]
+
+  record = {"architecture": "johnson", "styles": style_images, "data": str(data),
+            "photos": len(photos.files), "train": config.to_dict(),
+            "objective": objective_config.to_dict(), "weights": weights_record(weights)}
+  job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, photos.batch, save,
+            sample if held else None, record, evaluate if held else None)
+  return run(job, config, out_dir, resume=resume, progress=progress, log=log,
+             stop_after=stop_after)
+
+
+def weights_record(weights: Weights) -> dict:
+  """Which VGG weights a model was trained with (its provenance)."""
+  return {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
 
 
 def _write_checkpoint(manager, step: int, tree) -> None:
@@ -257,19 +355,33 @@ def _write_checkpoint(manager, step: int, tree) -> None:
   manager.wait_until_finished()
 
 
-def _placement(batch: int):
-  """Puts a batch on the devices: split along its first axis over all local devices if
-  they divide it (data parallel; the params follow, replicated, by jit's propagation)."""
-  devices = jax.local_devices()
+def batch_placement(batch: int):
+  """Puts a host batch on the devices: split along its first axis (data parallel).
+
+  The split is over every device of every process when they divide the
+  batch; the params follow, replicated, by jit's propagation. Each process
+  holds the whole host batch (every process reads the same seeded order;
+  decoding a batch of 4-8 photos is cheap beside the step) and places only
+  its own devices' rows. One process whose devices do not divide the batch
+  runs it on one device.
+  """
+  devices = jax.devices()
   if len(devices) == 1 or batch % len(devices):
+    if jax.process_count() > 1:
+      raise ConfigError(f"--batch: {jax.process_count()} processes with {len(devices)} devices "
+                        f"in all need a batch they divide, got {batch}")
     return jnp.asarray
   from jax.sharding import Mesh, NamedSharding, PartitionSpec
   sharding = NamedSharding(Mesh(np.array(devices), ("batch",)), PartitionSpec("batch"))
-  return lambda array: jax.device_put(np.asarray(array), sharding)
+
+  def place(array):
+    array = np.asarray(array)
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+  return place
 
 
-def _plot(history: dict, path: Path) -> bool:
-  """The loss terms against the step, if matplotlib is installed."""
+def _plot(history: dict, path: Path, held_out=()) -> bool:
+  """The loss terms (and held-out objective, if any) against the step, if matplotlib is installed."""
   from jaxstyle.plots import pyplot, save_figure
   plt = pyplot()
   if plt is None:
@@ -278,6 +390,9 @@ def _plot(history: dict, path: Path) -> bool:
   for k in TERMS:
     if history[k]:
       ax.semilogy(np.arange(1, len(history[k]) + 1), np.maximum(history[k], 1e-30), label=k)
+  if held_out:
+    steps, values = zip(*held_out)
+    ax.semilogy(steps, values, "ko-", ms=3, label="total, held out")
   ax.set_xlabel("step")
   ax.set_ylabel("loss (mean over the batch)")
   ax.legend()
@@ -285,14 +400,19 @@ def _plot(history: dict, path: Path) -> bool:
   return True
 
 
+@partial(jax.jit, static_argnames="graphdef")
+def forward(graphdef, state, *inputs):
+  """The network ``graphdef`` with weights ``state`` on ``inputs``, rounded to uint8 (compiled)."""
+  return jnp.clip(jnp.round(nnx.merge(graphdef, state)(*inputs)), 0, 255).astype(jnp.uint8)
+
+
 def _sample(path, graphdef, state, held, styles: int) -> None:
   """A grid: the held-out photos in the first row, each style's stylization below."""
-  net = nnx.merge(graphdef, state)
   photos = jnp.asarray(np.stack(held), jnp.float32)
   rows = [np.stack(held)]
   for k in range(styles):
     onehot = jax.nn.one_hot(jnp.full((len(held),), k), styles)
-    rows.append(np.asarray(jnp.clip(jnp.round(net(photos, onehot)), 0, 255)).astype(np.uint8))
+    rows.append(np.asarray(forward(graphdef, state, photos, onehot)))
   grid = np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
   path.parent.mkdir(parents=True, exist_ok=True)
   images.save_image(path, grid)
