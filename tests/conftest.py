@@ -1,6 +1,7 @@
 """Shared test setup: strict JAX, tiny narrow networks, sample images."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import jax
@@ -11,9 +12,12 @@ import jaxstyle
 
 # Tiny shapes make silent broadcasting bugs easy to miss; make them errors.
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# No persistent compilation cache in tests (CLI runs would write to ~/.cache);
-# tests/test_cache.py turns it on where it is the subject.
-os.environ["JAXSTYLE_CACHE_DIR"] = ""
+# The CLI's persistent compilation cache goes to a directory of this session's
+# own (not ~/.cache), shared by the CLI runs in this process and in the
+# subprocesses the tests start: each program a test session needs compiles
+# once. tests/test_cache.py gives its runs their own directory.
+_CACHE = tempfile.TemporaryDirectory(prefix="jaxstyle-test-xla-")
+os.environ["JAXSTYLE_CACHE_DIR"] = _CACHE.name
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
@@ -64,3 +68,30 @@ def shared_images():
   if not (content.exists() and style.exists()):
     pytest.skip(f"sample images not found at {SHARED_IMAGES} (they live beside the project)")
   return content, style
+
+
+TRAIN = ["--weights", "random:0:0.125", "--steps", "8", "--batch", "2", "--crop", "32",
+         "--width", "0.125", "--lr", "0.01", "--checkpoint-every", "4", "--sample-every", "4",
+         "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def training(tmp_path_factory):
+  """Six generated photos (two in a subfolder), a style, held-out photos, and a run of 8 steps."""
+  from PIL import Image
+
+  from jaxstyle import cli
+  root = tmp_path_factory.mktemp("training")
+  (root / "photos" / "sub").mkdir(parents=True)
+  for i in range(6):
+    Image.fromarray(smooth_image(40 + 4 * i, 48, seed=10 + i)).save(
+        root / "photos" / ("sub" if i % 2 else "") / f"p{i}.png")
+  Image.fromarray(smooth_image(48, 48, seed=2)).save(root / "style.png")
+  held = []
+  for i in range(2):
+    held.append(root / f"held{i}.png")
+    Image.fromarray(smooth_image(36, 44, seed=30 + i)).save(held[-1])
+  args = [str(root / "style.png"), "--data", str(root / "photos"), "--held-out",
+          *map(str, held), *TRAIN]
+  assert cli.main(["train", *args, "-o", str(root / "model")]) == 0
+  return root, args, held
