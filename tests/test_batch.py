@@ -98,11 +98,11 @@ SHARDED = textwrap.dedent("""
         seen.clear()
         sharded = jaxstyle.stylize_batch(content, styles, config, weights=w)
         placed = set(seen)
-        # The first and last members (devices 0 and 3) against single runs.
-        single = [jaxstyle.stylize(content, styles[i], config, weights=w) for i in (0, 3)]
-        for a, b in zip([sharded[0], sharded[3]], single):
-            np.testing.assert_allclose(a.history["total"], b.history["total"], rtol=2e-3)
-            assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
+        # The last member (on device 3) against a single run.
+        single = jaxstyle.stylize(content, styles[3], config, weights=w)
+        np.testing.assert_allclose(sharded[3].history["total"], single.history["total"],
+                                   rtol=2e-3)
+        assert np.abs(sharded[3].image.astype(int) - single.image.astype(int)).max() <= 2
         print(optimizer, "sharded over", placed, "devices")
     # A training step with the batch split over the 4 devices, against the same on one.
     import optax
@@ -126,7 +126,7 @@ SHARDED = textwrap.dedent("""
         state = nnx.to_pure_dict(state)
         opt_state = optax.adam(1e-3).init(state)
         curve = []
-        for step in range(2):
+        for step in range(5):
             batch = place(photos)
             placed.append(len(batch.sharding.device_set))
             state, opt_state, terms = training.train_step(
@@ -135,7 +135,7 @@ SHARDED = textwrap.dedent("""
             curve.append(float(terms["total"]))
         losses.append(curve)
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
-    placed = set(placed[:2])
+    placed = set(placed[:5])
     print("training batch split over", set(placed), "devices")
 """)
 
