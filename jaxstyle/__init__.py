@@ -12,9 +12,10 @@ from jaxstyle.errors import (ConfigError, ImageError, Interrupted, JaxstyleError
                              NonFiniteLossError, WeightsError)
 from jaxstyle.images import load_image, save_image
 from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gradient,
-                             style_layer_loss, tv_loss, w2_style_loss, w2_targets)
-from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, make_targets, objective,
-                                objective_terms)
+                             style_layer_loss, temporal_loss, tv_loss, w2_style_loss,
+                             w2_targets)
+from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, make_targets,
+                                objective, objective_terms)
 from jaxstyle.solver import RunState, SolverSpec
 from jaxstyle.transfer import Estimate, Result, estimate, stylize, stylize_batch
 from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, network_of,
@@ -28,10 +29,10 @@ __all__ = [
     "ConfigError", "Estimate", "ImageError", "Interrupted", "JaxstyleError", "LAYER_NAMES",
     "LossWeights", "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS",
     "PAPER_STYLE_LAYERS", "RandomWeightsWarning", "Result", "RunState", "SolverSpec",
-    "StyleConfig", "Targets", "Weights", "WeightsError", "canonical_layer", "content_loss",
+    "StyleConfig", "Targets", "Temporal", "Weights", "WeightsError", "canonical_layer", "content_loss",
     "convert_weights", "deprocess", "download_weights", "estimate", "gram_loss", "gram_matrix",
     "layer_names", "load_image", "load_weights", "make_targets", "network_of",
     "normalized_gradient", "objective", "objective_terms", "preprocess", "random_vgg",
     "random_weights", "resolve_weights", "save_image", "save_weights", "style_layer_loss",
-    "stylize", "stylize_batch", "tv_loss", "vgg_features", "w2_style_loss", "w2_targets",
+    "stylize", "stylize_batch", "temporal_loss", "tv_loss", "vgg_features", "w2_style_loss", "w2_targets",
 ]

@@ -135,7 +135,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                             "timing a few iterations), refuse if it cannot fit, write nothing")
   stylize.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(stylize)
-  add_config_options(stylize, base=base)
+  add_config_options(stylize, base=base, skip=VIDEO_ONLY)
   stylize.set_defaults(run=_cmd_stylize)
 
   batch = commands.add_parser(
@@ -156,7 +156,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   batch.add_argument("--quiet", action="store_true", help="no progress bar")
   add_distributed_option(batch)
   add_preset_option(batch)
-  add_config_options(batch, skip=tuple(MEMBER_LISTS), base=base)
+  add_config_options(batch, skip=tuple(MEMBER_LISTS) + VIDEO_ONLY, base=base)
   for field, (flag, kind) in MEMBER_LISTS.items():
     batch.add_argument(flag, dest=field, nargs="+", type=kind, default=[getattr(base, field)],
                        metavar="V", help=f"one or more values (default: {getattr(base, field)})")
@@ -224,7 +224,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                     help="output directory (default: demo_out)")
   demo.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(demo)
-  add_config_options(demo, skip=("size", "iters"), base=base)
+  add_config_options(demo, skip=("size", "iters") + VIDEO_ONLY, base=base)
   demo.add_argument("--size", type=int, default=128, help="(default: 128)")
   demo.add_argument("--iters", type=int, default=100, help="(default: 100)")
   demo.set_defaults(run=_cmd_demo)
@@ -329,6 +329,51 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   apply.add_argument("--batch", type=int, default=4, metavar="N",
                      help="images of one size per forward pass (default: 4)")
   apply.set_defaults(run=_cmd_apply)
+
+  video = commands.add_parser(
+      "video", help="stylize a clip: by optimisation with temporal consistency, or by a network",
+      description="Stylizes every frame of IN (a video file ffmpeg reads, or a folder of "
+                  "numbered frames) into OUT (mp4/webm/gif, or a folder), keeping the frame "
+                  "rate and the audio. With --style, by optimisation; --temporal-weight adds "
+                  "Ruder et al.'s temporal loss (each frame starts from the previous one "
+                  "warped by the optical flow). With --model, by a trained network. Frames are "
+                  "written as they finish (OUT.frames/ beside a video file); rerunning resumes "
+                  "at the first missing one. Prints the warping error (flicker) at the end.")
+  video.add_argument("input", metavar="IN")
+  video.add_argument("-o", "--output", required=True, metavar="OUT")
+  method = video.add_mutually_exclusive_group(required=True)
+  method.add_argument("--style", metavar="IMAGE", help="style image (optimisation)")
+  method.add_argument("--model", metavar="MODEL_DIR", help="a trained network (jaxstyle train)")
+  video.add_argument("--frames", default=None, metavar="A:B",
+                     help="only frames A to B-1 of the input (either may be empty)")
+  video.add_argument("--every", type=int, default=1, metavar="N",
+                     help="every N-th frame, at 1/N of the frame rate (previews; default: 1)")
+  video.add_argument("--style-mix", type=float, nargs="+", default=None, metavar="W",
+                     help="--model: weights of the model's styles (or of the --style-image "
+                          "list for AdaIN)")
+  video.add_argument("--style-image", nargs="+", default=(), metavar="IMAGE",
+                     help="--model of AdaIN: the style image(s)")
+  video.add_argument("--alpha", type=float, default=1.0, help="--model of AdaIN: content (0) "
+                     "to style (1) trade-off (default: 1)")
+  video.add_argument("--batch", type=int, default=4, metavar="N",
+                     help="--model: frames per forward pass (default: 4)")
+  video.add_argument("--quiet", action="store_true", help="no progress bar")
+  add_preset_option(video)
+  add_config_options(video, base=base, skip=("size",))
+  video.add_argument("--size", type=int, default=None,
+                     help=f"longest side of the frames (default: {base.size} by optimisation, "
+                          "the input's size by a model)")
+  video.set_defaults(run=_cmd_video)
+
+  video_metrics = commands.add_parser(
+      "video-metrics", help="flicker of a stylized clip: its warping error against its input",
+      description="Lai et al.'s (ECCV 2018) warping error: the mean over consecutive frames "
+                  "of the squared difference between output frame t and output frame t-1 "
+                  "warped by the input's optical flow, where that flow is reliable. Lower is "
+                  "steadier.")
+  video_metrics.add_argument("output", metavar="OUT", help="the stylized clip (file or folder)")
+  video_metrics.add_argument("input", metavar="IN", help="the clip it was made from")
+  video_metrics.set_defaults(run=_cmd_video_metrics)
 
   presets_command = commands.add_parser(
       "presets", help="list the presets (published objectives) or show one's settings",
@@ -555,6 +600,9 @@ def _cmd_presets(args) -> int:
   return 0
 
 
+# StyleConfig fields that only a clip gives a meaning to.
+VIDEO_ONLY = ("temporal_weight",)
+
 TRAIN_SPLIT = ("each batch split over all their devices (MODEL_DIR on storage they share; "
                "process 0 writes the model)")
 
@@ -562,7 +610,7 @@ TRAIN_SPLIT = ("each batch split over all their devices (MODEL_DIR on storage th
 TRAIN_SKIPS = ("size", "iters", "scales", "scale_factor", "scale_iters", "init", "optimizer", "lr",
                "ema_decay", "lbfgs_memory", "lbfgs_linesearch", "lbfgs_restart", "seed",
                "record_terms", "style_masks", "preserve_colors", "style_blend_weights",
-               "style_scale", "normalize_gradients")
+               "style_scale", "normalize_gradients", "temporal_weight")
 
 
 # TrainConfig fields of Johnson's network alone.
@@ -701,6 +749,46 @@ def _cmd_apply(args) -> int:
   return 0
 
 
+def _cmd_video(args) -> int:
+  from jaxstyle import images
+  from jaxstyle.video import stylize as video
+
+  config = config_from_args(args, skip=("size",))
+  stylizer = model_record = None
+  if args.model is not None:
+    from jaxstyle.nets import models
+    from jaxstyle.nets.apply import stylizer_for
+    if args.batch < 1:
+      raise JaxstyleError(f"--batch: expected at least 1, got {args.batch}")
+    net, meta = models.load_model(args.model)
+    stylizer = stylizer_for(
+        net, style=args.style_mix if args.style_mix is not None else 0, alpha=args.alpha,
+        style_images=[images.load_image(p, size=512) for p in args.style_image])
+    model_record = {"path": str(args.model), "params_sha256": meta["params_sha256"],
+                    "style_weights": stylizer.style_S.tolist(), "alpha": args.alpha}
+  else:
+    images.source_shape(args.style, what="style")  # A bad style image: before any frame.
+    if args.size is not None:
+      config = config.replace(size=args.size)
+  summary = video.stylize_video(args.input, args.output, config=config, style=args.style,
+                                stylizer=stylizer, model_record=model_record,
+                                frames=args.frames, every=args.every, size=args.size,
+                                batch=args.batch, progress=not args.quiet)
+  error = summary["warping_error"]
+  print(f"video: {summary['frames']} frames -> {summary['output']} "
+        f"({summary['seconds_per_frame']:.2f} s/frame, optical flow "
+        f"{summary['flow_seconds_per_frame']:.3f} s/frame); warping error "
+        + (f"{error:.6g}" if error is not None else "n/a (one frame)"))
+  return 0
+
+
+def _cmd_video_metrics(args) -> int:
+  from jaxstyle.video import stylize as video
+  result = video.metrics(args.output, args.input)
+  print(f"{args.output}: {result['frames']} frames, warping error {result['warping_error']:.6g}")
+  return 0
+
+
 def _cmd_demo(args) -> int:
   from jaxstyle import demo
   demo.run(args, config_from_args(args))
@@ -720,7 +808,7 @@ def main(argv=None) -> int:
   parser = build_parser(presets.get(preset) if preset in presets.PRESETS else None)
   args = parser.parse_args(argv)
   if args.command in ("stylize", "batch", "sweep", "reproduce", "demo", "train", "train-adain",
-                      "apply"):
+                      "apply", "video"):
     from jaxstyle import cache
     cache.enable()  # Repeated runs load their compiled programs instead of compiling.
   with warnings.catch_warnings():  # Restores the default display on the way out.

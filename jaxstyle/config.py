@@ -105,6 +105,9 @@ class StyleConfig:
   style_weight: float = _opt(1e4, "weight β of the style loss Σ_l w_l E_l, w_l summing to 1")
   tv_weight: float = _opt(1e2, "weight of the total-variation loss (0 disables it)")
   tv_beta: float = _opt(2.0, "TV exponent β in Σ(Δx²+Δy²)^(β/2); the Keras example uses 2.5")
+  temporal_weight: float = _opt(0.0, "video: weight λ_t of Ruder et al.'s temporal loss "
+                                "(1/D)Σc(x−ω)² against the previous frame warped by the optical "
+                                "flow; 0 stylizes each frame on its own")
   content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "content layers: relu4_2 or "
                                          "block4_conv2 (after the ReLU), conv4_2 (before it)",
                                          metavar="LAYER")

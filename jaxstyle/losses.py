@@ -15,6 +15,7 @@ reshaped to M x N, with M = H * W positions and N = C channels.
   ``norm="sum"``         L = Σ (F − P)²
   ``norm="mean"``        L = Σ (F − P)² / (N M)
 ``tv_loss``              TV = Σ (Δx² + Δy²)^(β/2) over the (H−1)x(W−1) grid
+``temporal_loss``        T = (1/D) Σ c (x − ω)²,  D = H·W·3   (Ruder et al. 2016, eq. 3)
 =======================  ================================================
 
 All accumulate in float32 and are pure; :func:`jaxstyle.objective` combines
@@ -211,6 +212,16 @@ def normalized_gradient(loss_fn: Callable) -> Callable:
 
   wrapped.defvjp(fwd, bwd)
   return wrapped
+
+
+def temporal_loss(x_HxWx3, warped_HxWx3, weights_HxW):
+  """Ruder et al.'s short-term temporal loss: T = (1/D) Σ_x c(x) ‖x(x) − ω(x)‖², D = H·W·3.
+
+  ω is the previous stylized frame warped to this one, c ∈ [0, 1] per pixel
+  (0 where the flow is unreliable: :func:`jaxstyle.video.flow.reliable`).
+  """
+  diff = x_HxWx3.astype(jnp.float32) - warped_HxWx3
+  return jnp.sum(weights_HxW[..., None] * jnp.square(diff)) / x_HxWx3.size
 
 
 @functools.partial(jax.jit, static_argnames="beta")

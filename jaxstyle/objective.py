@@ -85,16 +85,25 @@ def run_params(weights: Weights, spec: ObjectiveSpec):
 
 
 class LossWeights(NamedTuple):
-  """Weights α (content), β (style), γ (TV); arrays, so ``vmap`` can sweep them."""
+  """Weights α (content), β (style), γ (TV), λ_t (temporal); arrays, so ``vmap`` can sweep them."""
 
   content: jax.Array
   style: jax.Array
   tv: jax.Array
+  temporal: jax.Array | float = 0.0
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> "LossWeights":
-    return cls(*(jnp.float32(w) for w in
-                 (config.content_weight, config.style_weight, config.tv_weight)))
+    return cls(*(jnp.float32(w) for w in (config.content_weight, config.style_weight,
+                                          config.tv_weight, config.temporal_weight)))
+
+
+class Temporal(NamedTuple):
+  """A video frame's temporal target (Ruder et al. 2016): the previous stylized frame warped
+  to this one (``image_HxWx3``, RGB 0-255) and each pixel's weight c (``weights_HxW``)."""
+
+  image_HxWx3: jax.Array
+  weights_HxW: jax.Array
 
 
 class Targets(NamedTuple):
@@ -110,11 +119,13 @@ class Targets(NamedTuple):
       masks, each has a leading axis K, one entry per masked style.
     masks: None, or ``{layer: K x H x W}``: each style's mask at that
       layer's resolution, the Gram of style k taken over F·m_k.
+    temporal: None, or a video frame's :class:`Temporal` target.
   """
 
   content: dict
   style: dict
   masks: dict | None = None
+  temporal: Temporal | None = None
 
 
 def make_targets(params, content_rgb_HxWx3, style_rgb, spec: ObjectiveSpec, *,
@@ -245,7 +256,8 @@ def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
   """The unweighted loss terms of one image in RGB 0-255.
 
   Returns ``{"content": Σ_l content_loss, "style": Σ_l w_l E_l, "tv": TV}``,
-  E_l the layer's style loss (summed over the masked styles, if any).
+  E_l the layer's style loss (summed over the masked styles, if any), and
+  ``"temporal"`` (:func:`jaxstyle.losses.temporal_loss`) when the targets have one.
   """
   feats = network_features(params, x_HxWx3[None], spec.layers, spec, remat=spec.remat)
   pixels = x_HxWx3.shape[0] * x_HxWx3.shape[1]
@@ -258,8 +270,10 @@ def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
                 jnp.float32(0))
   style = sum((w * style_fn(feats[n][0], targets.style[n], masks.get(n))
                for n, w in zip(spec.style_layers, spec.style_layer_weights)), jnp.float32(0))
-  return {"content": content, "style": style,
-          "tv": losses.tv_loss(x_HxWx3, beta=spec.tv_beta)}
+  terms = {"content": content, "style": style, "tv": losses.tv_loss(x_HxWx3, beta=spec.tv_beta)}
+  if targets.temporal is not None:
+    terms["temporal"] = losses.temporal_loss(x_HxWx3, *targets.temporal)
+  return terms
 
 
 # Style losses on weighted moments: a mask weighs positions by m² instead of scaling a Gram.
@@ -285,9 +299,11 @@ def _style_layer(F_HxWxC, target, masks_KxHxW, *, spec: ObjectiveSpec, pixels: i
 
 
 def objective(params, targets: Targets, x_HxWx3, weights: LossWeights, spec: ObjectiveSpec):
-  """Total = α Σ content + β Σ_l w_l E_l + γ TV, and the unweighted terms."""
+  """Total = α Σ content + β Σ_l w_l E_l + γ TV (+ λ_t T for a video frame), and the terms."""
   terms = objective_terms(params, targets, x_HxWx3, spec)
   total = weights.content * terms["content"] + weights.style * terms["style"] + weights.tv * terms["tv"]
+  if "temporal" in terms:
+    total = total + weights.temporal * terms["temporal"]
   return total, terms
 
 

@@ -27,9 +27,9 @@ from jaxstyle import images as image_io
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, Interrupted, NonFiniteLossError
 from jaxstyle.members import init_states, run_chunks, shard_members, shared_program
-from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features, make_targets,
-                                mask_pyramid, normalised_weights, objective, run_params, stack,
-                                style_targets)
+from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, features,
+                                make_targets, mask_pyramid, normalised_weights, objective,
+                                run_params, stack, style_targets)
 from jaxstyle.solver import CHUNK_CAPACITY, TERMS, RunState, SolverSpec, output_image
 from jaxstyle.weights import Weights, resolve_weights
 
@@ -115,7 +115,7 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
             key: jax.Array | None = None, weights: Weights | None = None,
             progress: bool = False, callback: ChunkCallback | None = None,
             save_every: int = 0, checkpoint=None, checkpoint_every: int = 0,
-            resume: bool = False) -> Result:
+            resume: bool = False, init_image=None, temporal: Temporal | None = None) -> Result:
   """Optimises an image to match ``content_img``'s content and ``style_img``'s style.
 
   Args:
@@ -136,6 +136,10 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
     checkpoint_every: see ``checkpoint``.
     resume: continue from ``checkpoint`` (written with the same config and
       inputs); the result is bit-identical to an uninterrupted run's.
+    init_image: a uint8 RGB image to start from instead of ``config.init``
+      (resized to the content's shape); a video's warped previous frame.
+    temporal: a video frame's :class:`~jaxstyle.objective.Temporal` target,
+      weighted by ``config.temporal_weight`` (one scale only).
 
   Raises:
     NonFiniteLossError: the objective became NaN or inf; it carries the last
@@ -158,9 +162,12 @@ def stylize(content_img, style_img, config: StyleConfig = StyleConfig(), *,
                      resume=ckpt.load(checkpoint) if resume else None)
   elif resume:
     raise ConfigError("resume=True needs the checkpoint file to resume from")
+  if temporal is not None and config.scales != 1:
+    raise ConfigError("a temporal target needs --scales 1 (it lives at the frame's size)")
   (result,) = _run([config], content_img, [style_img], [key], weights=weights,
                    progress=progress, callback=member_callback, save_every=save_every,
-                   checkpoint=plan)
+                   checkpoint=plan, init_images=None if init_image is None else [init_image],
+                   temporal=temporal)
   if result.error:
     raise NonFiniteLossError(result.error, image=result.image, iteration=result.iterations)
   return result
@@ -277,7 +284,8 @@ def stylize_batch(content_img, style_imgs, configs, *, keys=None,
 
 
 def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=None,
-         save_every=0, checkpoint: ckpt.Plan | None = None) -> list[Result]:
+         save_every=0, checkpoint: ckpt.Plan | None = None, init_images=None,
+         temporal=None) -> list[Result]:
   """Runs len(configs) members, one scale after another (see ``StyleConfig.scales``)."""
   config = shared_program(configs)
   if weights is None:  # Once for all scales, not once per scale.
@@ -302,7 +310,7 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   if config.scales == 1:
     return _run_scale(configs, content_img, style_imgs, keys, weights=weights,
                       progress=progress, callback=callback, save_every=save_every,
-                      checkpoint=checkpoint)
+                      checkpoint=checkpoint, init_images=init_images, temporal=temporal)
   iters = config.scale_iters or (config.iters,) * config.scales
   previous, stages = None, []
   if first_stage:  # Finished scales come back from the checkpoint; their images are not needed.
@@ -381,15 +389,19 @@ def _interrupt_flag(enabled: bool):
 
 def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, progress,
                callback=None, save_every=0, init_images=None,
-               checkpoint: ckpt.Plan | None = None) -> list[Result]:
+               checkpoint: ckpt.Plan | None = None, temporal=None) -> list[Result]:
   """Runs len(configs) members in one program at one size; the engine itself.
 
   ``init_images`` (one uint8 image per member, any size) replace the
   configured init, resized to the content's shape: the previous scale's results.
   ``checkpoint`` says where and how often to write checkpoints, and holds the
   one to resume from; with it, Ctrl-C writes one and raises Interrupted.
+  ``temporal``: a video frame's temporal target, shared by the members.
   """
   config = shared_program(configs)
+  if temporal is None and any(c.temporal_weight for c in configs):
+    raise ConfigError("--temporal-weight: the temporal loss needs the previous frame of a "
+                      "clip; use jaxstyle video (or pass temporal= to stylize)")
   spec = ObjectiveSpec.from_config(config, weights.convention)
   solver = SolverSpec.from_config(config)
   params = run_params(weights, spec)
@@ -426,8 +438,19 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
                                styles=styles, blend_weights=c.style_blend_weights))
     if init_images is not None:  # Coarse to fine: start from the upsampled previous scale.
       x0s = [jnp.asarray(_as_init(img, content.shape, config), jnp.float32) for img in init_images]
+    if temporal is not None:
+      image = np.asarray(temporal.image_HxWx3, np.float32)
+      if image.shape != content.shape or np.shape(temporal.weights_HxW) != content.shape[:2]:
+        raise ConfigError(f"temporal target of shape {image.shape} and weights "
+                          f"{np.shape(temporal.weights_HxW)}, expected the frame's "
+                          f"{content.shape} and {content.shape[:2]}")
+      if config.preserve_colors == "luminance":  # The iterate lives in luminance space.
+        image = color.luminance_image(np.clip(np.round(image), 0, 255).astype(np.uint8))
+      temporal = Temporal(jnp.asarray(image, jnp.float32),
+                          jnp.asarray(temporal.weights_HxW, jnp.float32))
+      inputs += [np.asarray(temporal.image_HxWx3), np.asarray(temporal.weights_HxW)]
     targets = Targets(content={n: at_content[n] for n in spec.content_layers},
-                      style=stack(member_targets), masks=masks)
+                      style=stack(member_targets), masks=masks, temporal=temporal)
     x0 = jnp.stack(x0s)
     loss_weights = stack([LossWeights.from_config(c) for c in configs])
     if mesh is not None:

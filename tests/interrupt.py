@@ -5,8 +5,9 @@
 runs ``jaxstyle ARGS...`` and, right after the N-th EVENT has completed,
 sends the process itself each signal in SIGNALS (comma-separated names:
 ``KILL``, ``INT``, ``INT,INT``). EVENT is ``checkpoint`` (a checkpoint file
-written), ``record`` (a sweep record appended) or ``train-checkpoint`` (a
-training checkpoint complete on disk). The tests use it to kill or
+written), ``record`` (a sweep record appended), ``train-checkpoint`` (a
+training checkpoint complete on disk) or ``video-frame`` (a stylized frame
+written). The tests use it to kill or
 interrupt a run at a known iteration however fast the machine is, and
 :func:`hook` does the same inside the test process for SIGINT.
 """
@@ -17,7 +18,8 @@ import sys
 
 EVENTS = {"checkpoint": ("jaxstyle.checkpoint", "save"),
           "record": ("jaxstyle.sweep", "append_record"),
-          "train-checkpoint": ("jaxstyle.nets.train", "_write_checkpoint")}
+          "train-checkpoint": ("jaxstyle.nets.train", "_write_checkpoint"),
+          "video-frame": ("jaxstyle.video.io", "write_frame")}
 
 
 def hook(monkeypatch_setattr, event: str, n: int, signals: list[str]) -> None:

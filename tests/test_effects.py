@@ -317,6 +317,8 @@ def test_every_config_field_has_an_effect_test():
       "seed": "test_transfer.py::test_same_seed_same_image_other_seed_other_image",
       "weights": "test_cli.py (random:SEED:WIDTH and .h5 paths)",
       "record_terms": "test_record_terms_off_keeps_the_total_and_drops_the_terms",
+      "temporal_weight": "test_video.py::test_temporal_term_and_its_gradient_against_numpy "
+                         "and ::test_temporal_consistency_lowers_the_warping_error",
   }
   covered = set(elsewhere) | {k for changes, _, _ in CASES.values() for k in changes}
   import dataclasses

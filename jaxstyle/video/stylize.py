@@ -1,0 +1,161 @@
+"""Stylizing a clip: by optimisation with temporal consistency, or by a trained network.
+
+Optimisation (Ruder, Dosovitskiy & Brox, GCPR 2016): frame t starts from
+the stylized frame t−1 warped to t by the backward flow, and its objective
+gains the temporal term λ_t · (1/D) Σ c (x − warp(x_{t−1}))² (see
+:func:`jaxstyle.losses.temporal_loss`), c = 0 where the flow is unreliable
+(:func:`jaxstyle.video.flow.reliable`). With ``temporal_weight`` 0 every
+frame is stylized on its own from the configured init: the flickering
+baseline. Every frame runs the same compiled programs (frame 0 carries a
+temporal target of weight c = 0, so its objective has the same structure).
+
+Feed-forward: frames go through the network in batches.
+
+Frames are written as they finish (``frame_000000.png`` ..., each with its
+provenance); a rerun resumes at the first missing frame from the stylized
+frame before it, on disk, so a resumed clip equals an uninterrupted one.
+Ctrl-C encodes the frames done so far (a playable partial clip) and stops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxstyle import images, provenance
+from jaxstyle.config import StyleConfig
+from jaxstyle.errors import ConfigError, Interrupted
+from jaxstyle.files import sha256_file
+from jaxstyle.objective import Temporal
+from jaxstyle.video import flow as flows
+from jaxstyle.video import io as vio
+from jaxstyle.video.io import (Clip, encode, first_missing, frame_path, frames_dir,
+                               is_video_path, read_clip)
+
+
+def _frame_text(record: dict) -> dict:
+  return {provenance.PNG_KEY: json.dumps(record, sort_keys=True)}
+
+
+def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, model_record=None,
+                  frames: str | None = None, every: int = 1, size: int | None = None,
+                  weights=None, batch: int = 4, progress: bool = False, log=print) -> dict:
+  """Stylizes the clip ``src`` into ``out`` (a video file or a folder of frames).
+
+  Either ``style`` (a style image: optimisation with ``config``, whose
+  ``temporal_weight`` switches Ruder's temporal term on) or ``stylizer``
+  (a trained network's :func:`jaxstyle.nets.apply.stylizer_for`, with its
+  ``model_record`` for provenance). Returns a summary: frames, seconds per
+  frame, the warping error of the output against the input.
+  """
+  if (style is None) == (stylizer is None):
+    raise ConfigError("video: expected a style image (--style) or a model (--model), not both")
+  clip = read_clip(src, size=size if stylizer is not None else config.size, frames=frames,
+                   every=every)
+  folder = frames_dir(out)
+  if folder.exists() and not folder.is_dir():
+    raise ConfigError(f"{folder}: exists and is not a folder of frames")
+  folder.mkdir(parents=True, exist_ok=True)
+  count = len(clip.frames)
+  start = first_missing(folder, count)
+  if start:
+    log(f"video: {start} of {count} frames already in {folder}; resuming at frame {start}")
+  base = {"input": {"path": str(clip.source), "fps": clip.fps, "every": every,
+                    "frames": frames}, "versions": provenance.versions()}
+  bar = _progress(count, start, progress)
+  began, flow_seconds = time.perf_counter(), 0.0
+  done = start
+  try:
+    if stylizer is not None:
+      for first in range(start, count, batch):
+        group = clip.frames[first:first + batch]
+        for i, rgb in enumerate(stylizer(np.stack(group)), start=first):
+          vio.write_frame(folder, i, rgb, _frame_text(base | {"frame": clip.indices[i],
+                                                           "model": model_record}))
+          done = i + 1
+          bar.update(1)
+    else:
+      if config.scales != 1:
+        raise ConfigError("video: --scales must be 1 (each frame starts from the previous one)")
+      style_ref = ({"path": str(style), "sha256": sha256_file(style)}
+                   if isinstance(style, (str, Path)) else None)
+      if weights is None:  # Once for the clip (and its random-features warning once).
+        from jaxstyle.weights import resolve_weights
+        weights = resolve_weights(config.weights, network=config.network)
+      for t in range(start, count):
+        tick = time.perf_counter()
+        init, temporal = _temporal_inputs(clip, folder, t, config)
+        flow_seconds += time.perf_counter() - tick
+        result = stylize_frame(clip.frames[t], style, config, init=init, temporal=temporal,
+                               weights=weights)
+        record = base | {"frame": clip.indices[t], "style": style_ref,
+                         "config": config.to_dict(), "weights": result.weights,
+                         "final_loss": float(result.history["total"][-1])
+                         if result.iterations else result.initial["total"]}
+        vio.write_frame(folder, t, result.image, _frame_text(record))
+        done = t + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['final_loss']:.4g}", refresh=False)
+  except KeyboardInterrupt:
+    bar.close()
+    if done and is_video_path(out):
+      encode(folder, done, out, fps=clip.fps, audio_from=clip.source if clip.audio else None)
+    raise Interrupted(f"video: stopped after {done} of {count} frames"
+                      + (f"; {out} holds them" if done and is_video_path(out) else "")
+                      + "; run the same command again to resume") from None
+  bar.close()
+  seconds = time.perf_counter() - began
+  if is_video_path(out):
+    encode(folder, count, out, fps=clip.fps, audio_from=clip.source if clip.audio else None)
+  outputs = [images.load_image(frame_path(folder, i), min_side=1) for i in range(count)]
+  summary = {"frames": count, "stylized_now": count - start, "fps": clip.fps,
+             "seconds_per_frame": seconds / max(count - start, 1),
+             "flow_seconds_per_frame": flow_seconds / max(count - start, 1),
+             "warping_error": flows.warping_error(outputs, clip.frames) if count > 1 else None,
+             "output": str(out)}
+  return summary
+
+
+def _temporal_inputs(clip: Clip, folder: Path, t: int, config: StyleConfig):
+  """Frame t's init and temporal target: the previous stylized frame warped to t, and c."""
+  if not config.temporal_weight:
+    return None, None  # Per-frame stylization: the configured init, no temporal term.
+  frame = clip.frames[t]
+  if t == 0:  # Same structure as later frames, so one program; c = 0 switches the term off.
+    return None, Temporal(np.asarray(frame, np.float32), np.zeros(frame.shape[:2], np.float32))
+  previous = images.load_image(frame_path(folder, t - 1), min_side=1)  # On disk: resumable.
+  backward = flows.optical_flow(frame, clip.frames[t - 1])
+  forward = flows.optical_flow(clip.frames[t - 1], frame)
+  warped = flows.warp(previous, backward)
+  return (np.clip(np.round(warped), 0, 255).astype(np.uint8),
+          Temporal(warped, flows.reliable(backward, forward)))
+
+
+def stylize_frame(frame, style, config: StyleConfig, *, init=None, temporal=None, weights=None):
+  """One frame by optimisation: :func:`jaxstyle.stylize` with an init image and a temporal target."""
+  from jaxstyle.transfer import stylize
+  return stylize(frame, style, config, key=jax.random.key(config.seed), weights=weights,
+                 init_image=init, temporal=temporal)
+
+
+def _progress(total: int, start: int, enabled: bool):
+  from tqdm.auto import tqdm
+  return tqdm(total=total, initial=start, disable=not enabled, unit="frame", desc="video",
+              dynamic_ncols=True, mininterval=0.5)
+
+
+def metrics(output, source) -> dict:
+  """``jaxstyle video-metrics``: the warping error of ``output`` against the clip ``source``."""
+  out = read_clip(output)
+  src = read_clip(source, size=max(out.frames[0].shape[:2]))
+  if len(out.frames) != len(src.frames):
+    raise ConfigError(f"{output}: {len(out.frames)} frames, but {source} has "
+                      f"{len(src.frames)}; compare a stylized clip with its own input")
+  if out.frames[0].shape != src.frames[0].shape:
+    raise ConfigError(f"{output}: frames of {out.frames[0].shape[1]}x{out.frames[0].shape[0]}, "
+                      f"{source} resized to {src.frames[0].shape[1]}x{src.frames[0].shape[0]}")
+  return {"frames": len(out.frames), "warping_error": flows.warping_error(out.frames, src.frames)}

@@ -1,0 +1,214 @@
+"""Video: flow and warping on a pan whose flow is known, the temporal term, flicker, resume, I/O."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle import cli
+from jaxstyle.objective import LossWeights, ObjectiveSpec, Temporal, objective
+from jaxstyle.video import flow as flows
+from jaxstyle.video import io as vio
+
+pytest.importorskip("cv2", reason="video needs opencv-python-headless (the dev extra has it)")
+pytest.importorskip("imageio_ffmpeg", reason="video needs imageio-ffmpeg (the dev extra has it)")
+
+STEP = (2, 1)  # The camera moves 2 px right and 1 px down per frame.
+
+
+def textured(height, width, *, seed):
+  """A photo-like texture: noise at 4 px, smoothly interpolated (optical flow needs texture)."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.uniform(0, 255, (height // 4 + 2, width // 4 + 2, 3)).astype(np.uint8)
+  big = Image.fromarray(coarse).resize(((width // 4 + 2) * 4, (height // 4 + 2) * 4),
+                                       Image.Resampling.BICUBIC)
+  return np.asarray(big)[:height, :width]
+
+
+def pan(frames, height, width, *, seed=0):
+  """Frame t is the window at offset t·STEP of a larger texture: frame_t(x) = frame_{t−1}(x + STEP)."""
+  big = textured(height + STEP[1] * frames + 8, width + STEP[0] * frames + 8, seed=seed)
+  return [big[t * STEP[1]:t * STEP[1] + height, t * STEP[0]:t * STEP[0] + width]
+          for t in range(frames)]
+
+
+def test_warping_by_the_pans_true_flow_is_exact_and_its_uncovered_strip_is_unreliable():
+  f0, f1 = pan(2, 36, 44)
+  backward = np.broadcast_to(np.float32(STEP), (36, 44, 2)).copy()  # flow(t, t−1) = +STEP.
+  warped = flows.warp(f0, backward)
+  dx, dy = STEP
+  # Inside: exact (an integer shift needs no interpolation). The last dx columns and dy rows
+  # would come from outside frame t−1: what the pan uncovers.
+  np.testing.assert_array_equal(warped[:-dy, :-dx], f1[:-dy, :-dx])
+  c = flows.reliable(backward, -backward)
+  want = np.ones((36, 44), np.float32)
+  want[-dy:, :] = 0
+  want[:, -dx:] = 0
+  np.testing.assert_array_equal(c, want)
+  # A pixel whose round trip does not come back (occlusion, eq. 6) is unreliable too: the
+  # forward flow broken at rows 10-13, columns 10-13 of frame t−1, which frame t's pixels
+  # 1 row up and 2 columns left land on.
+  broken = -backward
+  broken[10:14, 10:14] = (5.0, -3.0)
+  got = flows.reliable(backward, broken)
+  assert got[9:13, 8:12].max() == 0 and got[:-dy, :-dx].sum() == got[:-dy, :-dx].size - 16
+  # DIS finds the pan: the estimated flow(t, t−1) is +STEP (the sign convention), to 0.2 px.
+  estimated = flows.optical_flow(f1, f0)
+  inside = estimated[4:-4, 4:-4]
+  np.testing.assert_allclose(np.median(inside.reshape(-1, 2), 0), STEP, atol=0.2)
+
+
+def test_temporal_term_and_its_gradient_against_numpy(narrow_weights):
+  rng = np.random.default_rng(4)
+  x = rng.uniform(0, 255, (20, 24, 3)).astype(np.float32)
+  warped = rng.uniform(0, 255, (20, 24, 3)).astype(np.float32)
+  c = (rng.uniform(size=(20, 24)) > 0.3).astype(np.float32)
+  # The other terms weighted 0, so that the total is λ_t T alone (not a small difference of
+  # large float32 totals); that the terms add up is test_effects.py's subject.
+  config = jaxstyle.StyleConfig(temporal_weight=3.0, content_weight=0.0, style_weight=0.0,
+                                tv_weight=0.0, content_layers=("relu1_1",),
+                                style_layers=("relu1_1",))
+  spec = ObjectiveSpec.from_config(config, "caffe")
+  targets = jaxstyle.make_targets(narrow_weights.params, x, x, spec)
+  weights = LossWeights.from_config(config)
+  assert float(weights.temporal) == 3.0
+
+  def total(img):
+    return objective(narrow_weights.params, targets._replace(temporal=Temporal(warped, c)), img,
+                     weights, spec)
+  value, terms = total(jnp.asarray(x))
+  want = np.sum(c[..., None] * (x.astype(np.float64) - warped) ** 2) / x.size  # 1/D Σ c (x − ω)²
+  np.testing.assert_allclose(terms["temporal"], want, rtol=1e-5)
+  np.testing.assert_allclose(value, 3.0 * want, rtol=1e-5)
+  grad = jax.grad(lambda img: total(img)[0])(jnp.asarray(x))
+  np.testing.assert_allclose(grad, 3.0 * 2 * c[..., None] * (x - warped) / x.size, rtol=1e-4,
+                             atol=1e-7)
+  assert "temporal" not in objective(narrow_weights.params, targets, jnp.asarray(x), weights,
+                                     spec)[1]  # No target, no term.
+  with pytest.raises(jaxstyle.ConfigError, match="--temporal-weight: the temporal loss needs "
+                                                 "the previous frame of a clip"):
+    jaxstyle.stylize(x.astype(np.uint8), x.astype(np.uint8), config.replace(size=24, iters=1),
+                     weights=narrow_weights)
+
+
+VIDEO = ["--weights", "random:0:0.125", "--size", "40", "--iters", "12", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+  """A 6-frame pan as numbered PNGs, and its per-frame and temporal stylizations (CLI)."""
+  root = tmp_path_factory.mktemp("video")
+  (root / "in").mkdir()
+  for t, frame in enumerate(pan(6, 32, 40)):
+    Image.fromarray(frame).save(root / "in" / f"{t + 1}.png")  # Numbered from 1, unpadded.
+  style = root / "style.png"
+  Image.fromarray(textured(40, 40, seed=9)).save(style)
+  runs = {}
+  for name, weight in (("per_frame", "0"), ("temporal", "200")):
+    assert cli.main(["video", str(root / "in"), "-o", str(root / name), "--style", str(style),
+                     "--temporal-weight", weight, *VIDEO]) == 0
+    runs[name] = root / name
+  return root, style, runs
+
+
+def _frames(folder):
+  return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]
+
+
+def test_temporal_consistency_lowers_the_warping_error(clip, capsys):
+  root, _, runs = clip
+  inputs = [np.asarray(Image.open(root / "in" / f"{t + 1}.png")) for t in range(6)]
+  errors = {name: flows.warping_error(_frames(folder), inputs) for name, folder in runs.items()}
+  print("warping error:", errors)
+  assert errors["temporal"] < 0.7 * errors["per_frame"], errors
+  record = json.loads(Image.open(runs["temporal"] / "frame_000003.png").text["jaxstyle"])
+  assert record["frame"] == 3 and record["config"]["temporal_weight"] == 200.0
+  # video-metrics says the same number.
+  capsys.readouterr()
+  assert cli.main(["video-metrics", str(runs["temporal"]), str(root / "in")]) == 0
+  out = capsys.readouterr().out
+  assert f"{errors['temporal']:.6g}" in out
+
+
+def test_a_killed_clip_resumes_at_the_first_missing_frame_and_equals_an_unbroken_run(
+    clip, tmp_path, capsys):
+  root, style, runs = clip
+  out = tmp_path / "out"
+  args = ["video", str(root / "in"), "-o", str(out), "--style", str(style),
+          "--temporal-weight", "200", *VIDEO]
+  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "video-frame", "3",
+                         "--", *args], capture_output=True, text=True, timeout=600)
+  assert proc.returncode == -9, proc.stderr[-2000:]
+  assert len(list(out.glob("frame_*.png"))) == 3
+  capsys.readouterr()
+  assert cli.main(args) == 0
+  assert "3 of 6 frames already in" in capsys.readouterr().out  # Only frames 3-5 run again.
+  for a, b in zip(_frames(out), _frames(runs["temporal"]), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_video_files_in_and_out_with_audio_and_a_network(clip, tmp_path, capsys):
+  from jaxstyle.nets import models
+  from jaxstyle.nets.apply import Stylizer
+  from tests.conftest import FIXTURES
+  root, _, _ = clip
+  ffmpeg = __import__("imageio_ffmpeg").get_ffmpeg_exe()
+  src = tmp_path / "in.mp4"
+  # The pan as an mp4 at 12 fps, with a sine tone for audio.
+  subprocess.run([ffmpeg, "-v", "error", "-framerate", "12", "-i", str(root / "in" / "%d.png"),
+                  "-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-shortest",
+                  "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(src)], check=True)
+  source = vio.read_clip(src)
+  assert (len(source.frames), source.fps, source.audio) == (6, 12.0, True)
+  model = models.convert_pth(FIXTURES / "transformer_narrow_legacy.pth", tmp_path / "model")
+  out = tmp_path / "out.mp4"
+  assert cli.main(["video", str(src), "-o", str(out), "--model", str(model), "--frames", "1:",
+                   "--every", "2", "--quiet"]) == 0
+  made = vio.read_clip(out)
+  assert (len(made.frames), made.fps, made.audio) == (3, 6.0, True)  # Frames 1, 3, 5.
+  net, _ = models.load_model(model)
+  want = Stylizer(net)(np.stack([source.frames[i] for i in (1, 3, 5)]))
+  np.testing.assert_array_equal(_frames(tmp_path / "out.mp4.frames"), want)
+  capsys.readouterr()
+  assert cli.main(["video", str(src), "-o", str(tmp_path / "out.gif"), "--model", str(model),
+                   "--frames", ":2", "--quiet"]) == 0
+  assert "warning: " + str(tmp_path / "out.gif") + ": a GIF has no audio track" in (
+      capsys.readouterr().err)
+  assert len(vio.read_clip(tmp_path / "out.gif").frames) == 2
+
+
+def test_bad_clips_are_one_line_and_exit_2(clip, tmp_path, capsys):
+  root, style, _ = clip
+  bad = tmp_path / "bad.mp4"
+  bad.write_bytes(b"not a video at all")
+  (tmp_path / "empty").mkdir()
+  mixed = tmp_path / "mixed"
+  mixed.mkdir()
+  Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(mixed / "1.png")
+  Image.fromarray(np.zeros((20, 31, 3), np.uint8)).save(mixed / "2.png")
+  truncated = tmp_path / "cut.mp4"
+  good = tmp_path / "good.mp4"
+  ffmpeg = __import__("imageio_ffmpeg").get_ffmpeg_exe()
+  subprocess.run([ffmpeg, "-v", "error", "-framerate", "12", "-i", str(root / "in" / "%d.png"),
+                  "-c:v", "libx264", "-pix_fmt", "yuv420p", str(good)], check=True)
+  truncated.write_bytes(good.read_bytes()[:200])
+  cases = [(bad, "bad.mp4: not a video ffmpeg can read"),
+           (tmp_path / "empty", "empty: no frames"),
+           (mixed, "2.png: frame size 31x20 differs from 1.png's 30x20"),
+           (truncated, "cut.mp4: not a video ffmpeg can read"),
+           (tmp_path / "missing.mp4", "missing.mp4: no such video file or folder of frames")]
+  for src, message in cases:
+    out = tmp_path / "o.mp4"
+    assert cli.main(["video", str(src), "-o", str(out), "--style", str(style), *VIDEO]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+  assert cli.main(["video", str(root / "in"), "-o", str(tmp_path / "o"), "--style", str(style),
+                   "--frames", "10:", *VIDEO]) == 2
+  assert "no frames in --frames 10:" in capsys.readouterr().err
