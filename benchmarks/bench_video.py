@@ -34,6 +34,7 @@ import jaxstyle  # noqa: E402
 from jaxstyle import demo  # noqa: E402
 from jaxstyle.nets.apply import Stylizer  # noqa: E402
 from jaxstyle.video import flow as flows  # noqa: E402
+from jaxstyle.video import io as vio  # noqa: E402
 from jaxstyle.video import stylize as video  # noqa: E402
 
 
@@ -78,11 +79,11 @@ def main(argv=None) -> None:
         result = video.stylize_frame(source.frames[t], style, config, init=init,
                                      temporal=temporal, weights=weights)
         out.mkdir(exist_ok=True)
-        video.write_frame(out, t, result.image)
+        vio.write_frame(out, t, result.image)
         now = time.perf_counter()
         stamps.append(now - prev_time)
         prev_time = now
-      outputs = [np.asarray(Image.open(video.frame_path(out, t))) for t in range(args.frames)]
+      outputs = [np.asarray(Image.open(vio.frame_path(out, t))) for t in range(args.frames)]
       strips.append((name, outputs))
       rows.append((name, float(np.mean(stamps[1:])), flow_total / (args.frames - 1),
                    stamps[0], flows.warping_error(outputs, source.frames)))
