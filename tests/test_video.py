@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import jaxstyle
-from jaxstyle import cli
+from jaxstyle import cli, transfer
 from jaxstyle.objective import LossWeights, ObjectiveSpec, Temporal, objective
 from jaxstyle.video import flow as flows
 from jaxstyle.video import io as vio
@@ -109,11 +109,15 @@ def clip(tmp_path_factory):
     Image.fromarray(frame).save(root / "in" / f"{t + 1}.png")  # Numbered from 1, unpadded.
   style = root / "style.png"
   Image.fromarray(textured(40, 40, seed=9)).save(style)
-  runs = {}
+  runs, programs = {}, {}
   for name, weight in (("per_frame", "0"), ("temporal", "200")):
+    transfer.run_chunks.clear_cache()
     assert cli.main(["video", str(root / "in"), "-o", str(root / name), "--style", str(style),
                      "--temporal-weight", weight, *VIDEO]) == 0
     runs[name] = root / name
+    programs[name] = transfer.run_chunks._cache_size()
+  # Every frame of a clip runs one compiled loop (frame 0's temporal target has c = 0).
+  assert programs == {"per_frame": 1, "temporal": 1}
   return root, style, runs
 
 
@@ -150,6 +154,24 @@ def test_a_killed_clip_resumes_at_the_first_missing_frame_and_equals_an_unbroken
   assert cli.main(args) == 0
   assert "3 of 6 frames already in" in capsys.readouterr().out  # Only frames 3-5 run again.
   for a, b in zip(_frames(out), _frames(runs["temporal"]), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_leaves_a_playable_partial_clip_and_a_rerun_finishes_it(clip, tmp_path, capsys,
+                                                                     monkeypatch):
+  from tests import interrupt
+  root, style, runs = clip
+  out = tmp_path / "out.mp4"
+  args = ["video", str(root / "in"), "-o", str(out), "--style", str(style),
+          "--temporal-weight", "200", *VIDEO]
+  interrupt.hook(monkeypatch.setattr, "video-frame", 2, ["INT"])  # Ctrl-C after frame 2.
+  assert cli.main(args) == 130
+  assert "stopped after 2 of 6 frames" in capsys.readouterr().err
+  assert len(vio.read_clip(out).frames) == 2  # Encoded: it plays.
+  monkeypatch.undo()
+  assert cli.main(args) == 0
+  assert len(vio.read_clip(out).frames) == 6
+  for a, b in zip(_frames(tmp_path / "out.mp4.frames"), _frames(runs["temporal"]), strict=True):
     np.testing.assert_array_equal(a, b)
 
 

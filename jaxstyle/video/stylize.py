@@ -68,7 +68,6 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
                     "frames": frames}, "versions": provenance.versions()}
   bar = _progress(count, start, progress)
   began, flow_seconds = time.perf_counter(), 0.0
-  done = start
   try:
     if stylizer is not None:
       for first in range(start, count, batch):
@@ -76,7 +75,6 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
         for i, rgb in enumerate(stylizer(np.stack(group)), start=first):
           vio.write_frame(folder, i, rgb, _frame_text(base | {"frame": clip.indices[i],
                                                            "model": model_record}))
-          done = i + 1
           bar.update(1)
     else:
       if config.scales != 1:
@@ -97,11 +95,11 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
                          "final_loss": float(result.history["total"][-1])
                          if result.iterations else result.initial["total"]}
         vio.write_frame(folder, t, result.image, _frame_text(record))
-        done = t + 1
         bar.update(1)
         bar.set_postfix(loss=f"{record['final_loss']:.4g}", refresh=False)
   except KeyboardInterrupt:
     bar.close()
+    done = first_missing(folder, count)  # What is on disk (Ctrl-C may land mid-bookkeeping).
     if done and is_video_path(out):
       encode(folder, done, out, fps=clip.fps, audio_from=clip.source if clip.audio else None)
     raise Interrupted(f"video: stopped after {done} of {count} frames"
