@@ -220,13 +220,14 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   import jaxlib
 
   import jaxstyle
-  from jaxstyle import images, provenance
   from jaxstyle.distributed import my_share
   from jaxstyle.files import sha256_file
   from jaxstyle.members import MEMBER_FIELDS
   from jaxstyle.transfer import stylize_batch
   from jaxstyle.weights import resolve_weights
 
+  if max_members is not None and max_members < 1:
+    raise ConfigError(f"--max-members: expected at least 1, got {max_members}")
   rundir = Path(rundir)
   ids = member_ids(sweep)
   content_sha = sha256_file(sweep.content)
@@ -243,49 +244,63 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
     groups.setdefault(key, []).append(member)
   weights_cache = {}
 
-  def run_group(members) -> list:
-    """The group's Results; a member that cannot run at all gets its reason (a str)."""
+  def run_group(members, size: int) -> list:
+    """One program's Results (padded to ``size`` members, so every sub-batch of a group
+    reuses one program); a member that cannot run at all gets its reason (a str)."""
     which = (members[0][3].weights, members[0][3].network)
+    padded = members + [members[-1]] * (size - len(members))
     try:
       if which not in weights_cache:
         weights_cache[which] = resolve_weights(which[0], network=which[1])
-      return stylize_batch(str(sweep.content), [m[2] for m in members],
-                           [m[3] for m in members], weights=weights_cache[which],
-                           progress=progress, max_members=max_members)
+      return stylize_batch(str(sweep.content), [m[2] for m in padded],
+                           [m[3] for m in padded], weights=weights_cache[which],
+                           progress=progress)[:len(members)]
     except RUN_FAILURES as e:  # Bad input, out of memory: find whose, and go on.
       if len(members) > 1:
-        return [r for m in members for r in run_group([m])]
+        return [r for m in members for r in run_group([m], 1)]
       return [_failure_reason(e)]
 
   common = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
             "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__,
                          "jaxlib": jaxlib.__version__}, "content_sha256": content_sha}
+  # Each sub-batch of max_members is recorded as soon as it finishes: a kill loses at most
+  # the one in flight.
   for members in groups.values():
-    for (mid, values, style, config), result in zip(members, run_group(members)):
-      record = {"id": mid, "axes": values, "config": config.to_dict(), "seed": config.seed,
-                "members_in_program": min(len(members), max_members or len(members)),
-                **common}
-      if isinstance(result, str):
-        record |= {"status": "failed", "error": result, "output": None, "iterations": 0}
-      else:
-        output = rundir / f"{mid}.png"
-        images.save_image(output, result.image, text=provenance.png_text(
-            result, content=str(sweep.content), style=style))
-        record |= {
-            "status": "failed" if result.error else "ok", "error": result.error,
-            "initial": result.initial,
-            "final": {k: float(v[-1]) for k, v in result.history.items()} if result.iterations
-                     else result.initial,
-            "history": {k: [float(f"{x:.6g}") for x in v] for k, v in result.history.items()},
-            "iterations": result.iterations, "seconds": round(result.seconds, 3),
-            "compile_seconds": round(result.compile_seconds, 3), "output": output.name,
-            "weights": result.weights}
-      append_record(rundir, record)
-      log(f"  {record['status'].upper() if record['error'] else 'ok'} {mid} "
-          + " ".join(f"{k}={_label(v)}" for k, v in values.items())
-          + (f": {record['error']}" if record["error"] else
-             f" loss {record['final']['total']:.4g}"))
+    size = min(len(members), max_members or len(members))
+    for start in range(0, len(members), size):
+      _record_all(rundir, members[start:start + size], run_group(members[start:start + size],
+                                                                 size), size, common, sweep,
+                  log)
   return read_records(rundir)
+
+
+def _record_all(rundir: Path, members, results, size: int, common: dict, sweep: Sweep,
+                log) -> None:
+  """Writes each member's PNG and appends its record, in order."""
+  from jaxstyle import images, provenance
+  for (mid, values, style, config), result in zip(members, results):
+    record = {"id": mid, "axes": values, "config": config.to_dict(), "seed": config.seed,
+              "members_in_program": size, **common}
+    if isinstance(result, str):
+      record |= {"status": "failed", "error": result, "output": None, "iterations": 0}
+    else:
+      output = rundir / f"{mid}.png"
+      images.save_image(output, result.image, text=provenance.png_text(
+          result, content=str(sweep.content), style=style))
+      record |= {
+          "status": "failed" if result.error else "ok", "error": result.error,
+          "initial": result.initial,
+          "final": {k: float(v[-1]) for k, v in result.history.items()} if result.iterations
+                   else result.initial,
+          "history": {k: [float(f"{x:.6g}") for x in v] for k, v in result.history.items()},
+          "iterations": result.iterations, "seconds": round(result.seconds, 3),
+          "compile_seconds": round(result.compile_seconds, 3), "output": output.name,
+          "weights": result.weights}
+    append_record(rundir, record)
+    log(f"  {record['status'].upper() if record['error'] else 'ok'} {mid} "
+        + " ".join(f"{k}={_label(v)}" for k, v in values.items())
+        + (f": {record['error']}" if record["error"] else
+           f" loss {record['final']['total']:.4g}"))
 
 
 def _run_failures() -> tuple:

@@ -181,3 +181,30 @@ def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
   assert "1 already recorded, 1 to run" in messages[0]
   assert sorted(r["config"]["tv_beta"] for r in records) == [2.0, 2.1]
   assert all(r["status"] == "ok" for r in records)
+
+
+def test_a_sweep_killed_between_sub_batches_keeps_the_finished_one(tmp_path):
+  import subprocess
+  import sys
+  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
+  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
+  path = tmp_path / "sweep.toml"
+  # Three members of one program, run two at a time: sub-batches {0, 1} and {2 (+ a pad)}.
+  path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 3\n'
+                  'weights = "random:0:0.125"\n[axes]\nseed = [0, 1, 2]\n')
+  rundir = tmp_path / "run"
+  # SIGKILL as the second sub-batch's program is about to run (one program for the whole
+  # group would never get there: the run would end, and exit 0).
+  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "batch-start", "2",
+                         "--", "sweep", str(path), "-o", str(rundir), "--max-members", "2",
+                         "--quiet"], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == -9, proc.stderr
+  before = sweep.read_records(rundir)
+  assert [r["seed"] for r in before] == [0, 1]  # Recorded, PNGs written, before the kill.
+  assert all((rundir / r["output"]).exists() for r in before)
+  messages = []
+  records = sweep.run_sweep(sweep.load_sweep(path), rundir, max_members=2,
+                            log=messages.append)
+  assert "2 already recorded, 1 to run" in messages[0]
+  assert sorted(r["seed"] for r in records) == [0, 1, 2]
+  assert [r["members_in_program"] for r in records] == [2, 2, 1]  # The rerun: one left.
