@@ -13,6 +13,7 @@ from jaxstyle.errors import ImageError
 from jaxstyle.files import atomic_path
 
 MIN_SIDE = 16  # Four 2x2 poolings before block5: a smaller side vanishes.
+MAX_ENLARGEMENT = 4.0  # Resizing up by more than this warns.
 MAX_PIXELS = 1 << 28  # Refuse decompression bombs well before they eat memory.
 
 
@@ -111,10 +112,19 @@ def fit(rgb_HxWx3: np.ndarray, size: int | None, *, min_side: int = MIN_SIDE,
         where: str = "image") -> np.ndarray:
   """Resizes so the longest side is ``size`` px (aspect kept); checks the shorter side.
 
+  Enlarging more than :data:`MAX_ENLARGEMENT` times warns (an
+  :class:`ImageWarning` naming the image and the factor): the result is a
+  blur of a few pixels, rarely what was meant.
+
   Raises:
     ImageError: if the result is smaller than ``min_side`` on a side.
   """
   height, width = fitted_shape(rgb_HxWx3.shape[:2], size)
+  factor = max(height, width) / max(rgb_HxWx3.shape[:2])
+  if factor > MAX_ENLARGEMENT:
+    warnings.warn(f"{where}: enlarged {factor:.1f}x, from {rgb_HxWx3.shape[1]}x"
+                  f"{rgb_HxWx3.shape[0]} to {width}x{height} px; it will be a blur (pass a "
+                  "larger image or a smaller --size)", ImageWarning, stacklevel=2)
   if (height, width) != rgb_HxWx3.shape[:2]:
     rgb_HxWx3 = resize_array(rgb_HxWx3, height, width)
   if min(height, width) < min_side:

@@ -75,7 +75,7 @@ def keras_example() -> StyleConfig:
 
 
 def keras_vgg16() -> StyleConfig:
-  """The Keras VGG16 notebook variant of the Keras example (as issue #4 specifies it).
+  """The Keras example's objective on VGG16, as its VGG16 notebook variant runs it.
 
   The same loss functions as :func:`keras_example` (content ``sum``, style
   ``keras`` Σ(S−C)²/(4·3²·(rows·cols)²), TV exponent 1.25) on VGG16:
@@ -103,8 +103,8 @@ def perceptual_vgg16() -> StyleConfig:
   * TV: squared differences, weight 1e-6 (the low end of the paper's 1e-6 to
     1e-4); 256 px, init from the content.
 
-  Issue #4 named relu3_3 for content; the paper uses relu2_2 for style
-  transfer (relu3_3 is its super-resolution layer). The paper writes the
+  Content is relu2_2, the paper's layer for style transfer (relu3_3, which
+  some write for it, is its super-resolution layer). The paper writes the
   style term as the squared Frobenius norm of Gram/(CHW) differences, C²
   times the code's mean; the code's weights are calibrated for the mean.
   This is the loss the feed-forward networks train with, used here per image.

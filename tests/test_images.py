@@ -202,3 +202,39 @@ def test_a_small_photo_enlarged_by_size_is_fine(narrow_weights):
   result = jaxstyle.stylize(small, small, jaxstyle.StyleConfig(size=32, iters=1),
                             weights=narrow_weights)
   assert result.image.shape == (27, 32, 3)
+
+
+def test_outputs_get_the_mode_a_plain_write_would(tmp_path):
+  import os
+  import stat
+
+  from jaxstyle.files import atomic_path
+
+  def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+  previous = os.umask(0o027)  # Asymmetric: group keeps read, others get nothing.
+  try:
+    jaxstyle.save_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with open(tmp_path / "plain.txt", "w"):
+      pass
+    assert mode(tmp_path / "a.png") == mode(tmp_path / "plain.txt") == 0o640
+    os.umask(0o002)
+    with atomic_path(tmp_path / "b.txt") as tmp:
+      tmp.write_text("x")
+    assert mode(tmp_path / "b.txt") == 0o664
+    os.chmod(tmp_path / "a.png", 0o604)  # An existing file keeps its mode when rewritten.
+    jaxstyle.save_image(tmp_path / "a.png", np.ones((4, 4, 3), np.uint8))
+    assert mode(tmp_path / "a.png") == 0o604
+  finally:
+    os.umask(previous)
+
+
+def test_enlarging_a_tiny_image_more_than_4x_warns_with_its_name_and_factor(tmp_path):
+  import warnings
+  path = tmp_path / "tiny.png"
+  Image.fromarray(np.full((10, 12, 3), 90, np.uint8)).save(path)
+  with pytest.warns(ImageWarning, match=r"tiny\.png: enlarged 5\.0x, from 12x10 to 60x50 px"):
+    load_image(path, size=60)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # 4x is fine: no warning.
+    assert load_image(path, size=48).shape == (40, 48, 3)
