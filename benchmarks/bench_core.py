@@ -14,7 +14,8 @@ He-initialised VGG19 at full width, so FLOPs are those of the real network):
   (median of repeats, after warm-up);
 * L-BFGS iteration: wall time of ``--iters`` iterations through the same
   compiled chunk loop :func:`jaxstyle.stylize` uses, divided by the count,
-  with per-term history on (the default) and off;
+  with the per-term history at its default (every 10 iterations and the last), every
+  iteration, and off;
 * evaluations per iteration: linesearch steps taken per L-BFGS iteration
   (optax's zoom linesearch, read from its state);
 * compile: time to compile the init and the chunk program;
@@ -150,8 +151,10 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
   content, style = images(size)
   row = {"size": f"{content.shape[1]}x{content.shape[0]}"}
   params = jax.tree.map(jnp.asarray, weights.params)
-  for record_terms in (True, False):
-    config = jaxstyle.StyleConfig(size=size, record_terms=record_terms)
+  for variant, changes in (("default", {}), ("every", {"terms_every": 1}),
+                           ("off", {"record_terms": False})):
+    record_terms = variant == "default"  # The rows' other measurements: with the defaults.
+    config = jaxstyle.StyleConfig(size=size, **changes)
     spec = jaxstyle.ObjectiveSpec.from_config(config, weights.convention)
     solver = jaxstyle.SolverSpec.from_config(config)
     lw = jaxstyle.LossWeights.from_config(config)
@@ -166,16 +169,18 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
     targets1, x01, lw1 = batch_of_one(targets, x0, lw)
     start = time.perf_counter()
     state, _ = init_states(prepared, targets1, x01, lw1, spec, solver)
-    state, _ = run_chunks(prepared, targets1, state, jnp.int32(0), lw1, spec, solver)
+    state, _ = run_chunks(prepared, targets1, state, jnp.int32(0), lw1, spec, solver, None,
+                          jnp.int32(iters))
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - start
     start = time.perf_counter()  # One chunk of `iters` iterations, as stylize runs them.
-    state, _ = run_chunks(prepared, targets1, state, jnp.int32(iters), lw1, spec, solver)
+    state, _ = run_chunks(prepared, targets1, state, jnp.int32(iters), lw1, spec, solver, None,
+                          jnp.int32(iters))
     jax.block_until_ready(state)
     steps = int(state.step[0])
     per_iter = (time.perf_counter() - start) / steps
-    key = "lbfgs_iter_s" if record_terms else "lbfgs_iter_no_terms_s"
-    row[key] = per_iter
+    row[{"default": "lbfgs_iter_s", "every": "lbfgs_iter_every_s",
+         "off": "lbfgs_iter_no_terms_s"}[variant]] = per_iter
     if record_terms:
       row["compile_s"] = compile_s
       row["evals_per_iter"] = linesearch_evaluations(
@@ -186,12 +191,16 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
   row["gflops"] = objective_flops(adam, *content.shape[:2]) / row["value_and_grad_s"] / 1e9
   row["lbfgs_over_vg"] = row["lbfgs_iter_s"] / row["value_and_grad_s"]
   row["lbfgs_no_terms_over_vg"] = row["lbfgs_iter_no_terms_s"] / row["value_and_grad_s"]
+  row["history_cost"] = row["lbfgs_iter_s"] / row["lbfgs_iter_no_terms_s"] - 1
+  row["history_cost_every"] = row["lbfgs_iter_every_s"] / row["lbfgs_iter_no_terms_s"] - 1
   return row
 
 
 COLUMNS = [("size", "size", "{}"), ("value_and_grad_s", "f+∇f (s)", "{:.3f}"),
            ("lbfgs_iter_s", "L-BFGS it (s)", "{:.3f}"),
            ("lbfgs_iter_no_terms_s", "L-BFGS it, no term history (s)", "{:.3f}"),
+           ("history_cost", "term history's cost (default: every 10 its)", "{:+.1%}"),
+           ("history_cost_every", "same, every iteration", "{:+.1%}"),
            ("evals_per_iter", "linesearch evals / it", "{:.2f}"),
            ("lbfgs_over_vg", "L-BFGS it / f+∇f", "{:.2f}"),
            ("lbfgs_no_terms_over_vg", "same, no term history", "{:.2f}"),

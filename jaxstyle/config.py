@@ -178,8 +178,11 @@ class StyleConfig:
   weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
                              "random[:SEED[:WIDTH_SCALE]]; default $JAXSTYLE_WEIGHTS, "
                              "else weights/vgg19.h5", metavar="PATH|random")
-  record_terms: bool = _opt(True, "record each loss term at every iteration (costs one "
-                            "extra forward pass per L-BFGS iteration)")
+  record_terms: bool = _opt(True, "record the content, style and TV terms (the total is "
+                            "always recorded, every iteration)")
+  terms_every: int = _opt(10, "record the terms every N iterations and at the last (with the "
+                          "zoom linesearch each recording costs one forward pass; 1 records "
+                          "every iteration)")
 
   def __post_init__(self):
     # Check each value's type (sweep files and Python callers bypass argparse) and
@@ -205,6 +208,7 @@ class StyleConfig:
              ", ".join(choices[:-1]) + " or " + choices[-1], getattr(self, f.name))
     need(self.size >= 16, "size", "at least 16 pixels (VGG19 pools 4 times)", self.size)
     need(self.iters >= 0, "iters", "a non-negative count", self.iters)
+    need(self.terms_every >= 1, "terms_every", "at least 1", self.terms_every)
     need(self.scales >= 1, "scales", "at least 1", self.scales)
     need(self.scale_factor > 1, "scale_factor", "a factor above 1", self.scale_factor)
     need(self.scale_sizes[0] >= 16, "scales", "a coarsest size of at least 16 px "

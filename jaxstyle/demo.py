@@ -102,8 +102,11 @@ def plot_losses(result, path) -> bool:
   scale = {"total": 1.0, "content": c.content_weight, "style": c.style_weight, "tv": c.tv_weight}
   fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
   for name, values in result.history.items():
-    if scale[name] > 0 and np.all(np.isfinite(values)) and len(values):
-      ax.plot(np.arange(1, len(values) + 1), scale[name] * values,
+    iterations = np.arange(1, len(values) + 1)
+    recorded = np.isfinite(values)  # The terms are recorded every StyleConfig.terms_every.
+    if scale[name] > 0 and recorded.any():
+      ax.plot(iterations[recorded], scale[name] * values[recorded],
+              marker="." if not recorded.all() else None,
               label=name if name == "total" else f"{name} × weight")
   ax.set_yscale("log")
   ax.set_xlabel("iteration")

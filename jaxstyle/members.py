@@ -83,10 +83,10 @@ def init_states(params, targets, x0_NxHxWx3, weights, spec: ObjectiveSpec, solve
 
 @partial(jax.jit, static_argnames=("spec", "solver", "mesh"), donate_argnames=("states",))
 def run_chunks(params, targets, states, num_steps, weights, spec: ObjectiveSpec,
-               solver: SolverSpec, mesh=None):
+               solver: SolverSpec, mesh=None, final_step=None):
   """:func:`run_chunk` for N members in one program (one compile per shape)."""
   def one(params, t, s, w):
-    return run_chunk(params, t, s, num_steps, w, spec, solver)
+    return run_chunk(params, t, s, num_steps, w, spec, solver, final_step)
   # Outside the while loop: XLA would not hoist the transforms (they grow the kernels).
   params = prepare_params(params, spec)
   return over_members(one, params, targets, states, weights, solver=solver, mesh=mesh)

@@ -34,11 +34,13 @@ class SolverSpec:
   ema_decay: float = 0.0
   lbfgs_restart: int = 0
   lbfgs_linesearch: str = "zoom"
+  terms_every: int = 1  # With record_terms: the terms every N iterations and at the last.
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> "SolverSpec":
     return cls(config.optimizer, config.lr, config.lbfgs_memory, config.record_terms,
-               config.ema_decay, config.lbfgs_restart, config.lbfgs_linesearch)
+               config.ema_decay, config.lbfgs_restart, config.lbfgs_linesearch,
+               config.terms_every)
 
   @property
   def linesearch(self) -> bool:
@@ -105,11 +107,18 @@ def init_state(params, targets, x0_HxWx3, weights, spec: ObjectiveSpec, solver: 
   return jax.tree.map(lambda a: a.astype(a.dtype), state), terms
 
 
-def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver: SolverSpec):
+def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver: SolverSpec,
+         final_step=None):
   """One optimiser iteration; returns the new carry and the new point's terms.
 
   A step whose objective is not finite is rejected: the carry keeps the last
   finite image and ``finite`` turns False, which stops the loop.
+
+  With the zoom linesearch the terms cost one more forward pass (the
+  linesearch keeps only the total), so they are computed on iterations that
+  are multiples of ``solver.terms_every`` and on ``final_step`` (the run's
+  last), and are NaN on the others; fixed-step L-BFGS and Adam get them with
+  the value, every iteration.
   """
   opt = solver.make()
   if solver.linesearch:
@@ -120,8 +129,15 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
     image = optax.apply_updates(state.image, updates)
     value, grad = optax.tree.get(opt_state, "value"), optax.tree.get(opt_state, "grad")
     evaluations = optax.tree.get(opt_state, "num_linesearch_steps").astype(jnp.int32)
-    terms = (objective_terms(params, targets, image, spec) if solver.record_terms
-             else {t: jnp.float32(jnp.nan) for t in TERMS})
+    nan = {t: jnp.float32(jnp.nan) for t in TERMS}
+    if solver.record_terms and solver.terms_every == 1:
+      terms = _terms(params, targets, image, spec)
+    elif solver.record_terms:
+      done = state.step + 1
+      due = (done % solver.terms_every == 0) | (done == final_step)
+      terms = jax.lax.cond(due, lambda x: _terms(params, targets, x, spec), lambda x: nan, image)
+    else:
+      terms = nan
   else:  # Adam, or L-BFGS with a fixed step: one evaluation, at the new point.
     updates, opt_state = opt.update(state.grad, state.opt_state, state.image)
     image = optax.apply_updates(state.image, updates)
@@ -142,13 +158,19 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
   return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)._replace(finite=ok), terms
 
 
+def _terms(params, targets, x, spec):
+  return {t: v for t, v in objective_terms(params, targets, x, spec).items() if t in TERMS}
+
+
 def run_chunk(params, targets, state: RunState, num_steps, weights, spec: ObjectiveSpec,
-              solver: SolverSpec):
+              solver: SolverSpec, final_step=None):
   """Runs up to ``num_steps`` (≤ CHUNK_CAPACITY) iterations of one run.
 
   Stops early if the objective turns non-finite. Returns the new carry and
   the per-iteration history ``{"total", "content", "style", "tv"}``, each of
-  length CHUNK_CAPACITY with the first ``steps done`` entries filled.
+  length CHUNK_CAPACITY with the first ``steps done`` entries filled (the
+  terms NaN on iterations :func:`step` does not record them). ``final_step``:
+  the run's last iteration, whose terms are always recorded.
   """
   empty = {k: jnp.full((CHUNK_CAPACITY,), jnp.nan, jnp.float32) for k in ("total",) + TERMS}
 
@@ -158,7 +180,7 @@ def run_chunk(params, targets, state: RunState, num_steps, weights, spec: Object
 
   def body(carry):
     i, s, hist = carry
-    s, terms = step(params, targets, s, weights, spec, solver)
+    s, terms = step(params, targets, s, weights, spec, solver, final_step)
     row = {"total": s.value, **terms}
     hist = {k: jnp.where(s.finite, hist[k].at[i].set(row[k]), hist[k]) for k in hist}
     return i + 1, s, hist

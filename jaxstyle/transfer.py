@@ -462,7 +462,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     if config.iters:  # Zero steps: compiles the chunk program without running it, to time
       # it apart. A run of no iterations (the initial loss alone) never needs it.
       states, _ = run_chunks(params, targets, states, jnp.int32(0), loss_weights, spec, solver,
-                             mesh)
+                             mesh, jnp.int32(config.iters))
     jax.block_until_ready(states)
     compile_seconds = time.perf_counter() - compile_start
     bar.set_description_str("stylize")
@@ -501,7 +501,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
           todo = min(todo, every - done % every)
       chunk_start = time.perf_counter()
       states, hist = run_chunks(params, targets, states, jnp.int32(todo), loss_weights, spec,
-                                solver, mesh)
+                                solver, mesh, jnp.int32(config.iters))
       hist, steps, finite = jax.device_get((hist, states.step, states.finite))
       for i in range(n):
         ran = int(steps[i]) - len(history[i]["total"])

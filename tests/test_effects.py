@@ -216,15 +216,21 @@ def test_lbfgs_memory_is_the_number_of_pairs_kept(narrow_weights):
     assert state[0].diff_params_memory.shape == (m, 8, 8, 3)
 
 
-def test_record_terms_off_keeps_the_total_and_drops_the_terms(narrow_weights):
-  config = BASE.replace(size=32, iters=4)
-  on = jaxstyle.stylize(CONTENT, STYLE, config, weights=narrow_weights)
+def test_terms_are_recorded_every_n_iterations_and_at_the_last_or_not_at_all(narrow_weights):
+  config = BASE.replace(size=32, iters=7, terms_every=3)
+  runs = {every: jaxstyle.stylize(CONTENT, STYLE, config.replace(terms_every=every),
+                                  weights=narrow_weights) for every in (3, 1)}
   off = jaxstyle.stylize(CONTENT, STYLE, config.replace(record_terms=False),
                          weights=narrow_weights)
-  np.testing.assert_array_equal(off.history["total"], on.history["total"])
-  assert np.all(np.isfinite(on.history["style"]))
+  for run in (runs[1], off):  # What is recorded never changes the run.
+    np.testing.assert_array_equal(run.history["total"], runs[3].history["total"])
   for k in ("content", "style", "tv"):
-    assert np.all(np.isnan(off.history[k])), k
+    recorded = np.isfinite(runs[3].history[k])
+    # Iterations 3 and 6 (every third) and 7 (the last).
+    assert recorded.tolist() == [False, False, True, False, False, True, True], k
+    np.testing.assert_allclose(runs[3].history[k][recorded], runs[1].history[k][recorded],
+                               rtol=1e-6, err_msg=k)
+    assert np.all(np.isfinite(runs[1].history[k])) and np.all(np.isnan(off.history[k])), k
 
 
 def _compiled_gradient(config, weights):
@@ -316,7 +322,8 @@ def test_every_config_field_has_an_effect_test():
       "conv": "test_winograd.py::test_winograd_run_matches_direct_and_compiles_once",
       "seed": "test_transfer.py::test_same_seed_same_image_other_seed_other_image",
       "weights": "test_cli.py (random:SEED:WIDTH and .h5 paths)",
-      "record_terms": "test_record_terms_off_keeps_the_total_and_drops_the_terms",
+      "record_terms": "test_terms_are_recorded_every_n_iterations_and_at_the_last_or_not_...",
+      "terms_every": "test_terms_are_recorded_every_n_iterations_and_at_the_last_or_not_...",
       "temporal_weight": "test_video.py::test_temporal_term_and_its_gradient_against_numpy "
                          "and ::test_temporal_consistency_lowers_the_warping_error",
   }
