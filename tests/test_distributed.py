@@ -62,7 +62,7 @@ def test_two_processes_train_one_network_as_one_process_does(training, tmp_path,
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   procs = [subprocess.Popen(
       [sys.executable, "-m", "jaxstyle.cli", "train", *args, "-o", str(out), "--steps", "4",
-       "--distributed", f"127.0.0.1:{reserved_port},2,{i}"],
+       "--sample-every", "0", "--distributed", f"127.0.0.1:{reserved_port},2,{i}"],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
   outputs = [p.communicate(timeout=600) for p in procs]
   for p, (_, err) in zip(procs, outputs):
