@@ -198,6 +198,15 @@ MUTANTS = [
     m("video resume starts over", "video/stylize.py", "start = first_missing(folder, count)",
       "start = 0",
       "test_video.py::test_a_killed_clip_resumes_at_the_first_missing_frame_and_equals_an_unbroken_run"),
+    # Issue 13's small things and sweeps.
+    m("atomic writes keep the temporary file's 0600", "files.py",
+      "    os.chmod(tmp, _mode_for(dest))\n", "",
+      "test_images.py::test_outputs_get_the_mode_a_plain_write_would"),
+    m("enlargement never warned", "images.py", "if factor > MAX_ENLARGEMENT:", "if False:",
+      "test_images.py::test_enlarging_a_tiny_image_more_than_4x_warns_with_its_name_and_factor"),
+    m("a sweep group runs as one call, recorded at its end", "sweep.py",
+      "size = min(len(members), max_members or len(members))", "size = len(members)",
+      "test_sweep.py::test_a_sweep_killed_between_sub_batches_keeps_the_finished_one"),
     m("Keras kernel read transposed", "convert.py",
       "kernel, bias = (np.asarray(group[w], np.float32) for w in weight_names)",
       "kernel, bias = (np.asarray(group[w], np.float32) for w in weight_names)\n"
