@@ -180,7 +180,7 @@ class StyleConfig:
                              "else weights/vgg19.h5", metavar="PATH|random")
   record_terms: bool = _opt(True, "record the content, style and TV terms (the total is "
                             "always recorded, every iteration)")
-  terms_every: int = _opt(10, "record the terms every N iterations and at the last (with the "
+  terms_every: int = _opt(20, "record the terms every N iterations and at the last (with the "
                           "zoom linesearch each recording costs one forward pass; 1 records "
                           "every iteration)")
 

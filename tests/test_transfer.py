@@ -67,7 +67,7 @@ def test_lbfgs_lowers_the_objective_tenfold(narrow_weights):
   assert result.history["total"][-1] < result.initial["total"] / 10
   h = result.history  # The recorded total is the weighted sum of the recorded terms...
   recorded = np.isfinite(h["style"])
-  assert np.flatnonzero(recorded).tolist() == [9, 19, 29, 39, 49]  # ...every 10 iterations.
+  assert np.flatnonzero(recorded).tolist() == [19, 39, 49]  # ...every 20 iterations, the last.
   np.testing.assert_allclose(h["total"][recorded], (h["content"] + 1e4 * h["style"]
                                                     + 1e2 * h["tv"])[recorded], rtol=1e-4)
   assert np.all(np.diff(h["total"]) <= 0)  # The linesearch only accepts decreases.
