@@ -233,7 +233,7 @@ def main(argv=None):
     row["of_matmul"] = row["gflops"] / matmul
   command = "python benchmarks/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:])
   report = (f"\n### Core: L-BFGS iteration cost ({datetime.date.today()})\n\n"
-            f"- command: `{command.strip()}`\n- machine: {machine()}\n"
+            f"- command: `{command.strip()}`\n- commit: {commit()}\n- machine: {machine()}\n"
             f"- versions: jaxstyle {jaxstyle.__version__}, jax {jax.__version__}, "
             f"optax {optax.__version__}, backend {jax.default_backend()}\n"
             f"- weights: RANDOM He-initialised VGG19, width scale {args.width_scale:g}; "
