@@ -29,6 +29,20 @@ BANNER = """\
 """
 
 
+# On random features the default TV weight (1e2, converted for trained VGG19 weights) smooths
+# the result into a colour blur; experiments/random_features.py (TV 1e2, 10, 1 x style 1e4,
+# 1e5, the demo's settings) shows the photo's shapes under the painting's texture at TV 1.
+RANDOM_FEATURE_WEIGHTS = {"tv_weight": 1.0}
+
+
+def for_random_features(config: StyleConfig) -> tuple[StyleConfig, dict]:
+  """``config`` with :data:`RANDOM_FEATURE_WEIGHTS` where it still has the defaults, and what
+  changed (a weight the user chose, or a preset's, is kept)."""
+  changed = {k: v for k, v in RANDOM_FEATURE_WEIGHTS.items()
+             if getattr(config, k) == getattr(StyleConfig(), k)}
+  return config.replace(**changed), changed
+
+
 def sample_images_dir() -> Path | None:
   """``$JAXSTYLE_IMAGES``, else ``../shared/images`` beside the project, if present."""
   env = os.environ.get("JAXSTYLE_IMAGES")
@@ -76,6 +90,13 @@ def run(args, config: StyleConfig) -> None:
     if spec == "random":  # The banner already said it, louder.
       warnings.simplefilter("ignore", weights.RandomWeightsWarning)
     vgg_weights = weights.resolve_weights(spec, network=config.network)
+  if vgg_weights.is_random:
+    config, changed = for_random_features(config)
+    if changed:
+      print("demo: random features: " + ", ".join(f"--{k.replace('_', '-')} {v:g}"
+                                                   for k, v in changed.items())
+            + " (chosen for random features by experiments/random_features.py; trained "
+            "weights use the defaults)")
   result = stylize(content, style, config, weights=vgg_weights, progress=not args.quiet)
   images.save_image(out / "stylized.png", result.image,
                     text=provenance.png_text(result, content=content if folder else None,

@@ -207,6 +207,12 @@ MUTANTS = [
     m("a sweep group runs as one call, recorded at its end", "sweep.py",
       "size = min(len(members), max_members or len(members))", "size = len(members)",
       "test_sweep.py::test_a_sweep_killed_between_sub_batches_keeps_the_finished_one"),
+    m("demo keeps the trained-weights TV weight on random features", "demo.py",
+      'RANDOM_FEATURE_WEIGHTS = {"tv_weight": 1.0}', 'RANDOM_FEATURE_WEIGHTS = {}',
+      "test_cli.py::test_demo_writes_result_comparison_and_plot"),
+    m("demo overrides a TV weight the user gave", "demo.py",
+      "if getattr(config, k) == getattr(StyleConfig(), k)}", "}",
+      "test_cli.py::test_demo_writes_result_comparison_and_plot"),
     m("Keras kernel read transposed", "convert.py",
       "kernel, bias = (np.asarray(group[w], np.float32) for w in weight_names)",
       "kernel, bias = (np.asarray(group[w], np.float32) for w in weight_names)\n"

@@ -76,7 +76,13 @@ def test_demo_writes_result_comparison_and_plot(tmp_path, monkeypatch, capsys):
   assert Image.open(out / "stylized.png").size == (32, 32)
   assert Image.open(out / "comparison.png").size == (96, 32)
   assert (out / "loss.png").stat().st_size > 1000
-  assert "using generated images" in capsys.readouterr().out
+  text = capsys.readouterr().out
+  assert "using generated images" in text and "random features: --tv-weight 1 (chosen" in text
+  # On random features the TV weight is the one chosen for them, unless one was given.
+  assert provenance.read_png_record(out / "stylized.png")["config"]["tv_weight"] == 1.0
+  assert cli.main(["demo", "-o", str(out), "--weights", "random:0:0.125", "--size", "32",
+                   "--iters", "1", "--quiet", "--tv-weight", "50"]) == 0
+  assert provenance.read_png_record(out / "stylized.png")["config"]["tv_weight"] == 50.0
 
 
 def run_cli(*args, cwd=None, env=None):
