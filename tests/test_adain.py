@@ -95,8 +95,8 @@ def test_adain_gives_the_content_the_style_statistics():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-TRAIN = ["--weights", "random:0:0.125", "--steps", "6", "--batch", "2", "--crop", "32",
-         "--lr", "0.001", "--checkpoint-every", "0", "--sample-every", "3", "--quiet"]
+TRAIN = ["--weights", "random:0:0.125", "--steps", "4", "--batch", "2", "--crop", "32",
+         "--lr", "0.002", "--checkpoint-every", "0", "--sample-every", "2", "--quiet"]
 
 
 def test_adain_trains_on_two_folders_and_applies_with_any_style(tmp_path, encoder, capsys):
@@ -119,8 +119,8 @@ def test_adain_trains_on_two_folders_and_applies_with_any_style(tmp_path, encode
   assert cli.main(["train-adain", "--data", str(tmp_path / "photos"), "--styles",
                    str(tmp_path / "paintings"), "-o", str(model), "--held-out", *map(str, held),
                    "--held-out-styles", str(tmp_path / "paintings" / "0.png"), *TRAIN]) == 0
-  assert sorted(p.name for p in (model / "samples").iterdir()) == ["final.png", "step3.png",
-                                                                   "step6.png"]
+  assert sorted(p.name for p in (model / "samples").iterdir()) == ["final.png", "step2.png",
+                                                                   "step4.png"]
   net, meta = models.load_model(model)
   assert meta["architecture"] == "adain" and meta["spec"] == {"width": NARROW,
                                                                "convention": "caffe"}

@@ -112,10 +112,10 @@ SHARDED = textwrap.dedent("""
     from jaxstyle.nets import train as training
     from jaxstyle.objective import LossWeights, ObjectiveSpec, features, run_params, stack
     from jaxstyle.objective import style_targets
-    vgg16 = jaxstyle.random_weights(seed=0, width_scale=0.125, network="vgg16")
-    objective = presets.perceptual_vgg16().replace(size=16)
+    # Johnson's layers on the VGG19 made above (a VGG16 would cost its own init).
+    objective = presets.perceptual_vgg16().replace(size=16, network="vgg19")
     spec = ObjectiveSpec.from_config(objective, "caffe")
-    vgg = run_params(vgg16, spec)
+    vgg = run_params(w, spec)
     at_crop = features(vgg, jax.numpy.zeros((16, 16, 3)), spec.layers, spec)
     targets = stack([style_targets(vgg, at_crop, [smooth_image(16, 16, seed=9)], spec, None)])
     photos = np.stack([smooth_image(16, 16, seed=i) for i in range(4)])

@@ -69,14 +69,16 @@ def test_two_processes_train_one_network_as_one_process_does(training, tmp_path,
     assert p.returncode == 0, err[-2000:]
   assert "process 0 writes the model" in outputs[1][0]
   # Each batch of 2 split over the two processes' devices: the one-process run's curve (its
-  # first 4 of 8 steps; the order of the photos does not depend on the step count), to float32
-  # round-off. Not further: Adam at lr 0.01 amplifies round-off after a few steps. One process
-  # fed each batch's two photos in the other order (the same loss in exact arithmetic) differs
-  # from itself by 0, 0, 0, 0, 1.3e-5, 1.7e-4, 3.5e-4, 2.7e-3 at steps 1-8 (measured).
+  # first 4 of 8 steps; the order of the photos does not depend on the step count), to
+  # float32 round-off. Adam at lr 0.01 amplifies round-off within a few steps: one process
+  # fed each batch's two photos in the other order (the same loss in exact arithmetic)
+  # differs from itself by 0, 1e-7, 0, 4.6e-7, 2.3e-5, 7.9e-4, 7.1e-3 at steps 1-7 (measured
+  # under the suite's XLA flags; 0, 0, 0, 0, 1.3e-5, 1.7e-4, 3.5e-4 under the defaults).
   lines = [(out / "metrics.jsonl").read_text(), (root / "model" / "metrics.jsonl").read_text()]
   two, one = ([json.loads(l)["total"] for l in text.splitlines()] for text in lines)
   assert len(two) == 4
-  np.testing.assert_allclose(two, one[:4], rtol=1e-5)
+  np.testing.assert_allclose(two[:3], one[:3], rtol=1e-5)
+  np.testing.assert_allclose(two, one[:4], rtol=1e-4)
   # (The params are not compared: a bias before instance norm has zero gradient in exact
   # arithmetic, so Adam moves it by ±lr on round-off's sign alone, in either run.)
   meta = models.read_meta(out)
