@@ -103,6 +103,20 @@ def config_from_args(args: argparse.Namespace, cls=StyleConfig, *, skip=(), **ov
   return cls(**(values | overrides))
 
 
+def _add_training_options(parser: argparse.ArgumentParser, data_help: str) -> None:
+  """What every training command takes: data, output, held-out photos, resume, processes."""
+  parser.add_argument("--data", required=True, metavar="DIR", help=data_help)
+  parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+  parser.add_argument("--held-out", nargs="+", default=None, metavar="PHOTO",
+                      help="photos for the sample grids and the held-out objective (default: "
+                           "the sample photos in ../shared/images/content, if present)")
+  parser.add_argument("--resume", action="store_true",
+                      help="continue from MODEL_DIR/checkpoints; ends bit-identical to an "
+                           "uninterrupted run")
+  parser.add_argument("--quiet", action="store_true", help="no progress bar")
+  add_distributed_option(parser, TRAIN_SPLIT)
+
+
 def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   """The whole ``jaxstyle`` parser with its subcommands; ``base`` gives config defaults."""
   from jaxstyle import presets
@@ -239,18 +253,8 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                   "(model.safetensors, model.json), checkpoints/, samples/, metrics.jsonl "
                   "and loss.png.")
   train.add_argument("styles", metavar="STYLE", nargs="+", help="style image files")
-  train.add_argument("--data", required=True, metavar="DIR",
-                     help="folder of training photos (recursive; COCO in real use)")
-  train.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
-  train.add_argument("--held-out", nargs="+", default=None, metavar="PHOTO",
-                     help="photos for the sample grids (default: the sample photos in "
-                          "../shared/images/content, if present)")
-  train.add_argument("--resume", action="store_true",
-                     help="continue from MODEL_DIR/checkpoints; ends bit-identical to an "
-                          "uninterrupted run")
-  train.add_argument("--quiet", action="store_true", help="no progress bar")
+  _add_training_options(train, "folder of training photos (recursive; COCO in real use)")
   add_preset_option(train)
-  add_distributed_option(train, TRAIN_SPLIT)
   add_config_options(train, TrainConfig)
   add_config_options(train, skip=TRAIN_SKIPS, base=train_base)
   train.set_defaults(run=_cmd_train)
@@ -264,22 +268,12 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                   "statistics at relu1_1..relu4_1, content against the AdaIN target at "
                   "relu4_1) and their schedule. Writes MODEL_DIR as train does; apply it with "
                   "jaxstyle apply MODEL_DIR PHOTO --style-image PAINTING.")
-  train_adain.add_argument("--data", required=True, metavar="DIR",
-                           help="folder of content photos (recursive; COCO in real use)")
   train_adain.add_argument("--styles", required=True, metavar="DIR",
                            help="folder of style images (recursive; WikiArt in real use)")
-  train_adain.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
-  train_adain.add_argument("--held-out", nargs="+", default=None, metavar="PHOTO",
-                           help="photos for the sample grids (default: the sample photos in "
-                                "../shared/images/content, if present)")
+  _add_training_options(train_adain, "folder of content photos (recursive; COCO in real use)")
   train_adain.add_argument("--held-out-styles", nargs="+", default=None, metavar="IMAGE",
                            help="styles for the sample grids (default: the sample paintings "
                                 "in ../shared/images/style, if present)")
-  train_adain.add_argument("--resume", action="store_true",
-                           help="continue from MODEL_DIR/checkpoints; ends bit-identical to an "
-                                "uninterrupted run")
-  train_adain.add_argument("--quiet", action="store_true", help="no progress bar")
-  add_distributed_option(train_adain, TRAIN_SPLIT)
   add_config_options(train_adain, TrainConfig, skip=JOHNSON_ONLY, base=ADAIN_TRAINING)
   add_config_options(train_adain, skip=TRAIN_SKIPS, base=adain_objective())
   train_adain.set_defaults(run=_cmd_train_adain)
