@@ -100,17 +100,10 @@ def read_clip(src, *, size: int | None = None, frames: str | None = None,
   if not raw:
     raise VideoError(f"{src}: no frames" + (f" in --frames {frames}" if frames else ""))
   indices = [i for i, _ in raw]
-  out = [_resized(rgb, size) for _, rgb in raw]
+  # images.fit, as every other input: Lanczos to the longest side, and a warning when a
+  # frame is enlarged more than 4x.
+  out = [images.fit(rgb, size, min_side=1, where=f"{src} (its frames)") for _, rgb in raw]
   return Clip(out, fps / every, src, audio, indices)
-
-
-def _resized(rgb: np.ndarray, size: int | None) -> np.ndarray:
-  if size is None or max(rgb.shape[:2]) == size:
-    return rgb
-  h, w = rgb.shape[:2]
-  scale = size / max(h, w)
-  shape = (max(1, round(w * scale)), max(1, round(h * scale)))
-  return np.asarray(Image.fromarray(rgb).resize(shape, Image.Resampling.LANCZOS))
 
 
 def _numbered(folder: Path) -> list[Path]:
