@@ -117,6 +117,44 @@ def _add_training_options(parser: argparse.ArgumentParser, data_help: str) -> No
   add_distributed_option(parser, TRAIN_SPLIT)
 
 
+def _add_network_options(parser: argparse.ArgumentParser, batch_help: str) -> None:
+  """What running a trained network takes beyond its model: AdaIN's styles, and the batch."""
+  parser.add_argument("--style-image", nargs="+", default=(), metavar="IMAGE",
+                      help="AdaIN models: the style image(s); several are mixed by --style-mix "
+                           "(default: the first)")
+  parser.add_argument("--style-size", type=int, default=512, metavar="N",
+                      help="AdaIN models: longest side the style images are resized to "
+                           "(default: 512)")
+  parser.add_argument("--alpha", type=float, default=1.0,
+                      help="AdaIN models: content (0) to style (1) trade-off (default: 1)")
+  parser.add_argument("--batch", type=int, default=4, metavar="N", help=batch_help)
+
+
+def _network(args, style) -> tuple:
+  """The stylizer of ``args.model`` with ``style`` (an index or mix), what outputs record of
+  the model, and of its styles. The model's training history stays in its model.json
+  (identified by the params' sha256), not in every output."""
+  from jaxstyle import images
+  from jaxstyle.files import sha256_file
+  from jaxstyle.nets import models
+  from jaxstyle.nets.apply import stylizer_for
+  if args.batch < 1:
+    raise JaxstyleError(f"--batch: expected at least 1, got {args.batch}")
+  net, meta = models.load_model(args.model)
+  if meta["architecture"] == "adain" and not args.style_image:
+    raise JaxstyleError(f"{args.model}: an AdaIN model stylizes with any style image; name "
+                        "one with --style-image")
+  stylizer = stylizer_for(net, style=style, alpha=args.alpha, style_images=[
+      images.load_image(p, size=args.style_size) for p in args.style_image])
+  model = {"path": str(args.model), "params_sha256": meta["params_sha256"],
+           "styles": meta["styles"], "spec": meta["spec"],
+           "record": {k: v for k, v in meta["record"].items() if k != "history"}}
+  styles = {"style_weights": stylizer.style_S.tolist(),
+            "style_images": [{"path": str(p), "sha256": sha256_file(p)} for p in args.style_image],
+            "style_size": args.style_size if args.style_image else None, "alpha": args.alpha}
+  return stylizer, model, styles
+
+
 def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   """The whole ``jaxstyle`` parser with its subcommands; ``base`` gives config defaults."""
   from jaxstyle import presets
@@ -307,21 +345,12 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                      help="which of the model's styles (default: 0)")
   which.add_argument("--style-mix", type=float, nargs="+", default=None, metavar="W",
                      help="one weight per style, mixed (normalised to sum 1)")
-  apply.add_argument("--style-image", nargs="+", default=(), metavar="IMAGE",
-                     help="AdaIN models: the style image(s); several are mixed by --style-mix "
-                          "(default: the first)")
-  apply.add_argument("--style-size", type=int, default=512, metavar="N",
-                     help="AdaIN models: longest side the style images are resized to "
-                          "(default: 512)")
-  apply.add_argument("--alpha", type=float, default=1.0,
-                     help="AdaIN models: content (0) to style (1) trade-off (default: 1)")
+  _add_network_options(apply, "images of one size per forward pass (default: 4)")
   apply.add_argument("--size", type=int, default=None,
                      help="longest side of each output (default: the input's size)")
   apply.add_argument("--preserve-colors", default="none", choices=("none", "luminance"),
                      help="keep the input's colours: the network's luminance, the input's "
                           "chroma (YIQ)")
-  apply.add_argument("--batch", type=int, default=4, metavar="N",
-                     help="images of one size per forward pass (default: 4)")
   apply.set_defaults(run=_cmd_apply)
 
   video = commands.add_parser(
@@ -345,12 +374,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   video.add_argument("--style-mix", type=float, nargs="+", default=None, metavar="W",
                      help="--model: weights of the model's styles (or of the --style-image "
                           "list for AdaIN)")
-  video.add_argument("--style-image", nargs="+", default=(), metavar="IMAGE",
-                     help="--model of AdaIN: the style image(s)")
-  video.add_argument("--alpha", type=float, default=1.0, help="--model of AdaIN: content (0) "
-                     "to style (1) trade-off (default: 1)")
-  video.add_argument("--batch", type=int, default=4, metavar="N",
-                     help="--model: frames per forward pass (default: 4)")
+  _add_network_options(video, "--model: frames per forward pass (default: 4)")
   video.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(video)
   add_config_options(video, base=base, skip=("size",))
@@ -689,19 +713,9 @@ def _cmd_apply(args) -> int:
 
   from jaxstyle import color, images, provenance
   from jaxstyle.files import sha256_file
-  from jaxstyle.nets import models
-  from jaxstyle.nets.apply import stylizer_for
 
-  if args.batch < 1:
-    raise JaxstyleError(f"--batch: expected at least 1, got {args.batch}")
-  net, meta = models.load_model(args.model)
-  if meta["architecture"] == "adain" and not args.style_image:
-    raise JaxstyleError(f"{args.model}: an AdaIN model stylizes with any style image; name "
-                        "one with --style-image")
-  style_images = [images.load_image(p, size=args.style_size)
-                  for p in args.style_image]
-  stylizer = stylizer_for(net, style=args.style_mix if args.style_mix is not None else args.style,
-                          style_images=style_images, alpha=args.alpha)
+  stylizer, model_ref, styles = _network(
+      args, args.style_mix if args.style_mix is not None else args.style)
   # Every input and output name is checked before anything is written.
   outdir = _output_dir(args.output)
   names = {}
@@ -713,8 +727,6 @@ def _cmd_apply(args) -> int:
                           f"both be {outdir / name}")
     names[name] = path
   outdir.mkdir(parents=True, exist_ok=True)
-  model_ref = {"path": str(args.model), "params_sha256": meta["params_sha256"],
-               "styles": meta["styles"], "spec": meta["spec"], "record": meta["record"]}
   start, done = time.perf_counter(), 0
   for first in range(0, len(args.images), args.batch):
     group: dict = {}  # One forward pass per shape within the batch.
@@ -726,11 +738,7 @@ def _cmd_apply(args) -> int:
       for (path, rgb), out in zip(members, outputs):
         if args.preserve_colors == "luminance":
           out = color.with_chroma_of(out, rgb)
-        record = {"model": model_ref, "style_weights": stylizer.style_S.tolist(),
-                  "style_images": [{"path": str(p), "sha256": sha256_file(p)}
-                                   for p in args.style_image],
-                  "style_size": args.style_size if args.style_image else None,
-                  "alpha": args.alpha,
+        record = {"model": model_ref, **styles,
                   "input": {"path": str(path), "sha256": sha256_file(path)},
                   "size": args.size, "preserve_colors": args.preserve_colors,
                   "versions": provenance.versions()}
@@ -750,16 +758,8 @@ def _cmd_video(args) -> int:
   config = config_from_args(args, skip=("size",))
   stylizer = model_record = None
   if args.model is not None:
-    from jaxstyle.nets import models
-    from jaxstyle.nets.apply import stylizer_for
-    if args.batch < 1:
-      raise JaxstyleError(f"--batch: expected at least 1, got {args.batch}")
-    net, meta = models.load_model(args.model)
-    stylizer = stylizer_for(
-        net, style=args.style_mix if args.style_mix is not None else 0, alpha=args.alpha,
-        style_images=[images.load_image(p, size=512) for p in args.style_image])
-    model_record = {"path": str(args.model), "params_sha256": meta["params_sha256"],
-                    "style_weights": stylizer.style_S.tolist(), "alpha": args.alpha}
+    stylizer, model, styles = _network(args, args.style_mix if args.style_mix is not None else 0)
+    model_record = model | styles
   else:
     images.source_shape(args.style, what="style")  # A bad style image: before any frame.
     if args.size is not None:

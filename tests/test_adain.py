@@ -154,6 +154,9 @@ def test_adain_trains_on_two_folders_and_applies_with_any_style(tmp_path, encode
   record = provenance.read_png_record(outdir / "held0.png")
   assert record["alpha"] == 0.7 and record["style_weights"] == [0.25, 0.75]
   assert [s["path"] for s in record["style_images"]] == style_files
+  # The training config, not its per-step history (model.json keeps that, by the sha256).
+  assert record["model"]["record"]["train"]["steps"] == 4
+  assert "history" not in record["model"]["record"] and "history" in meta["record"]
   stylizer = stylizer_for(net, style=[1, 3], alpha=0.7, style_images=[
       images.load_image(p, size=24) for p in style_files])
   np.testing.assert_array_equal(out, stylizer(images.load_image(held[0])[None])[0])
