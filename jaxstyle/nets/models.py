@@ -44,15 +44,15 @@ class ModelError(JaxstyleError):
   """A model directory or file that cannot be read, named with the problem."""
 
 
+def _flat(net: nnx.Module) -> dict:
+  """The network's weights (arrays, or shapes of an :func:`abstract` one) by dotted path."""
+  leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(net)))[0]
+  return {".".join(str(k.key) for k in path): leaf for path, leaf in leaves}
+
+
 def flat_params(net: nnx.Module) -> dict[str, np.ndarray]:
   """The network's weights (trained and frozen) as ``{"conv1.conv.kernel": array}``."""
-  leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(net)))[0]
-  return {".".join(str(k.key) for k in path): np.asarray(leaf) for path, leaf in leaves}
-
-
-def _flat_shapes(net: nnx.Module) -> dict[str, tuple]:
-  leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(net)))[0]
-  return {".".join(str(k.key) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+  return {key: np.asarray(leaf) for key, leaf in _flat(net).items()}
 
 
 def abstract(cls, spec) -> nnx.Module:
@@ -63,7 +63,7 @@ def abstract(cls, spec) -> nnx.Module:
 def set_flat_params(net: nnx.Module, flat: dict[str, np.ndarray], *, source) -> None:
   """Loads ``flat`` into ``net`` (concrete or :func:`abstract`); ModelError naming ``source``
   on a missing, extra or misshapen key."""
-  expected = _flat_shapes(net)
+  expected = {key: tuple(leaf.shape) for key, leaf in _flat(net).items()}
   missing, extra = sorted(set(expected) - set(flat)), sorted(set(flat) - set(expected))
   if missing or extra:
     raise ModelError(f"{source}: parameters do not fit the recorded architecture (missing: "
