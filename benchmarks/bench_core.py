@@ -19,6 +19,10 @@ He-initialised VGG19 at full width, so FLOPs are those of the real network):
 * evaluations per iteration: linesearch steps taken per L-BFGS iteration
   (optax's zoom linesearch, read from its state);
 * compile: time to compile the init and the chunk program;
+* a stylize call's fixed cost: its time with ``iters=0`` (programs cached),
+  given weights as a file loads them and given ``jaxstyle.prepare_weights``'
+  result, beside the work it cannot skip (two forwards for the targets and
+  f+∇f at the initial image);
 * efficiency: the FLOPs of f+∇f (the convolutions of every VGG layer the
   objective runs, forward and the image gradient's backward: 2 · 2·9·H·W·Cin·Cout
   per layer; the kernels' gradients are not computed) per second, as a
@@ -46,7 +50,7 @@ import optax
 import jaxstyle
 from jaxstyle import demo
 from jaxstyle.members import init_states, run_chunks
-from jaxstyle.objective import prepare_params_jit
+from jaxstyle.objective import features, prepare_params_jit
 from jaxstyle.solver import value_and_grad
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +192,8 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
       row["compile_s"] = compile_s
       row["evals_per_iter"] = linesearch_evaluations(
           prepared, targets, x0, lw, spec, solver, iters) / iters
+  row.update(fixed_cost(content, style, size, weights, prepared, spec))
+  row["call_floor_s"] += row["value_and_grad_s"]
   adam = jaxstyle.StyleConfig(size=size, iters=iters, optimizer="adam")
   result = jaxstyle.stylize(content, style, adam, weights=weights)
   row["adam_iter_s"] = result.seconds / result.iterations
@@ -199,6 +205,35 @@ def bench_size(size: int, iters: int, weights: jaxstyle.Weights) -> dict:
   return row
 
 
+def fixed_cost(content, style, size, weights, prepared, spec) -> dict:
+  """A stylize call's time outside its iterations (``iters=0``, programs cached; best of 3).
+
+  With weights as a file loads them (host arrays, copied to the device and
+  their Winograd kernels made in every call) and with ``prepare_weights``'
+  (that work done once); beside the work the call cannot skip: the content's
+  and the style's features (a forward each) and f+∇f at the initial image.
+  """
+  config = jaxstyle.StyleConfig(size=size, iters=0)
+  host = weights._replace(params=jax.device_get(weights.params))
+  ready = jaxstyle.prepare_weights(host, config)
+  out = {}
+  for key, w in (("call_s", host), ("call_prepared_s", ready)):
+    def call():
+      jaxstyle.stylize(content, style, config, weights=w)
+    call()  # Compiles, or loads the programs from the cache.
+    out[key] = min(_seconds(call) for _ in range(3))
+  forward = timed(lambda x: features(prepared, x, spec.layers, spec),
+                  jnp.asarray(content, jnp.float32), repeats=5)
+  out["call_floor_s"] = 2 * forward
+  return out
+
+
+def _seconds(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
 COLUMNS = [("size", "size", "{}"), ("value_and_grad_s", "f+∇f (s)", "{:.3f}"),
            ("lbfgs_iter_s", "L-BFGS it (s)", "{:.3f}"),
            ("lbfgs_iter_no_terms_s", "L-BFGS it, no term history (s)", "{:.3f}"),
@@ -208,7 +243,10 @@ COLUMNS = [("size", "size", "{}"), ("value_and_grad_s", "f+∇f (s)", "{:.3f}"),
            ("lbfgs_over_vg", "L-BFGS it / f+∇f", "{:.2f}"),
            ("lbfgs_no_terms_over_vg", "same, no term history", "{:.2f}"),
            ("adam_iter_s", "Adam it (s)", "{:.3f}"), ("compile_s", "compile (s)", "{:.1f}"),
-           ("gflops", "f+∇f GFLOP/s", "{:.1f}"), ("of_matmul", "of matmul's", "{:.0%}")]
+           ("gflops", "f+∇f GFLOP/s", "{:.1f}"), ("of_matmul", "of matmul's", "{:.0%}"),
+           ("call_s", "stylize call outside its iterations (s)", "{:.3f}"),
+           ("call_prepared_s", "same, weights prepared (s)", "{:.3f}"),
+           ("call_floor_s", "its own work: 2 forwards + f+∇f (s)", "{:.3f}")]
 
 
 def table(rows) -> str:

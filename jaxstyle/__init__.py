@@ -15,7 +15,7 @@ from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gr
                              style_layer_loss, temporal_loss, tv_loss, w2_style_loss,
                              w2_targets)
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, make_targets,
-                                objective, objective_terms)
+                                objective, objective_terms, prepare_weights)
 from jaxstyle.solver import RunState, SolverSpec
 from jaxstyle.transfer import Estimate, Result, estimate, stylize, stylize_batch
 from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, network_of,
@@ -32,7 +32,7 @@ __all__ = [
     "StyleConfig", "Targets", "Temporal", "Weights", "WeightsError", "canonical_layer", "content_loss",
     "convert_weights", "deprocess", "download_weights", "estimate", "gram_loss", "gram_matrix",
     "layer_names", "load_image", "load_weights", "make_targets", "network_of",
-    "normalized_gradient", "objective", "objective_terms", "preprocess", "random_vgg",
+    "normalized_gradient", "objective", "objective_terms", "prepare_weights", "preprocess", "random_vgg",
     "random_weights", "resolve_weights", "save_image", "save_weights", "style_layer_loss",
     "stylize", "stylize_batch", "temporal_loss", "tv_loss", "vgg_features", "w2_style_loss", "w2_targets",
 ]

@@ -79,9 +79,36 @@ prepare_params_jit = jax.jit(prepare_params, static_argnums=1)
 
 
 def run_params(weights: Weights, spec: ObjectiveSpec):
-  """A run's params: on the device in the network's dtype, Winograd kernels made once."""
-  return prepare_params_jit(jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), weights.params),
-                             spec)
+  """A run's params: on the device in the network's dtype, Winograd kernels made once.
+
+  Weights made by :func:`prepare_weights` for this spec pass through untouched,
+  so that a loop of runs pays the host-to-device copy and the kernel
+  transforms once instead of once per run. A direct-convolution spec drops
+  any Winograd kernels the weights carry.
+  """
+  params = weights.params
+  if spec.conv != "winograd":
+    params = vgg.without_winograd(params)
+  ready = all(isinstance(a, jax.Array) and a.dtype == spec.dtype
+              for a in jax.tree.leaves(params))
+  if ready and (spec.conv != "winograd" or vgg.convs_prepared(params, spec.layers)):
+    return params
+  return prepare_params_jit(jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), params), spec)
+
+
+def prepare_weights(weights: Weights, config: StyleConfig) -> Weights:
+  """``weights`` made ready for runs of ``config`` once, to pass to many of them.
+
+  Copies the params to the device in the run's dtype and makes the Winograd
+  kernels (see :func:`jaxstyle.vgg.prepare_convs`); every ``stylize`` /
+  ``stylize_batch`` call given the result skips that work, about 0.2 s of a
+  96 px call's fixed cost on a 2-core CPU (``benchmarks/bench_core.py``).
+  The result is an ordinary :class:`Weights` with the same source and
+  sha256, usable with any config: another one prepares what it still needs.
+  Uses the device memory of a second copy of the weights (more with Winograd).
+  """
+  return weights._replace(
+      params=run_params(weights, ObjectiveSpec.from_config(config, weights.convention)))
 
 
 class LossWeights(NamedTuple):

@@ -223,6 +223,7 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   from jaxstyle.distributed import my_share
   from jaxstyle.files import sha256_file
   from jaxstyle.members import MEMBER_FIELDS
+  from jaxstyle.objective import prepare_weights
   from jaxstyle.transfer import stylize_batch
   from jaxstyle.weights import resolve_weights
 
@@ -251,7 +252,9 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
     padded = members + [members[-1]] * (size - len(members))
     try:
       if which not in weights_cache:
-        weights_cache[which] = resolve_weights(which[0], network=which[1])
+        # Prepared once for every group that uses them (device copy, Winograd kernels).
+        weights_cache[which] = prepare_weights(resolve_weights(which[0], network=which[1]),
+                                               members[0][3])
       return stylize_batch(str(sweep.content), [m[2] for m in padded],
                            [m[3] for m in padded], weights=weights_cache[which],
                            progress=progress)[:len(members)]

@@ -29,7 +29,7 @@ from jaxstyle.errors import ConfigError, Interrupted, NonFiniteLossError
 from jaxstyle.members import init_states, run_chunks, shard_members, shared_program
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, features,
                                 make_targets, mask_pyramid, normalised_weights, objective,
-                                run_params, stack, style_targets)
+                                prepare_weights, run_params, stack, style_targets)
 from jaxstyle.solver import CHUNK_CAPACITY, TERMS, RunState, SolverSpec, output_image
 from jaxstyle.weights import Weights, resolve_weights
 
@@ -214,6 +214,7 @@ def estimate(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   width_scale = vgg.infer_width_scale(weights.params)
   memory.check_fits(config, height, width, width_scale=width_scale)
   have, device = memory.available_bytes()
+  weights = prepare_weights(weights, config)  # For the probe and the analysis both.
   stamps = []
   probe = stylize(content_img, style_img,
                   config.replace(iters=timing_iters + 1, scales=1, scale_iters=None),
@@ -273,6 +274,8 @@ def stylize_batch(content_img, style_imgs, configs, *, keys=None,
     raise ConfigError(f"max_members: expected at least 1, got {max_members}")
   if weights is None:  # Once for all groups, not once per group.
     weights = resolve_weights(configs[0].weights, network=configs[0].network)
+  if weights.network == configs[0].network:  # Else _run says why they do not fit.
+    weights = prepare_weights(weights, configs[0])
   results = []
   for start in range(0, n, group):
     stop = min(start + group, n)
@@ -301,6 +304,7 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
                                         config.size)
   memory.check_fits(config, height, width, members=len(configs),
                     width_scale=vgg.infer_width_scale(weights.params))
+  weights = prepare_weights(weights, config)  # Once for all scales; a no-op if prepared.
   first_stage = 0
   if checkpoint is not None:
     checkpoint.configs = [c.to_dict() for c in configs]

@@ -328,6 +328,21 @@ def prepare_convs(params, layers: Iterable[str] | None = None, *,
   return prepared
 
 
+def convs_prepared(params, layers: Iterable[str] | None = None) -> bool:
+  """Whether every layer :func:`prepare_convs` would prepare (up to the deepest of ``layers``) is."""
+  for spec in layers_through(network_of(params), layers):
+    layer = params[spec.name]
+    if "winograd" not in layer and winograd_tile(*np.shape(layer["kernel"])[2:]):
+      return False
+  return True
+
+
+def without_winograd(params) -> dict:
+  """``params`` with any Winograd kernels dropped: every layer convolves directly."""
+  return {name: {k: v for k, v in layer.items() if not k.startswith("winograd")}
+          for name, layer in params.items()}
+
+
 def _pool(x_NxHxWxC, pooling: str):
   """2x2 stride-2 pooling; an odd last row or column is dropped (XLA's 'VALID')."""
   n, h, w, c = x_NxHxWxC.shape

@@ -107,6 +107,29 @@ def test_prepared_features_match_numpy_reference(narrow_weights):
                                atol=2e-4 * np.abs(want[reference_name]).max())
 
 
+def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights, monkeypatch):
+  """prepare_weights does a run's preparation once: run_params hands its params back as
+  they are, and runs given them equal runs given the raw weights bit for bit, by Winograd
+  and (its kernels dropped) by the direct convolution."""
+  monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNEL_PRODUCT", 0)
+  from jaxstyle.objective import ObjectiveSpec, run_params
+  rng = np.random.default_rng(4)
+  content = rng.uniform(0, 255, (20, 24, 3)).astype(np.uint8)
+  style = rng.uniform(0, 255, (24, 20, 3)).astype(np.uint8)
+  config = jaxstyle.StyleConfig(size=24, iters=3, conv="winograd",
+                                style_layers=("relu1_1", "relu3_2"))
+  prepared = jaxstyle.prepare_weights(narrow_weights, config)
+  assert "winograd" in prepared.params["block3_conv2"]
+  assert prepared._replace(params=None) == narrow_weights._replace(params=None)
+  again = run_params(prepared, ObjectiveSpec.from_config(config, prepared.convention))
+  assert all(a is b for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(prepared.params)))
+  for conv in ("winograd", "direct"):
+    raw = jaxstyle.stylize(content, style, config.replace(conv=conv), weights=narrow_weights)
+    fast = jaxstyle.stylize(content, style, config.replace(conv=conv), weights=prepared)
+    np.testing.assert_array_equal(fast.history["total"], raw.history["total"])
+    np.testing.assert_array_equal(fast.image, raw.image)
+
+
 def test_auto_is_winograd_on_cpu_only():
   assert vgg.resolve_conv("auto", "cpu") == "winograd"
   assert vgg.resolve_conv("auto", "gpu") == "direct"

@@ -30,7 +30,7 @@ from jaxstyle import images, provenance
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, Interrupted
 from jaxstyle.files import sha256_file
-from jaxstyle.objective import Temporal
+from jaxstyle.objective import Temporal, prepare_weights
 from jaxstyle.video import flow as flows
 from jaxstyle.video import io as vio
 from jaxstyle.video.io import (Clip, encode, first_missing, frame_path, frames_dir,
@@ -84,6 +84,7 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
       if weights is None:  # Once for the clip (and its random-features warning once).
         from jaxstyle.weights import resolve_weights
         weights = resolve_weights(config.weights, network=config.network)
+      weights = prepare_weights(weights, config)  # Once for the clip, not once per frame.
       for t in range(start, count):
         tick = time.perf_counter()
         init, temporal = _temporal_inputs(clip, folder, t, config)
