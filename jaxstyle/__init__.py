@@ -16,6 +16,7 @@ from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gr
                              w2_targets)
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, make_targets,
                                 objective, objective_terms, prepare_weights)
+from jaxstyle.optimizers import TorchLBFGSState, torch_lbfgs
 from jaxstyle.solver import RunState, SolverSpec
 from jaxstyle.transfer import Estimate, Result, estimate, stylize, stylize_batch
 from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, network_of,
@@ -26,13 +27,14 @@ from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, rando
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "Estimate", "ImageError", "Interrupted", "JaxstyleError", "LAYER_NAMES",
-    "LossWeights", "NonFiniteLossError", "ObjectiveSpec", "PAPER_CONTENT_LAYERS",
-    "PAPER_STYLE_LAYERS", "RandomWeightsWarning", "Result", "RunState", "SolverSpec",
-    "StyleConfig", "Targets", "Temporal", "Weights", "WeightsError", "canonical_layer", "content_loss",
-    "convert_weights", "deprocess", "download_weights", "estimate", "gram_loss", "gram_matrix",
-    "layer_names", "load_image", "load_weights", "make_targets", "network_of",
-    "normalized_gradient", "objective", "objective_terms", "prepare_weights", "preprocess", "random_vgg",
-    "random_weights", "resolve_weights", "save_image", "save_weights", "style_layer_loss",
-    "stylize", "stylize_batch", "temporal_loss", "tv_loss", "vgg_features", "w2_style_loss", "w2_targets",
+    "canonical_layer", "ConfigError", "content_loss", "convert_weights", "deprocess",
+    "download_weights", "Estimate", "estimate", "gram_loss", "gram_matrix", "ImageError",
+    "Interrupted", "JaxstyleError", "LAYER_NAMES", "layer_names", "load_image", "load_weights",
+    "LossWeights", "make_targets", "network_of", "NonFiniteLossError", "normalized_gradient",
+    "objective", "objective_terms", "ObjectiveSpec", "PAPER_CONTENT_LAYERS",
+    "PAPER_STYLE_LAYERS", "prepare_weights", "preprocess", "random_vgg", "random_weights",
+    "RandomWeightsWarning", "resolve_weights", "Result", "RunState", "save_image",
+    "save_weights", "SolverSpec", "style_layer_loss", "StyleConfig", "stylize", "stylize_batch",
+    "Targets", "Temporal", "temporal_loss", "torch_lbfgs", "TorchLBFGSState", "tv_loss",
+    "vgg_features", "w2_style_loss", "w2_targets", "Weights", "WeightsError",
 ]

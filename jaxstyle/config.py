@@ -150,8 +150,8 @@ class StyleConfig:
                    "an image file", metavar="content|noise|gray|style_stats|PATH")
   optimizer: str = _opt("lbfgs", "lbfgs (optax, zoom linesearch) or adam",
                         choices=("lbfgs", "adam"))
-  lr: float = _opt(10.0, "Adam learning rate in 0-255 pixel units (L-BFGS takes its step "
-                   "from the linesearch and ignores it)")
+  lr: float = _opt(10.0, "Adam learning rate in pixel units (0-255 unless --pixel-range; "
+                   "L-BFGS takes its step from the linesearch, or Torch's rule, and ignores it)")
   ema_decay: float = _opt(0.0, "Adam only: output the exponential moving average of the "
                           "iterates with this decay, bias-corrected (Crowson's style-transfer; "
                           "e.g. 0.99); 0 outputs the last iterate")
@@ -159,11 +159,20 @@ class StyleConfig:
   lbfgs_linesearch: str = _opt("zoom", "L-BFGS step: zoom (optax's linesearch: more "
                                "evaluations per iteration, steady descent) or none (the "
                                "fixed step of Torch's L-BFGS, as neural-style and the PyTorch "
-                               "tutorial run it: one evaluation per iteration)",
+                               "tutorial run it: one evaluation per iteration; with no "
+                               "linesearch to catch an overshoot it needs a well-scaled "
+                               "objective, as there)",
                                choices=("zoom", "none"))
   lbfgs_restart: int = _opt(0, "restart L-BFGS (forget its history) once this many "
                             "objective evaluations have run since the last restart, as "
                             "repeated scipy fmin_l_bfgs_b(maxfun=N) calls do; 0: never")
+  pixel_range: float = _opt(255.0, "the range the optimiser sees pixels in: 255 (RGB 0-255, "
+                            "as jaxstyle's images and Lua Torch's caffe-preprocessed ones) or 1 "
+                            "(PyTorch's [0, 1] tensors); it sets the length of L-BFGS's first "
+                            "step and the unit of Adam's --lr, not the objective")
+  clamp: bool = _opt(False, "clip the image to 0-255 after every update, so that each "
+                     "evaluation sees a valid image (the PyTorch tutorial's clamp_(0, 1)); "
+                     "with Adam or --lbfgs-linesearch none")
   remat: bool = _opt(False, "rematerialise each VGG block in the backward pass: less memory "
                      "for large images, one more forward pass of time")
   precision: str = _opt("float32", "network activations in float32, or bfloat16 (half the "
@@ -252,6 +261,10 @@ class StyleConfig:
     need(self.ema_decay == 0 or self.optimizer == "adam", "ema_decay",
          "0 with L-BFGS (iterate averaging is for Adam's noisy iterates)", self.ema_decay)
     need(self.lbfgs_memory >= 1, "lbfgs_memory", "at least 1", self.lbfgs_memory)
+    need(self.pixel_range > 0, "pixel_range", "a positive range (255 or 1)", self.pixel_range)
+    need(not self.clamp or self.optimizer == "adam" or self.lbfgs_linesearch == "none",
+         "clamp", "--optimizer adam or --lbfgs-linesearch none (clipping would move the point "
+         "the zoom linesearch accepted, and its f, ∇f with it)", self.clamp)
 
   @property
   def scale_sizes(self) -> tuple[int, ...]:

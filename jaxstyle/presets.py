@@ -8,11 +8,14 @@ summing to 1, so a source that gives each of L layers the weight s has
 ``style_weight`` = L·s). ``tests/test_presets.py`` checks every preset's
 objective against a NumPy transcription of its source's formulas.
 
-What a preset cannot reproduce is said in its docstring: chiefly details
-of the optimiser (the Torch-based sources' fixed-step L-BFGS is
-``lbfgs_linesearch="none"``, but its first step is scaled a little
-differently; scipy's L-BFGS-B uses a Moré-Thuente linesearch where jaxstyle
-has optax's zoom), and sizes, which jaxstyle gives as the longest side.
+Each docstring ends with what of the source's *run* the preset replays.
+The Torch-based ones replay it: ``lbfgs_linesearch="none"`` is Torch's
+fixed-step L-BFGS exactly (:func:`jaxstyle.optimizers.torch_lbfgs`), with
+the tutorial's [0, 1] pixels and clamp, and ``tests/test_presets.py`` checks
+their loss per iteration against runs of the sources made by torch. The
+Keras ones cannot: scipy's L-BFGS-B searches every step with its own
+Moré-Thuente linesearch, which jaxstyle does not reproduce. Sizes are given
+as the longest side.
 
 Use ``jaxstyle stylize --preset NAME`` (options given explicitly override
 the preset's), ``preset = "NAME"`` in a sweep file, or
@@ -42,6 +45,7 @@ def gatys2016() -> StyleConfig:
 
   The paper's α/β assumes its VGG rescaled to unit mean activations; with
   the plain ImageNet weights the style term is weaker than in the paper.
+  Replay: the objective only; the paper names L-BFGS without its settings.
   """
   return StyleConfig(size=512, iters=500, network="vgg19", pooling="avg",
                      content_layers=("relu4_2",), style_layers=PAPER_STYLE_LAYERS,
@@ -66,6 +70,11 @@ def keras_example() -> StyleConfig:
     200 iterations (the example's budget is 200 evaluations; jaxstyle counts
     iterations, each of at least one evaluation).
   * size: the example fixes the height at 400 px; here the longest side is 400.
+
+  Replay: the objective only. scipy's ``fmin_l_bfgs_b`` (the Fortran
+  L-BFGS-B) takes each step with a Moré-Thuente linesearch that jaxstyle does
+  not reproduce; jaxstyle runs optax's zoom linesearch on the same objective,
+  so the loss per iteration differs from the example's.
   """
   return StyleConfig(size=400, iters=200, network="vgg19", pooling="max",
                      content_layers=("block5_conv2",), style_layers=KERAS_STYLE_LAYERS,
@@ -85,6 +94,9 @@ def keras_vgg16() -> StyleConfig:
   * TV weight 1.0, tv_beta 2.5;
   * init: noise; 30 rounds of L-BFGS-B with 20 evaluations each:
     lbfgs_restart 20 and 600 iterations; 512 px.
+
+  Replay: the objective only; scipy's Moré-Thuente linesearch is not
+  reproduced (see :func:`keras_example`).
   """
   return keras_example().replace(size=512, iters=600, network="vgg16",
                                  content_layers=("block4_conv2",), init="noise")
@@ -108,6 +120,8 @@ def perceptual_vgg16() -> StyleConfig:
   style term as the squared Frobenius norm of Gram/(CHW) differences, C²
   times the code's mean; the code's weights are calibrated for the mean.
   This is the loss the feed-forward networks train with, used here per image.
+  Replay: the objective only (the paper trains networks; there is no
+  per-image run to follow).
   """
   return StyleConfig(size=256, iters=500, network="vgg16", pooling="max",
                      content_layers=("relu2_2",),
@@ -129,14 +143,23 @@ def pytorch_tutorial() -> StyleConfig:
   * no TV; init from the content; 300 steps of ``torch.optim.LBFGS``
     (history 100, no linesearch: lbfgs_linesearch ``none``); 512 px. Needs
     torchvision-converted weights (torch convention); with caffe weights the
-    objective has the same form.
+    objective has the same form;
+  * the image is a [0, 1] tensor (pixel_range 1: L-BFGS's first step,
+    lr·min(1, 1/‖g‖₁), is taken in those units) clamped to [0, 1] before
+    every evaluation (clamp).
+
+  Replay: the run. On the same weights and images, its loss per iteration
+  equals the tutorial's code run by torch to float64 round-off (1e-13) for
+  20 iterations, and in float32 stays as close to it as torch's own float32
+  run (2e-5; ``tests/test_presets.py``). The tutorial's ``Resize(imsize)``
+  makes both images square; here they keep their aspect, longest side 512.
   """
   return StyleConfig(size=512, iters=300, network="vgg19", pooling="max",
                      content_layers=("conv2_2",),
                      style_layers=("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"),
                      content_norm="mean", style_norm="chw", content_weight=1.0,
                      style_weight=5e6, tv_weight=0.0, init="content", optimizer="lbfgs",
-                     lbfgs_memory=100, lbfgs_linesearch="none")
+                     lbfgs_memory=100, lbfgs_linesearch="none", pixel_range=1.0, clamp=True)
 
 
 def johnson_neural_style() -> StyleConfig:
@@ -150,7 +173,17 @@ def johnson_neural_style() -> StyleConfig:
   * TV: its module's gradient is that of ½·Σ(Δx² + Δy²) times 1e-3, so
     tv_weight = 5e-4 on jaxstyle's Σ(Δx² + Δy²);
   * init: ``-init random`` is N(0, 0.001²) noise around the ImageNet mean
-    colour; the closest here is ``gray``.
+    colour; the closest here is ``gray`` (``-init image`` is ``content``).
+
+  Replay: the run. The image it optimises is caffe-preprocessed (0-255, as
+  jaxstyle's). On the same weights and images, from ``-init image``, its
+  loss per iteration equals a torch transcription of neural-style (PyTorch's
+  LBFGS being a port of optim.lbfgs) to 4e-8 in float64 for 20 iterations.
+  In float32 this run is chaotic: torch's own float32 run leaves its float64
+  one by 2e-3 at the second iteration and by 30% at the twentieth, so no
+  float32 run, the original included, is reproducible past the first few.
+  Caffe's ceil-mode pooling differs from jaxstyle's at sides that are not
+  multiples of 16.
   """
   return StyleConfig(size=512, iters=1000, network="vgg19", pooling="max",
                      content_layers=("relu4_2",), style_layers=PAPER_STYLE_LAYERS,

@@ -18,6 +18,7 @@ import optax
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.objective import ObjectiveSpec, objective, objective_terms
+from jaxstyle.optimizers import torch_lbfgs
 
 TERMS = ("content", "style", "tv")
 CHUNK_CAPACITY = 128  # History slots per compiled chunk; chunks are at most this long.
@@ -35,12 +36,19 @@ class SolverSpec:
   lbfgs_restart: int = 0
   lbfgs_linesearch: str = "zoom"
   terms_every: int = 1  # With record_terms: the terms every N iterations and at the last.
+  pixel_range: float = 255.0  # The optimiser sees the image as RGB 0..pixel_range.
+  clamp: bool = False  # Clip the image to 0-255 after every update.
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> "SolverSpec":
     return cls(config.optimizer, config.lr, config.lbfgs_memory, config.record_terms,
                config.ema_decay, config.lbfgs_restart, config.lbfgs_linesearch,
-               config.terms_every)
+               config.terms_every, config.pixel_range, config.clamp)
+
+  @property
+  def unit(self) -> float:
+    """0-255 pixel values per unit of the optimiser's variable (1; 255 for [0, 1] images)."""
+    return 255.0 / self.pixel_range
 
   @property
   def linesearch(self) -> bool:
@@ -50,15 +58,14 @@ class SolverSpec:
   def make(self) -> optax.GradientTransformationExtraArgs:
     """The optax transformation: L-BFGS with a zoom linesearch or a fixed step, or Adam.
 
-    The fixed step is the classic one of Torch's ``optim.lbfgs`` / PyTorch's
-    ``LBFGS`` without a line search, as neural-style and the PyTorch tutorial
-    run it: x ← x − H·g with the L-BFGS inverse-Hessian estimate H, the first
-    step scaled down by the gradient's norm.
+    The fixed step is that of Torch's ``optim.lbfgs`` / PyTorch's ``LBFGS``
+    without a line search, as neural-style and the PyTorch tutorial run it
+    (:func:`jaxstyle.optimizers.torch_lbfgs`, their algorithm exactly).
     """
     if self.optimizer == "lbfgs":
       if self.lbfgs_linesearch == "zoom":
         return optax.lbfgs(memory_size=self.lbfgs_memory)  # optax's default zoom linesearch.
-      return optax.lbfgs(memory_size=self.lbfgs_memory, linesearch=None)
+      return torch_lbfgs(memory_size=self.lbfgs_memory)
     return optax.adam(self.lr)
 
 
@@ -122,13 +129,16 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
   recording costs about 40% of an iteration at 96 px, so every 20 costs ~2-4%.
   """
   opt = solver.make()
+  unit = solver.unit
   if solver.linesearch:
-    def value_fn(x):
-      return objective(params, targets, x, weights, spec)[0]
-    updates, opt_state = opt.update(state.grad, state.opt_state, state.image,
-                                    value=state.value, grad=state.grad, value_fn=value_fn)
-    image = optax.apply_updates(state.image, updates)
-    value, grad = optax.tree.get(opt_state, "value"), optax.tree.get(opt_state, "grad")
+    def value_fn(u):
+      return objective(params, targets, _scaled(u, unit), weights, spec)[0]
+    grad_u = _scaled(state.grad, unit)
+    updates, opt_state = opt.update(grad_u, state.opt_state, _scaled(state.image, 1 / unit),
+                                    value=state.value, grad=grad_u, value_fn=value_fn)
+    image = state.image + _scaled(updates, unit)
+    value = optax.tree.get(opt_state, "value")
+    grad = _scaled(optax.tree.get(opt_state, "grad"), 1 / unit)
     evaluations = optax.tree.get(opt_state, "num_linesearch_steps").astype(jnp.int32)
     nan = {t: jnp.float32(jnp.nan) for t in TERMS}
     if solver.record_terms and solver.terms_every == 1:
@@ -140,8 +150,11 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
     else:
       terms = nan
   else:  # Adam, or L-BFGS with a fixed step: one evaluation, at the new point.
-    updates, opt_state = opt.update(state.grad, state.opt_state, state.image)
-    image = optax.apply_updates(state.image, updates)
+    updates, opt_state = opt.update(_scaled(state.grad, unit), state.opt_state,
+                                    _scaled(state.image, 1 / unit))
+    image = state.image + _scaled(updates, unit)
+    if solver.clamp:  # Evaluated where it is clipped to, as the PyTorch tutorial's closure.
+      image = jnp.clip(image, 0.0, 255.0)
     (value, terms), grad = value_and_grad(params, targets, weights, spec)(image)
     evaluations = jnp.int32(1)
   since_restart = state.since_restart + evaluations
@@ -157,6 +170,11 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
   new = RunState(image, opt_state, value, grad, state.step + 1, ok, average,
                  state.evaluations + evaluations, since_restart)
   return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)._replace(finite=ok), terms
+
+
+def _scaled(x, factor: float):
+  """``x · factor``, skipped for 1 (the default units): no extra work, no extra rounding."""
+  return x if factor == 1.0 else x * jnp.asarray(factor, x.dtype)
 
 
 def _terms(params, targets, x, spec):

@@ -13,6 +13,8 @@ import jaxstyle
     ({"optimizer": "sgd"}, "--optimizer: expected lbfgs or adam, got 'sgd'"),
     ({"pooling": "min"}, "--pooling: expected max or avg"),
     ({"content_layers": (), "style_layers": ()}, "at least one content or style layer"),
+    ({"clamp": True}, "--clamp: expected --optimizer adam or --lbfgs-linesearch none"),
+    ({"pixel_range": 0.0}, "--pixel-range: expected a positive range"),
 ])
 def test_invalid_values_are_explained(changes, message):
   with pytest.raises(jaxstyle.ConfigError, match=message):

@@ -301,7 +301,10 @@ def test_lbfgs_restart_forgets_the_history(narrow_weights):
 
 
 def test_fixed_step_lbfgs_takes_one_evaluation_per_iteration(narrow_weights):
-  config = jaxstyle.StyleConfig(size=32, iters=6, lbfgs_linesearch="none", lbfgs_memory=100)
+  # A well-scaled objective: Torch's fixed step has no linesearch to catch an overshoot,
+  # and on the default weights at 32 px its second step overshoots 1e16-fold (as torch's).
+  config = jaxstyle.StyleConfig(size=32, iters=6, lbfgs_linesearch="none", lbfgs_memory=100,
+                                style_weight=1.0, tv_weight=1e-2)
   result = jaxstyle.stylize(CONTENT, STYLE, config, weights=narrow_weights)
   assert result.evaluations == 7  # The initial evaluation, then one per iteration.
   assert result.history["total"][-1] < 0.5 * result.initial["total"]

@@ -213,7 +213,7 @@ def test_lbfgs_memory_is_the_number_of_pairs_kept(narrow_weights):
   x = jnp.zeros((8, 8, 3))
   for m in (2, 20):
     state = jaxstyle.SolverSpec.from_config(config.replace(lbfgs_memory=m)).make().init(x)
-    assert state[0].diff_params_memory.shape == (m, 8, 8, 3)
+    assert state.s_memory.shape == state.y_memory.shape == (m, 8, 8, 3)
 
 
 def test_terms_are_recorded_every_n_iterations_and_at_the_last_or_not_at_all(narrow_weights):
@@ -317,6 +317,8 @@ def test_every_config_field_has_an_effect_test():
       "lbfgs_memory": "test_lbfgs_memory_is_the_number_of_pairs_kept",
       "lbfgs_linesearch": "test_controls.py::test_fixed_step_lbfgs_takes_one_evaluation_...",
       "lbfgs_restart": "test_controls.py::test_lbfgs_restart_forgets_the_history",
+      "pixel_range": "test_presets.py::test_preset_replays_its_sources_run_in_float64",
+      "clamp": "test_presets.py::test_preset_replays_its_sources_run_in_float64",
       "remat": "test_remat_recomputes_the_forward_and_keeps_the_gradient",
       "precision": "test_controls.py::test_bfloat16_changes_precision_not_the_objective",
       "conv": "test_winograd.py::test_winograd_run_matches_direct_and_compiles_once",
