@@ -1,16 +1,19 @@
-"""Peers side by side: jaxstyle's compiled L-BFGS against the classic loops, one objective.
+"""Peers side by side: jaxstyle with its defaults against the classic loops, one objective.
 
-    python benchmarks/bench_peers.py                    # 96 px, 100 iterations
-    python benchmarks/bench_peers.py --size 128 --iters 100 --no-append
+    python benchmarks/bench_peers.py                       # 96, 256 and 512 px, 100 iterations
+    python benchmarks/bench_peers.py --sizes 128 --iters 50 --no-append
 
-Expected runtime: about 2 minutes on a 2-core CPU. Every method minimises the
-*same* objective (jaxstyle's default: relu4_2 content, relu1_1..relu5_1 Gram
-style, TV; the same RANDOM full-width VGG19 weights, the same targets) from
-the same initial image (the content):
+Expected runtime: about 15 minutes on a 2-core CPU (most of it at 512 px).
+At each size every method minimises the *same* objective (jaxstyle's
+default: relu4_2 content, relu1_1..relu5_1 Gram style, TV; the same RANDOM
+full-width VGG19 weights, the same targets) from the same initial image (the
+content), for ``--iters`` iterations:
 
-* jaxstyle, L-BFGS with optax's zoom linesearch (history 10; the default);
+* jaxstyle with its defaults (``StyleConfig(size=..., iters=...)``, nothing
+  else: L-BFGS with optax's zoom linesearch, history 10, the per-term
+  history every 20 iterations), through ``jaxstyle.stylize``;
 * jaxstyle, L-BFGS with a fixed step (``--lbfgs-linesearch none``, history
-  100): the classic Torch/PyTorch iteration, compiled;
+  100): Torch's iteration (jaxstyle.optimizers.torch_lbfgs), compiled;
 * scipy's ``fmin_l_bfgs_b`` (history 10, as the classic Keras example uses
   it) calling jaxstyle's jitted value-and-gradient from the host;
 * PyTorch's ``torch.optim.LBFGS`` (history 100, no line search, lr 1, as
@@ -18,10 +21,13 @@ the same initial image (the content):
   torch, when torch is installed; skipped with a reason otherwise. Its
   objective is checked equal to jaxstyle's at the initial image.
 
-Reported: the loss after 10/50/100 iterations, the wall time to reach each
-(compilation excluded, reported apart), objective evaluations, and for each
-peer the loss jaxstyle's best method had reached at the peer's final wall
-time. Appends the table to docs/BENCHMARKS.md (unless --no-append).
+Reported per size: the loss after 10/50/100 iterations and the wall time to
+reach it (compilation excluded, reported apart), evaluations; then, against
+torch: jaxstyle's (defaults) loss when torch finished, and the time
+jaxstyle took to reach torch's final loss as a fraction of torch's time
+(below 1: jaxstyle got there first). Times per iteration are interpolated
+between jaxstyle's progress reports every 10 iterations. Appends the tables
+to docs/BENCHMARKS.md (unless --no-append).
 """
 
 from __future__ import annotations
@@ -40,16 +46,21 @@ MARKS = (10, 50, 100)
 
 
 def jaxstyle_run(content, style, config, weights) -> dict:
-  """A run through jaxstyle.stylize, with the time at every 10th iteration."""
+  """A run through jaxstyle.stylize: the loss and the wall time after every iteration."""
   marks = []
-  def on_chunk(iteration, _image, losses):
-    marks.append((iteration, time.perf_counter(), losses["total"]))
+
+  def on_chunk(iteration, _image, _losses):
+    marks.append((iteration, time.perf_counter()))
+
   result = jaxstyle.stylize(content, style, config, weights=weights, callback=on_chunk,
                             save_every=10)
-  end = time.perf_counter()
-  loop_start = end - result.seconds  # Compilation excluded.
-  return {"curve": [(i, t - loop_start, loss) for i, t, loss in marks],
-          "compile": result.compile_seconds, "evaluations": result.evaluations}
+  loop_start = time.perf_counter() - result.seconds  # Compilation excluded.
+  done = [0] + [i for i, _ in marks]
+  stamps = [0.0] + [t - loop_start for _, t in marks]
+  iterations = np.arange(1, result.iterations + 1)
+  return {"losses": np.asarray(result.history["total"], np.float64),
+          "times": np.interp(iterations, done, stamps), "compile": result.compile_seconds,
+          "evaluations": result.evaluations}
 
 
 def scipy_run(f_and_g, x0, iters: int) -> dict:
@@ -67,21 +78,21 @@ def scipy_run(f_and_g, x0, iters: int) -> dict:
   func(np.asarray(x0, np.float64).ravel())
   compile_seconds = time.perf_counter() - compile_start
   count["evals"] = 0
-  last, curve = {}, []
+  last, losses, times = {}, [], []
 
   def recording(x_flat):
     last["f"], grad = func(x_flat)
     return last["f"], grad
 
   def callback(_xk):  # Once per iteration; the last evaluation was at the accepted point.
-    last["iteration"] = last.get("iteration", 0) + 1
-    if last["iteration"] % 10 == 0:
-      curve.append((last["iteration"], time.perf_counter() - start, last["f"]))
+    losses.append(last["f"])
+    times.append(time.perf_counter() - start)
 
   start = time.perf_counter()
   fmin_l_bfgs_b(recording, np.asarray(x0, np.float64).ravel(), m=10, maxiter=iters,
                 maxfun=100 * iters, factr=0.0, pgtol=0.0, callback=callback)
-  return {"curve": curve, "compile": compile_seconds, "evaluations": count["evals"]}
+  return {"losses": np.asarray(losses), "times": np.asarray(times), "compile": compile_seconds,
+          "evaluations": count["evals"]}
 
 
 def torch_run(params, targets, spec, loss_weights, x0, iters: int) -> dict | str:
@@ -102,7 +113,7 @@ def torch_run(params, targets, spec, loss_weights, x0, iters: int) -> dict | str
   content = {n: torch.tensor(np.asarray(v)).permute(2, 0, 1)[None]
              for n, v in targets.content.items()}
   style = {n: torch.tensor(np.asarray(v)) for n, v in targets.style.items()}
-  alpha, beta, gamma = (float(w) for w in loss_weights)
+  alpha, beta, gamma = (float(w) for w in loss_weights[:3])  # No temporal term here.
 
   def objective(x_1x3xHxW):
     h = x_1x3xHxW.flip(1) - mean_bgr  # RGB 0-255 -> caffe BGR, mean subtracted.
@@ -136,57 +147,56 @@ def torch_run(params, targets, spec, loss_weights, x0, iters: int) -> dict | str
     loss.backward()
     return loss
 
-  curve, elapsed = [], 0.0
-  for iteration in range(1, iters + 1):
+  # Each step evaluates f at the current point, then moves: step k+1 returns f(x_k). The
+  # loss of x_k is known after one more evaluation, timed once at the end and added.
+  returned, elapsed = [], [0.0]
+  for _ in range(iters):
     start = time.perf_counter()
-    opt.step(closure)
-    elapsed += time.perf_counter() - start
-    if iteration % 10 == 0:  # Measured outside the timed steps.
-      with torch.no_grad():
-        curve.append((iteration, elapsed, float(objective(x))))
-  return {"curve": curve, "compile": 0.0, "evaluations": count["evals"], "initial": initial,
+    returned.append(float(opt.step(closure)))
+    elapsed.append(elapsed[-1] + time.perf_counter() - start)
+  start = time.perf_counter()
+  returned.append(float(closure()))
+  evaluation = time.perf_counter() - start
+  return {"losses": np.asarray(returned[1:]), "times": np.asarray(elapsed[1:]) + evaluation,
+          "compile": 0.0, "evaluations": count["evals"], "initial": initial,
           "threads": torch.get_num_threads()}
 
 
-def at(curve, iteration):
-  return next(((t, loss) for i, t, loss in curve if i == iteration), (float("nan"),) * 2)
+def loss_at_time(run: dict, seconds: float) -> float:
+  """The loss a run had reached by ``seconds`` (NaN before its first iteration)."""
+  reached = run["losses"][run["times"] <= seconds]
+  return float(reached[-1]) if reached.size else float("nan")
 
 
-def loss_at_time(curve, seconds):
-  """The loss a run had reached by ``seconds`` (its last 10-iteration mark before it)."""
-  reached = [loss for _, t, loss in curve if t <= seconds]
-  return reached[-1] if reached else float("nan")
+def time_to_loss(run: dict, loss: float) -> float:
+  """Seconds a run took to first reach ``loss`` (inf if it never did)."""
+  hit = np.flatnonzero(run["losses"] <= loss)
+  return float(run["times"][hit[0]]) if hit.size else float("inf")
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--size", type=int, default=96)
-  parser.add_argument("--iters", type=int, default=100)
-  parser.add_argument("--no-append", action="store_true", help="print only")
-  args = parser.parse_args(argv)
-  weights = jaxstyle.random_weights(seed=0)
-  content, style = images(args.size)
-  base = jaxstyle.StyleConfig(size=args.size, iters=args.iters, record_terms=False)
+def bench_size(size: int, iters: int, weights) -> tuple[str, dict | None]:
+  """One size: every method's table, and the defaults-against-torch summary row."""
+  content, style = images(size)
+  base = jaxstyle.StyleConfig(size=size, iters=iters)  # The defaults: what users get.
   spec = jaxstyle.ObjectiveSpec.from_config(base, weights.convention)
   params = jax.tree.map(jnp.asarray, weights.params)
-  content = jaxstyle.images.as_rgb(content, args.size, what="content")
+  content = jaxstyle.images.as_rgb(content, size, what="content")
   targets = jaxstyle.make_targets(params, content, style, spec)
   loss_weights = jaxstyle.LossWeights.from_config(base)
   x0 = jnp.asarray(content, jnp.float32)
   f_and_g = jax.jit(jax.value_and_grad(
       lambda x: jaxstyle.objective(params, targets, x, loss_weights, spec)[0]))
   initial = float(f_and_g(x0)[0])
-
+  defaults = "jaxstyle, defaults (L-BFGS, zoom linesearch, history 10)"
   runs = {
-      "jaxstyle L-BFGS, zoom linesearch, history 10":
-          jaxstyle_run(content, style, base, weights),
-      "jaxstyle L-BFGS, fixed step, history 100":
+      defaults: jaxstyle_run(content, style, base, weights),
+      "jaxstyle L-BFGS, fixed step (Torch's), history 100":
           jaxstyle_run(content, style, base.replace(lbfgs_linesearch="none", lbfgs_memory=100),
                        weights),
-      "scipy fmin_l_bfgs_b (host loop), history 10": scipy_run(f_and_g, x0, args.iters),
+      "scipy fmin_l_bfgs_b (host loop), history 10": scipy_run(f_and_g, x0, iters),
   }
-  torch_result = torch_run(params, targets, spec, loss_weights, x0, args.iters)
-  notes = []
+  torch_result = torch_run(params, targets, spec, loss_weights, x0, iters)
+  notes, summary = [], None
   if isinstance(torch_result, str):
     notes.append(f"torch.optim.LBFGS: {torch_result}")
   else:
@@ -195,35 +205,60 @@ def main(argv=None):
                  f"jaxstyle's {initial:.6g} (relative difference "
                  f"{abs(torch_result['initial'] - initial) / initial:.1e}); torch "
                  f"{__import__('torch').__version__}, {torch_result['threads']} threads")
-  jax_names = [n for n in runs if n.startswith("jaxstyle")]
+    ours, theirs = runs[defaults], torch_result
+    final_t, final_loss = float(theirs["times"][-1]), float(theirs["losses"][-1])
+    ours_then = loss_at_time(ours, final_t)
+    if ours["times"][-1] <= final_t:  # Finished first: its final loss is what it has then.
+      ours_then = float(ours["losses"][-1])
+    summary = {"size": f"{content.shape[1]}x{content.shape[0]}", "torch_s": final_t,
+               "torch_loss": final_loss, "ours_s": float(ours["times"][-1]),
+               "ours_loss": float(ours["losses"][-1]), "ours_then": ours_then,
+               "ratio": time_to_loss(ours, final_loss) / final_t}
 
   header = ("| method | " + " | ".join(f"loss @{m}" for m in MARKS) + " | "
             + " | ".join(f"s @{m}" for m in MARKS) + " | s/iteration | evaluations | compile |")
   lines = [header, "|" + "---|" * (2 * len(MARKS) + 4)]
   for name, run in runs.items():
-    points = [at(run["curve"], m) for m in MARKS]
-    last_t = run["curve"][-1][1] if run["curve"] else float("nan")
-    last_i = run["curve"][-1][0] if run["curve"] else 1
+    points = [(run["times"][m - 1], run["losses"][m - 1]) if m <= len(run["losses"])
+              else (float("nan"),) * 2 for m in MARKS]
     lines.append(f"| {name} | " + " | ".join(f"{loss:.4g}" for _, loss in points) + " | "
                  + " | ".join(f"{t:.2f}" for t, _ in points)
-                 + f" | {last_t / last_i:.3f} | {run['evaluations'] or '-'} | "
-                 f"{run['compile']:.1f} s |")
-  for name, run in runs.items():
-    if name in jax_names or not run["curve"]:
-      continue
-    t = run["curve"][-1][1]
-    best = min(loss_at_time(runs[j]["curve"], t) for j in jax_names)
-    notes.append(f"at {name}'s final wall time ({t:.2f} s): its loss "
-                 f"{run['curve'][-1][2]:.4g}, jaxstyle's best {best:.4g}")
-    # Where both have run (a faster method stops earlier at the same iteration count).
-    common = min(t, max(runs[j]["curve"][-1][1] for j in jax_names))
-    notes.append(f"at {common:.2f} s, the time both have reached: {name} "
-                 f"{loss_at_time(run['curve'], common):.4g}, jaxstyle's best "
-                 f"{min(loss_at_time(runs[j]['curve'], common) for j in jax_names):.4g}")
-  report = (heading("Peers: one objective, four loops", "bench_peers.py", argv,
-                    f"{args.size} px, RANDOM full-width VGG19, default objective, content init "
-                    f"(initial loss {initial:.4g}); times exclude compilation")
-            + "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+                 + f" | {run['times'][-1] / len(run['times']):.3f} | "
+                 f"{run['evaluations'] or '-'} | {run['compile']:.1f} s |")
+  table = (f"\n#### {size} px (initial loss {initial:.4g})\n\n" + "\n".join(lines) + "\n\n"
+           + "\n".join(f"- {n}" for n in notes) + "\n")
+  return table, summary
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--sizes", type=int, nargs="+", default=[96, 256, 512])
+  parser.add_argument("--iters", type=int, default=100)
+  parser.add_argument("--no-append", action="store_true", help="print only")
+  args = parser.parse_args(argv)
+  weights = jaxstyle.random_weights(seed=0)
+  tables, summaries = [], []
+  for size in args.sizes:
+    table, summary = bench_size(size, args.iters, weights)
+    print(table, flush=True)
+    tables.append(table)
+    summaries.append(summary)
+  lines = []
+  if all(summaries):
+    lines = ["| size | torch: s, final loss | jaxstyle defaults: loss when torch finished | "
+             "jaxstyle defaults: s, final loss | time to torch's final loss, jaxstyle / torch |",
+             "|---|---|---|---|---|"]
+    for r in summaries:
+      ratio = f"{r['ratio']:.2f}" if np.isfinite(r["ratio"]) else "not reached"
+      mark = "≤" if r["ours_then"] <= r["torch_loss"] else "**>**"
+      lines.append(f"| {r['size']} | {r['torch_s']:.1f} s, {r['torch_loss']:.4g} | "
+                   f"{r['ours_then']:.4g} ({mark} torch's) | {r['ours_s']:.1f} s, "
+                   f"{r['ours_loss']:.4g} | {ratio} |")
+  report = (heading("Peers: jaxstyle's defaults against the classic loops, one objective",
+                    "bench_peers.py", argv,
+                    f"RANDOM full-width VGG19, default objective, content init, {args.iters} "
+                    "iterations per method; times exclude compilation")
+            + "\n".join(lines) + "\n" + "".join(tables))
   publish(report, append=not args.no_append)
 
 
