@@ -524,6 +524,11 @@ def _cmd_sweep(args) -> int:
   return EXIT_RUN_FAILED if failed else 0
 
 
+def jax_backend() -> str:
+  import jax
+  return jax.default_backend()
+
+
 def _cmd_reproduce(args) -> int:
   from jaxstyle import images, provenance
 
@@ -543,8 +548,14 @@ def _cmd_reproduce(args) -> int:
     return 0
   diff = abs(images.load_image(output, min_side=1).astype(int)
              - images.load_image(original, min_side=1).astype(int)).max()
+  then, now = record.get("versions", {}), provenance.versions()
+  changed = [f"{k} {then[k]} -> {now[k]}" for k in now if then.get(k, now[k]) != now[k]]
+  if record.get("backend", jax_backend()) != jax_backend():
+    changed.append(f"backend {record['backend']} -> {jax_backend()}")
+  why = (f"recorded with other versions: {', '.join(changed)}" if changed else
+         "a different machine or batch size changes float round-off")
   print(f"reproduced {original} -> {output}: NOT byte-identical (largest pixel difference "
-        f"{diff}; a different backend, jax version or batch size changes float round-off)")
+        f"{diff}; {why})")
   return EXIT_RUN_FAILED
 
 

@@ -1,5 +1,6 @@
 """The jaxstyle command end to end: outputs, provenance, and one-line errors."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import jaxstyle
 from jaxstyle import cli, provenance
 from tests.conftest import FIXTURES
 from tests.test_convert import http_server  # noqa: F401  (fixture)
@@ -271,7 +273,16 @@ def test_reproduce_reports_a_different_result_and_exits_1(image_files, tmp_path,
   text = capsys.readouterr().out
   assert "NOT byte-identical" in text
   changed = np.abs(255 - 2 * image[0, 0].astype(int)).max()  # |new − old| at that pixel.
-  assert f"largest pixel difference {changed};" in text, text
+  assert f"largest pixel difference {changed}; a different machine" in text, text
+  # A record written by another jaxstyle version: the message names the change.
+  record = json.loads(Image.open(out).text[provenance.PNG_KEY])
+  record["versions"]["jaxstyle"] = "0.0.1"
+  info = PngImagePlugin.PngInfo()
+  info.add_text(provenance.PNG_KEY, json.dumps(record))
+  Image.fromarray(image).save(out, pnginfo=info)
+  assert _reproduce(out, tmp_path / "again.png") == 1
+  now = jaxstyle.__version__
+  assert f"recorded with other versions: jaxstyle 0.0.1 -> {now})" in capsys.readouterr().out
 
 
 def test_reproduce_refuses_other_weights_and_unrecorded_pngs(image_files, narrow_h5, tmp_path,
