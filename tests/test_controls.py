@@ -331,3 +331,33 @@ def test_bfloat16_changes_precision_not_the_objective(narrow_weights):
                                                            precision="bfloat16"),
                             weights=narrow_weights)
   assert result.history["total"][-1] < 0.7 * result.initial["total"]
+
+
+@pytest.mark.parametrize("linesearch", ["zoom", "none"])
+def test_pixel_range_changes_the_optimisers_units_not_the_objective(linesearch, narrow_weights):
+  """With --pixel-range 1 the optimiser works on x/255, but the carry's value and gradient
+  stay f and ∇ₓf at the carried image (RGB 0-255), and the run differs from one in 0-255
+  units (L-BFGS's first step is not scale-invariant)."""
+  from jaxstyle import solver
+  config = jaxstyle.StyleConfig(size=32, lbfgs_linesearch=linesearch, style_weight=1.0,
+                                tv_weight=1e-2, conv="direct")
+  spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
+  params = narrow_weights.params
+  content = as_rgb(CONTENT, 32, what="content")
+  targets = jaxstyle.make_targets(params, content, as_rgb(STYLE, 32, what="style"), spec)
+  weights = jaxstyle.LossWeights.from_config(config)
+  x0 = jnp.asarray(content, jnp.float32)
+  images = {}
+  for pixel_range in (1.0, 255.0):
+    rules = solver.SolverSpec.from_config(config.replace(pixel_range=pixel_range))
+    state, _ = init_state(params, targets, x0, weights, spec, rules)
+    step = jax.jit(lambda s: solver.step(params, targets, s, weights, spec, rules)[0])
+    for _ in range(3):
+      state = step(state)
+    (value, _), grad = solver.value_and_grad(params, targets, weights, spec)(state.image)
+    np.testing.assert_allclose(state.value, value, rtol=1e-5)
+    np.testing.assert_allclose(state.grad, grad, rtol=1e-4, atol=1e-4 * np.abs(grad).max())
+    assert state.value < 0.9 * float(jaxstyle.objective(params, targets, x0, weights, spec)[0])
+    images[pixel_range] = np.asarray(state.image)
+  # The zoom linesearch makes up most of the first step's scale: measured 0.85 px apart.
+  assert np.abs(images[1.0] - images[255.0]).max() > 0.1
