@@ -9,8 +9,9 @@ written), ``record`` (a sweep record appended), ``train-checkpoint`` (a
 training checkpoint complete on disk), ``video-frame`` (a stylized frame
 written) or ``batch-start`` (a batched program about to run: the signal
 comes *before* the N-th call). The tests use it to kill or
-interrupt a run at a known iteration however fast the machine is, and
-:func:`hook` does the same inside the test process for SIGINT.
+interrupt a run at a known iteration however fast the machine is (the
+SIGKILL case through :func:`run_killed`), and :func:`hook` does the same
+inside the test process for SIGINT.
 """
 
 import os
@@ -48,6 +49,16 @@ def hook(monkeypatch_setattr, event: str, n: int, signals: list[str]) -> None:
     return result
 
   monkeypatch_setattr(module, name, wrapped)
+
+
+def run_killed(event: str, n: int, *args: str, timeout: int = 300):
+  """Runs ``jaxstyle ARGS`` in a new process, SIGKILLed right after the N-th EVENT; checks
+  that it died of that kill (else shows its stderr's tail) and returns the CompletedProcess."""
+  import subprocess
+  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", event, str(n), "--",
+                         *args], capture_output=True, text=True, timeout=timeout)
+  assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+  return proc
 
 
 def main(argv: list[str]) -> int:

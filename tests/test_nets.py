@@ -207,17 +207,12 @@ def test_training_writes_a_model_that_lowers_the_objective_on_held_out_photos(tr
 
 
 def test_training_killed_then_resumed_ends_bit_identical(training, tmp_path):
-  import subprocess
-  import sys
-
   from jaxstyle import cli
+  from tests.interrupt import run_killed
   root, args, _ = training
   out = tmp_path / "model"
   # SIGKILL right after the first checkpoint (step 4 of 8) is complete on disk.
-  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "train-checkpoint",
-                         "1", "--", "train", *args, "-o", str(out)], capture_output=True,
-                        text=True, timeout=600)
-  assert proc.returncode == -9, proc.stderr[-2000:]
+  run_killed("train-checkpoint", 1, "train", *args, "-o", str(out), timeout=600)
   assert not (out / models.META_FILE).exists()  # Not a model yet.
   assert cli.main(["train", *args, "-o", str(out), "--resume"]) == 0
   assert (out / models.PARAMS_FILE).read_bytes() == (root / "model" / models.PARAMS_FILE).read_bytes()

@@ -9,15 +9,22 @@ from PIL import Image
 import jaxstyle
 from jaxstyle import sweep
 from tests.conftest import smooth_image
+from tests.interrupt import run_killed
+
+
+def write_sweep(folder, text: str):
+  """``folder``/sweep.toml holding ``text``, beside its inputs photo.png and a.png."""
+  Image.fromarray(smooth_image(40, 48, seed=1)).save(folder / "photo.png")
+  Image.fromarray(smooth_image(56, 40, seed=2)).save(folder / "a.png")
+  path = folder / "sweep.toml"
+  path.write_text(text)
+  return path
 
 
 @pytest.fixture
 def sweep_file(tmp_path):
-  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
-  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
   Image.fromarray(smooth_image(30, 60, seed=3)).save(tmp_path / "b.png")
-  path = tmp_path / "sweep.toml"
-  path.write_text("""
+  return write_sweep(tmp_path, """
 content = "photo.png"
 [base]
 size = 32
@@ -28,7 +35,6 @@ init = "noise"
 style = ["a.png", "b.png"]
 seed = [0, 1]
 """)
-  return path
 
 
 def test_product_and_zip_members(sweep_file):
@@ -94,12 +100,9 @@ def test_sweep_command_writes_records_sheet_and_curves(sweep_file, tmp_path, cap
 
 
 def test_failing_members_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
-  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
-  path = tmp_path / "sweep.toml"
   # Member 1 has no style image yet; member 2 diverges (Adam with an absurd step);
   # member 3 runs out of memory (simulated: XLA's error, raised for lr 2).
-  path.write_text("""
+  path = write_sweep(tmp_path, """
 content = "photo.png"
 mode = "zip"
 [base]
@@ -160,20 +163,12 @@ lr = [1.0, 1.0, 1e37, 2.0]
 
 
 def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
-  import subprocess
-  import sys
-  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
-  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
-  path = tmp_path / "sweep.toml"
   # tv_beta shapes the program: one program per member, so records arrive one by one.
-  path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 5\n'
-                  'weights = "random:0:0.125"\n[axes]\ntv_beta = [2.0, 2.1]\n')
+  path = write_sweep(tmp_path, 'content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\n'
+                     'iters = 5\nweights = "random:0:0.125"\n[axes]\ntv_beta = [2.0, 2.1]\n')
   rundir = tmp_path / "run"
   # SIGKILL right after the first record is appended (tests/interrupt.py): no race.
-  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "record", "1", "--",
-                         "sweep", str(path), "-o", str(rundir), "--quiet"],
-                        capture_output=True, text=True, timeout=300)
-  assert proc.returncode == -9, proc.stderr
+  run_killed("record", 1, "sweep", str(path), "-o", str(rundir), "--quiet")
   before = sweep.read_records(rundir)
   assert [r["config"]["tv_beta"] for r in before] == [2.0]
   messages = []
@@ -184,21 +179,14 @@ def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
 
 
 def test_a_sweep_killed_between_sub_batches_keeps_the_finished_one(tmp_path):
-  import subprocess
-  import sys
-  Image.fromarray(smooth_image(40, 48, seed=1)).save(tmp_path / "photo.png")
-  Image.fromarray(smooth_image(56, 40, seed=2)).save(tmp_path / "a.png")
-  path = tmp_path / "sweep.toml"
   # Three members of one program, run two at a time: sub-batches {0, 1} and {2 (+ a pad)}.
-  path.write_text('content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\niters = 3\n'
-                  'weights = "random:0:0.125"\n[axes]\nseed = [0, 1, 2]\n')
+  path = write_sweep(tmp_path, 'content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\n'
+                     'iters = 3\nweights = "random:0:0.125"\n[axes]\nseed = [0, 1, 2]\n')
   rundir = tmp_path / "run"
   # SIGKILL as the second sub-batch's program is about to run (one program for the whole
   # group would never get there: the run would end, and exit 0).
-  proc = subprocess.run([sys.executable, "-m", "tests.interrupt", "KILL", "batch-start", "2",
-                         "--", "sweep", str(path), "-o", str(rundir), "--max-members", "2",
-                         "--quiet"], capture_output=True, text=True, timeout=300)
-  assert proc.returncode == -9, proc.stderr
+  run_killed("batch-start", 2, "sweep", str(path), "-o", str(rundir), "--max-members", "2",
+             "--quiet")
   before = sweep.read_records(rundir)
   assert [r["seed"] for r in before] == [0, 1]  # Recorded, PNGs written, before the kill.
   assert all((rundir / r["output"]).exists() for r in before)
