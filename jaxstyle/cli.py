@@ -31,9 +31,13 @@ class _Parser(argparse.ArgumentParser):
     self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _option_kwargs(f: dataclasses.Field, hint, default) -> dict:
-  """argparse keyword arguments for one StyleConfig field, defaulting to ``default``."""
-  meta = f.metadata
+def _option_kwargs(f: dataclasses.Field, hint, default, values: dict) -> dict:
+  """argparse keyword arguments for one config field, defaulting to ``default``.
+
+  ``values`` are the config's values the command actually uses (a preset's, training's
+  perceptual-vgg16): a help text's ``{field}`` names one, so help states the real value.
+  """
+  meta = dict(f.metadata, help=f.metadata["help"].format_map(values))
   kwargs = {"default": default, "metavar": meta.get("metavar"), "choices": meta.get("choices")}
   hint, _ = unwrap_optional(hint)
   if hint is bool:
@@ -49,19 +53,29 @@ def _option_kwargs(f: dataclasses.Field, hint, default) -> dict:
   return {k: v for k, v in kwargs.items() if v is not None or k == "default"}
 
 
-def add_config_options(parser: argparse.ArgumentParser, cls=StyleConfig, *, skip=(),
-                       base=None) -> None:
-  """Adds one ``--option`` per dataclass field, with its type, default and help.
+def add_config_options(parser: argparse.ArgumentParser, cls=StyleConfig, *, groups,
+                       skip=(), base=None) -> None:
+  """Adds one ``--option`` per field of ``cls`` in ``groups``, with its type, default and help.
 
-  ``base`` (an instance, e.g. a preset) supplies the defaults instead of the
-  class's own.
+  A field's group is its ``metadata["group"]`` (StyleConfig's are
+  :data:`jaxstyle.config.GROUPS`); fields outside ``groups`` are not offered,
+  so a command never accepts an option it would ignore. ``base`` (an
+  instance, e.g. a preset) supplies the defaults instead of the class's own.
+  The groups are remembered on the parser: :func:`config_from_args` reads
+  exactly these fields back.
   """
   hints = typing.get_type_hints(cls)
+  base = base or cls()
+  values = dataclasses.asdict(base)
   for f in dataclasses.fields(cls):
-    if f.name not in skip:
-      default = f.default if base is None else getattr(base, f.name)
-      parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name,
-                          **_option_kwargs(f, hints[f.name], default))
+    if f.metadata["group"] in groups and f.name not in skip:
+      parser.add_argument(_flag(f.name), dest=f.name,
+                          **_option_kwargs(f, hints[f.name], getattr(base, f.name), values))
+  parser.set_defaults(**{_groups_key(cls): tuple(groups)})
+
+
+def _groups_key(cls) -> str:
+  return f"_{cls.__name__}_groups"
 
 
 def add_preset_option(parser: argparse.ArgumentParser) -> None:
@@ -92,15 +106,30 @@ def preset_in(argv: list[str]) -> str | None:
   return None
 
 
-def config_from_args(args: argparse.Namespace, cls=StyleConfig, *, skip=(), **overrides):
+def config_from_args(args: argparse.Namespace, cls=StyleConfig, **overrides):
   """Builds the config dataclass from parsed options (validating it).
 
-  Fields in ``skip`` keep their defaults even where ``args`` has an option of
-  that name (one that belongs to another config of the same command).
+  Takes the fields of the groups the command offered (:func:`add_config_options`);
+  the others keep their defaults, even where ``args`` has an option of that name
+  that belongs to another config of the same command (train's ``--lr`` is
+  TrainConfig's, not StyleConfig's).
   """
+  groups = getattr(args, _groups_key(cls))
   values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-            if hasattr(args, f.name) and f.name not in skip}
+            if f.metadata["group"] in groups and hasattr(args, f.name)}
   return cls(**(values | overrides))
+
+
+def dropped_preset_fields(preset: StyleConfig, groups) -> dict[str, list[str]]:
+  """The fields ``preset`` sets (away from StyleConfig's defaults) outside ``groups``, by group:
+  what a command taking only ``groups`` cannot honour."""
+  from jaxstyle.config import fields_in, group_of
+  default, kept = StyleConfig(), fields_in(groups)
+  dropped: dict[str, list[str]] = {}
+  for f in dataclasses.fields(StyleConfig):
+    if f.name not in kept and getattr(preset, f.name) != getattr(default, f.name):
+      dropped.setdefault(group_of(f.name), []).append(f.name)
+  return dropped
 
 
 def _add_training_options(parser: argparse.ArgumentParser, data_help: str) -> None:
@@ -117,8 +146,13 @@ def _add_training_options(parser: argparse.ArgumentParser, data_help: str) -> No
   add_distributed_option(parser, TRAIN_SPLIT)
 
 
+# What running a trained network takes beyond its model (dests of _add_network_options).
+NETWORK_OPTIONS = ("style_image", "style_size", "alpha", "batch")
+
+
 def _add_network_options(parser: argparse.ArgumentParser, batch_help: str) -> None:
-  """What running a trained network takes beyond its model: AdaIN's styles, and the batch."""
+  """What running a trained network takes beyond its model: AdaIN's styles, and the batch
+  (:data:`NETWORK_OPTIONS`)."""
   parser.add_argument("--style-image", nargs="+", default=(), metavar="IMAGE",
                       help="AdaIN models: the style image(s); several are mixed by --style-mix "
                            "(default: the first)")
@@ -144,6 +178,11 @@ def _network(args, style) -> tuple:
   if meta["architecture"] == "adain" and not args.style_image:
     raise JaxstyleError(f"{args.model}: an AdaIN model stylizes with any style image; name "
                         "one with --style-image")
+  adain_only = [_flag(d) for d in ("style_image", "style_size", "alpha") if d in args.given]
+  if meta["architecture"] != "adain" and adain_only:
+    raise JaxstyleError(f"{', '.join(adain_only)}: {args.model} is a Johnson network, trained "
+                        "for styles of its own (choose one with --style or --style-mix); only "
+                        "AdaIN models take style images and --alpha")
   stylizer = stylizer_for(net, style=style, alpha=args.alpha, style_images=[
       images.load_image(p, size=args.style_size) for p in args.style_image])
   model = {"path": str(args.model), "params_sha256": meta["params_sha256"],
@@ -187,7 +226,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                             "timing a few iterations), refuse if it cannot fit, write nothing")
   stylize.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(stylize)
-  add_config_options(stylize, base=base, skip=VIDEO_ONLY)
+  add_config_options(stylize, groups=PIXEL_GROUPS, base=base)
   stylize.set_defaults(run=_cmd_stylize)
 
   batch = commands.add_parser(
@@ -208,7 +247,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   batch.add_argument("--quiet", action="store_true", help="no progress bar")
   add_distributed_option(batch)
   add_preset_option(batch)
-  add_config_options(batch, skip=tuple(MEMBER_LISTS) + VIDEO_ONLY, base=base)
+  add_config_options(batch, groups=PIXEL_GROUPS, skip=tuple(MEMBER_LISTS), base=base)
   for field, (flag, kind) in MEMBER_LISTS.items():
     batch.add_argument(flag, dest=field, nargs="+", type=kind, default=[getattr(base, field)],
                        metavar="V", help=f"one or more values (default: {getattr(base, field)})")
@@ -276,12 +315,12 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                     help="output directory (default: demo_out)")
   demo.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(demo)
-  add_config_options(demo, skip=("size", "iters") + VIDEO_ONLY, base=base)
+  add_config_options(demo, groups=PIXEL_GROUPS, skip=("size", "iters"), base=base)
   demo.add_argument("--size", type=int, default=128, help="(default: 128)")
   demo.add_argument("--iters", type=int, default=100, help="(default: 100)")
   demo.set_defaults(run=_cmd_demo)
 
-  from jaxstyle.nets.train import TrainConfig
+  from jaxstyle.nets.train import OBJECTIVE_GROUPS, TrainConfig
   train = commands.add_parser(
       "train", help="train a feed-forward network on photos, for one or more styles",
       description="Trains Johnson's network (one style image: a single-style network; "
@@ -293,8 +332,8 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   train.add_argument("styles", metavar="STYLE", nargs="+", help="style image files")
   _add_training_options(train, "folder of training photos (recursive; COCO in real use)")
   add_preset_option(train)
-  add_config_options(train, TrainConfig)
-  add_config_options(train, skip=TRAIN_SKIPS, base=train_base)
+  add_config_options(train, TrainConfig, groups=("training", "johnson"))
+  add_config_options(train, groups=OBJECTIVE_GROUPS, base=train_base)
   train.set_defaults(run=_cmd_train)
 
   from jaxstyle.nets.train_adain import ADAIN_TRAINING, objective_config as adain_objective
@@ -312,8 +351,8 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   train_adain.add_argument("--held-out-styles", nargs="+", default=None, metavar="IMAGE",
                            help="styles for the sample grids (default: the sample paintings "
                                 "in ../shared/images/style, if present)")
-  add_config_options(train_adain, TrainConfig, skip=JOHNSON_ONLY, base=ADAIN_TRAINING)
-  add_config_options(train_adain, skip=TRAIN_SKIPS, base=adain_objective())
+  add_config_options(train_adain, TrainConfig, groups=("training",), base=ADAIN_TRAINING)
+  add_config_options(train_adain, groups=OBJECTIVE_GROUPS, base=adain_objective())
   train_adain.set_defaults(run=_cmd_train_adain)
 
   models_command = commands.add_parser(
@@ -377,8 +416,8 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   _add_network_options(video, "--model: frames per forward pass (default: 4)")
   video.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(video)
-  add_config_options(video, base=base, skip=("size",))
-  video.add_argument("--size", type=int, default=None,
+  add_config_options(video, groups=VIDEO_GROUPS, base=base, skip=("size",))
+  video.add_argument("--size", dest="frame_size", type=int, default=None,
                      help=f"longest side of the frames (default: {base.size} by optimisation, "
                           "the input's size by a model)")
   video.set_defaults(run=_cmd_video)
@@ -629,21 +668,14 @@ def _cmd_presets(args) -> int:
   return 0
 
 
-# StyleConfig fields that only a clip gives a meaning to.
-VIDEO_ONLY = ("temporal_weight",)
+# The StyleConfig groups (jaxstyle.config.GROUPS) each command honours; training's are
+# jaxstyle.nets.train.OBJECTIVE_GROUPS. A clip runs one scale (each frame starts from the
+# previous one); a single image has no temporal loss.
+PIXEL_GROUPS = ("objective", "compute", "style_images", "color", "pixels", "scales")
+VIDEO_GROUPS = ("objective", "compute", "style_images", "color", "pixels", "video")
 
 TRAIN_SPLIT = ("each batch split over all their devices (MODEL_DIR on storage they share; "
                "process 0 writes the model)")
-
-# StyleConfig fields that mean nothing to training (or that TrainConfig owns).
-TRAIN_SKIPS = ("size", "iters", "scales", "scale_factor", "scale_iters", "init", "optimizer", "lr",
-               "ema_decay", "lbfgs_memory", "lbfgs_linesearch", "lbfgs_restart", "seed",
-               "record_terms", "style_masks", "preserve_colors", "style_blend_weights",
-               "style_scale", "normalize_gradients", "temporal_weight")
-
-
-# TrainConfig fields of Johnson's network alone.
-JOHNSON_ONLY = ("width", "residual_blocks", "upsample")
 
 
 def _held_out(given, kind: str) -> list:
@@ -669,8 +701,8 @@ def _cmd_train_adain(args) -> int:
   from jaxstyle.nets.train import TrainConfig
   from jaxstyle.nets.train_adain import train_adain
 
-  config = config_from_args(args, TrainConfig, skip=JOHNSON_ONLY)
-  objective = config_from_args(args, StyleConfig, skip=TRAIN_SKIPS)
+  config = config_from_args(args, TrainConfig)
+  objective = config_from_args(args)
   from jaxstyle import distributed
   distributed.initialize(args.distributed)
   return _report_training(train_adain(
@@ -684,7 +716,7 @@ def _cmd_train(args) -> int:
   from jaxstyle.nets.train import TrainConfig, train
 
   config = config_from_args(args, TrainConfig)
-  objective = config_from_args(args, StyleConfig, skip=TRAIN_SKIPS, size=config.crop)
+  objective = config_from_args(args, size=config.crop)
   from jaxstyle import distributed
   distributed.initialize(args.distributed)
   return _report_training(train(args.styles, args.data, args.output, config, objective,
@@ -764,20 +796,30 @@ def _cmd_apply(args) -> int:
 
 def _cmd_video(args) -> int:
   from jaxstyle import images
+  from jaxstyle.config import fields_in
   from jaxstyle.video import stylize as video
 
-  config = config_from_args(args, skip=("size",))
+  # Each method has options the other would ignore: refuse them instead.
+  method, others = (("--model", ("preset",) + fields_in(VIDEO_GROUPS)) if args.model else
+                    ("--style", NETWORK_OPTIONS + ("style_mix",)))
+  misplaced = [_flag(d) for d in others if d in args.given]
+  if misplaced:
+    raise JaxstyleError(f"{', '.join(misplaced)}: not used by video {method} ("
+                        + ("a trained network's options are its own; pixel optimisation takes "
+                           "them with --style" if args.model else
+                           "options of a trained network, for --model") + ")")
+  config = config_from_args(args)
   stylizer = model_record = None
   if args.model is not None:
     stylizer, model, styles = _network(args, args.style_mix if args.style_mix is not None else 0)
     model_record = model | styles
   else:
     images.source_shape(args.style, what="style")  # A bad style image: before any frame.
-    if args.size is not None:
-      config = config.replace(size=args.size)
+    if args.frame_size is not None:
+      config = config.replace(size=args.frame_size)
   summary = video.stylize_video(args.input, args.output, config=config, style=args.style,
                                 stylizer=stylizer, model_record=model_record,
-                                frames=args.frames, every=args.every, size=args.size,
+                                frames=args.frames, every=args.every, size=args.frame_size,
                                 batch=args.batch, progress=not args.quiet)
   error = summary["warping_error"]
   print(f"video: {summary['frames']} frames -> {summary['output']} "
@@ -800,6 +842,32 @@ def _cmd_demo(args) -> int:
   return 0
 
 
+def _flag(dest: str) -> str:
+  return "--" + dest.replace("_", "-")
+
+
+def _given(parser: argparse.ArgumentParser, args) -> frozenset[str]:
+  """The dests of the command's options whose values differ from their defaults (what the
+  user set, a preset's values being the defaults)."""
+  commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+  sub = commands.choices[args.command]
+  return frozenset(a.dest for a in sub._actions
+                   if a.option_strings and getattr(args, a.dest, a.default) != a.default)
+
+
+def _note_dropped(preset: str, args) -> None:
+  """One line naming the preset's settings this command cannot honour, and why."""
+  from jaxstyle.config import GROUPS
+  from jaxstyle.presets import get
+  groups = getattr(args, _groups_key(StyleConfig), None)
+  dropped = dropped_preset_fields(get(preset), groups) if groups is not None else {}
+  if dropped:
+    names = [n for fields in dropped.values() for n in fields]
+    print(f"jaxstyle: note: --preset {preset}: {args.command} does not use "
+          + ", ".join(map(_flag, names)) + " ("
+          + "; ".join(GROUPS[g] for g in dropped) + "); dropped", file=sys.stderr)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
   print(f"jaxstyle: warning: {message}", file=sys.stderr)
 
@@ -812,6 +880,9 @@ def main(argv=None) -> int:
   # A known preset supplies the defaults; an unknown one is argparse's to refuse.
   parser = build_parser(presets.get(preset) if preset in presets.PRESETS else None)
   args = parser.parse_args(argv)
+  args.given = _given(parser, args)
+  if preset is not None:
+    _note_dropped(preset, args)
   if args.command in ("stylize", "batch", "sweep", "reproduce", "demo", "train", "train-adain",
                       "apply", "video"):
     from jaxstyle import cache

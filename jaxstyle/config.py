@@ -81,117 +81,201 @@ def _coerce(name: str, hint, value):
   return value
 
 
-def _opt(default, help: str, *, metavar: str | None = None, choices=None):
-  return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices})
+# The groups StyleConfig's fields fall into, by what they configure. Every field belongs
+# to exactly one; each command takes the groups it can honour (jaxstyle stylize: all but
+# video; jaxstyle train: objective and compute), so that a field it cannot honour is never
+# offered, recorded or silently ignored. A new field joins one group and every command and
+# record follows.
+GROUPS = {
+    "objective": "the loss",  # VGG network and weights, layers, loss weights, normalisations.
+    "compute": "how the VGG runs",
+    "style_images": "style images' scale, blend and masks",
+    "color": "colour preservation",
+    "pixels": "pixel optimisation",  # Size, iterations, init, optimiser, seed, recording.
+    "scales": "coarse to fine",
+    "video": "video frames",
+}
+
+
+def _opt(group: str, default, help: str, *, metavar: str | None = None, choices=None):
+  assert group in GROUPS, group
+  return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices,
+                                          "group": group})
 
 
 @dataclass(frozen=True)
 class StyleConfig:
   """Everything that determines a stylization's result (and nothing else)."""
 
-  size: int = _opt(512, "longest side of the output in pixels; the content image is "
-                   "resized to it and the style image to the same longest side")
-  iters: int = _opt(500, "optimiser iterations (at each scale, unless --scale-iters)")
-  scales: int = _opt(1, "coarse to fine: run at this many sizes, each --scale-factor times "
-                     "the previous and ending at --size, each starting from the upsampled "
-                     "previous result")
-  scale_factor: float = _opt(2.0, "size ratio between successive scales")
+  size: int = _opt(
+      "pixels", 512,
+      "longest side of the output in pixels; the content image is resized to it and the style "
+      "image to the same longest side")
+  iters: int = _opt(
+      "pixels", 500,
+      "optimiser iterations (at each scale, unless --scale-iters)")
+  scales: int = _opt(
+      "scales", 1,
+      "coarse to fine: run at this many sizes, each --scale-factor times the previous and ending "
+      "at --size, each starting from the upsampled previous result")
+  scale_factor: float = _opt(
+      "scales", 2.0,
+      "size ratio between successive scales")
   scale_iters: tuple[int, ...] | None = _opt(
-      None, "iterations per scale, coarse to fine (default: --iters at every scale)",
+      "scales", None,
+      "iterations per scale, coarse to fine (default: --iters at every scale)",
       metavar="N")
-  network: str = _opt("vgg19", "the VGG network whose features define the losses",
-                      choices=vgg.NETWORKS)
-  content_weight: float = _opt(1.0, "weight α of the content loss (--content-norm)")
-  style_weight: float = _opt(1e4, "weight β of the style loss Σ_l w_l E_l, w_l summing to 1")
-  tv_weight: float = _opt(1e2, "weight of the total-variation loss (0 disables it)")
-  tv_beta: float = _opt(2.0, "TV exponent β in Σ(Δx²+Δy²)^(β/2); the Keras example uses 2.5")
-  temporal_weight: float = _opt(0.0, "video: weight λ_t of Ruder et al.'s temporal loss "
-                                "(1/D)Σc(x−ω)² against the previous frame warped by the optical "
-                                "flow; 0 stylizes each frame on its own")
-  content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "content layers: relu4_2 or "
-                                         "block4_conv2 (after the ReLU), conv4_2 (before it)",
-                                         metavar="LAYER")
-  content_norm: str = _opt("half_sum", "content loss: half_sum ½Σ(F−P)² (Gatys eq. 1), sum "
-                           "Σ(F−P)² (Keras example) or mean Σ(F−P)²/(C·H·W) (MSE)",
-                           choices=("half_sum", "sum", "mean"))
-  style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "style layers", metavar="LAYER")
+  network: str = _opt(
+      "objective", "vgg19",
+      "the VGG network whose features define the losses",
+      choices=vgg.NETWORKS)
+  content_weight: float = _opt(
+      "objective", 1.0,
+      "weight α of the content loss (--content-norm)")
+  style_weight: float = _opt(
+      "objective", 1e4,
+      "weight β of the style loss Σ_l w_l E_l, w_l summing to 1")
+  tv_weight: float = _opt(
+      "objective", 1e2,
+      "weight of the total-variation loss (0 disables it)")
+  tv_beta: float = _opt(
+      "objective", 2.0,
+      "TV exponent β in Σ(Δx²+Δy²)^(β/2); the Keras example uses 2.5")
+  temporal_weight: float = _opt(
+      "video", 0.0,
+      "video: weight λ_t of Ruder et al.'s temporal loss (1/D)Σc(x−ω)² against the previous frame "
+      "warped by the optical flow; 0 stylizes each frame on its own")
+  content_layers: tuple[str, ...] = _opt(
+      "objective", PAPER_CONTENT_LAYERS,
+      "content layers: relu4_2 or block4_conv2 (after the ReLU), conv4_2 (before it)",
+      metavar="LAYER")
+  content_norm: str = _opt(
+      "objective", "half_sum",
+      "content loss: half_sum ½Σ(F−P)² (Gatys eq. 1), sum Σ(F−P)² (Keras example) or mean "
+      "Σ(F−P)²/(C·H·W) (MSE)",
+      choices=("half_sum", "sum", "mean"))
+  style_layers: tuple[str, ...] = _opt(
+      "objective", PAPER_STYLE_LAYERS,
+      "style layers",
+      metavar="LAYER")
   style_layer_weights: tuple[float, ...] | None = _opt(
-      None, "per-style-layer weights w_l (normalised to sum 1); default equal", metavar="W")
+      "objective", None,
+      "per-style-layer weights w_l (normalised to sum 1); default equal",
+      metavar="W")
   style_layer_weight_exp: float = _opt(
-      1.0, "geometric style-layer weights: w_l ∝ exp^l from the first style layer (Athalye's "
-      "neural-style); < 1 favours fine features, > 1 coarse ones; 1 is equal weights")
-  style_loss: str = _opt("gram", "style loss: gram (Gram matrices, --style-norm), w2 (mean "
-                         "and covariance: Wasserstein-2 distance between Gaussians) or mean_std "
-                         "(per-channel mean and standard deviation, AdaIN's)",
-                         choices=("gram", "w2", "mean_std"))
-  style_norm: str = _opt("gatys", "Gram loss normalisation: gatys Σ(G−A)²/(4N²M²), chw "
-                         "(Gram/(C·H·W), then MSE), hw (Gram/(H·W), then MSE) or keras "
-                         "Σ(G−A)²/(4·3²·(H·W)²) with the image's H·W, as the Keras example",
-                         choices=("gatys", "chw", "hw", "keras"))
-  normalize_gradients: bool = _opt(False, "L1-normalise each content/style layer's gradient "
-                                   "before weighting it (Johnson's neural-style); Adam only")
+      "objective", 1.0,
+      "geometric style-layer weights: w_l ∝ exp^l from the first style layer (Athalye's neural- "
+      "style); < 1 favours fine features, > 1 coarse ones; 1 is equal weights")
+  style_loss: str = _opt(
+      "objective", "gram",
+      "style loss: gram (Gram matrices, --style-norm), w2 (mean and covariance: Wasserstein-2 "
+      "distance between Gaussians) or mean_std (per-channel mean and standard deviation, AdaIN's)",
+      choices=("gram", "w2", "mean_std"))
+  style_norm: str = _opt(
+      "objective", "gatys",
+      "Gram loss normalisation: gatys Σ(G−A)²/(4N²M²), chw (Gram/(C·H·W), then MSE), hw "
+      "(Gram/(H·W), then MSE) or keras Σ(G−A)²/(4·3²·(H·W)²) with the image's H·W, as the Keras "
+      "example",
+      choices=("gatys", "chw", "hw", "keras"))
+  normalize_gradients: bool = _opt(
+      "pixels", False,
+      "L1-normalise each content/style layer's gradient before weighting it (Johnson's neural- "
+      "style); Adam only")
   style_scale: tuple[float, ...] = _opt(
-      (1.0,), "style image size relative to --size: one factor, or one per style image",
+      "style_images", (1.0,),
+      "style image size relative to --size: one factor, or one per style image",
       metavar="S")
   preserve_colors: str = _opt(
-      "none", "keep the content's colours (Gatys et al. 2017): luminance (transfer on "
-      "luminance, chroma from the content) or histogram (match the style's colour "
-      "statistics to the content's first)", choices=("none", "luminance", "histogram"))
+      "color", "none",
+      "keep the content's colours (Gatys et al. 2017): luminance (transfer on luminance, chroma "
+      "from the content) or histogram (match the style's colour statistics to the content's first)",
+      choices=("none", "luminance", "histogram"))
   style_blend_weights: tuple[float, ...] | None = _opt(
-      None, "with several style images: blend weights b_k of the style target Σ b_k A_k "
-      "(normalised); default equal", metavar="B")
+      "style_images", None,
+      "with several style images: blend weights b_k of the style target Σ b_k A_k (normalised); "
+      "default equal",
+      metavar="B")
   style_masks: tuple[str, ...] | None = _opt(
-      None, "one mask image per style image (white: apply that style, black: not; grey "
-      "weighs): each style is matched only where its mask is set, with guided Gram "
-      "matrices (Gatys et al. 2017); default: styles blend everywhere", metavar="MASK")
-  pooling: str = _opt("max", "pooling between VGG blocks", choices=("max", "avg"))
-  init: str = _opt("content", "initial image: content, noise (seeded, uniform), gray, "
-                   "style_stats (seeded noise with the style's per-channel mean and std) or "
-                   "an image file", metavar="content|noise|gray|style_stats|PATH")
-  optimizer: str = _opt("lbfgs", "lbfgs (optax, zoom linesearch) or adam",
-                        choices=("lbfgs", "adam"))
-  lr: float = _opt(10.0, "Adam learning rate in pixel units (0-255 unless --pixel-range; "
-                   "L-BFGS takes its step from the linesearch, or Torch's rule, and ignores it)")
-  ema_decay: float = _opt(0.0, "Adam only: output the exponential moving average of the "
-                          "iterates with this decay, bias-corrected (Crowson's style-transfer; "
-                          "e.g. 0.99); 0 outputs the last iterate")
-  lbfgs_memory: int = _opt(10, "L-BFGS history size (memory grows with history x pixels)")
-  lbfgs_linesearch: str = _opt("zoom", "L-BFGS step: zoom (optax's linesearch: more "
-                               "evaluations per iteration, steady descent) or none (the "
-                               "fixed step of Torch's L-BFGS, as neural-style and the PyTorch "
-                               "tutorial run it: one evaluation per iteration; with no "
-                               "linesearch to catch an overshoot it needs a well-scaled "
-                               "objective, as there)",
-                               choices=("zoom", "none"))
-  lbfgs_restart: int = _opt(0, "restart L-BFGS (forget its history) once this many "
-                            "objective evaluations have run since the last restart, as "
-                            "repeated scipy fmin_l_bfgs_b(maxfun=N) calls do; 0: never")
-  pixel_range: float = _opt(255.0, "the range the optimiser sees pixels in: 255 (RGB 0-255, "
-                            "as jaxstyle's images and Lua Torch's caffe-preprocessed ones) or 1 "
-                            "(PyTorch's [0, 1] tensors); it sets the length of L-BFGS's first "
-                            "step and the unit of Adam's --lr, not the objective")
-  clamp: bool = _opt(False, "clip the image to 0-255 after every update, so that each "
-                     "evaluation sees a valid image (the PyTorch tutorial's clamp_(0, 1)); "
-                     "with Adam or --lbfgs-linesearch none")
-  remat: bool = _opt(False, "rematerialise each VGG block in the backward pass: less memory "
-                     "for large images, one more forward pass of time")
-  precision: str = _opt("float32", "network activations in float32, or bfloat16 (half the "
-                        "activation memory; losses still accumulate in float32)",
-                        choices=("float32", "bfloat16"))
-  conv: str = _opt("auto", "how the deep VGG convolutions run: winograd (F(2x2,3x3) as "
-                   "batched matmuls from block3_conv2 on: 2.25x fewer multiplies, faster on "
-                   "CPU), direct (the backend's own convolution) or auto (winograd on CPU, "
-                   "direct on GPU/TPU, whose libraries choose their own algorithm)",
-                   choices=vgg.CONV_ALGORITHMS)
-  seed: int = _opt(0, "seed for the noise init and anything else random")
-  weights: str | None = _opt(None, "VGG19 weights: a jaxstyle .h5 file or "
-                             "random[:SEED[:WIDTH_SCALE]]; default $JAXSTYLE_WEIGHTS, "
-                             "else weights/vgg19.h5", metavar="PATH|random")
-  record_terms: bool = _opt(True, "record the content, style and TV terms (the total is "
-                            "always recorded, every iteration)")
-  terms_every: int = _opt(20, "record the terms every N iterations and at the last (with the "
-                          "zoom linesearch each recording costs one forward pass; 1 records "
-                          "every iteration)")
+      "style_images", None,
+      "one mask image per style image (white: apply that style, black: not; grey weighs): each "
+      "style is matched only where its mask is set, with guided Gram matrices (Gatys et al. 2017); "
+      "default: styles blend everywhere",
+      metavar="MASK")
+  pooling: str = _opt(
+      "objective", "max",
+      "pooling between VGG blocks",
+      choices=("max", "avg"))
+  init: str = _opt(
+      "pixels", "content",
+      "initial image: content, noise (seeded, uniform), gray, style_stats (seeded noise with the "
+      "style's per-channel mean and std) or an image file",
+      metavar="content|noise|gray|style_stats|PATH")
+  optimizer: str = _opt(
+      "pixels", "lbfgs",
+      "lbfgs (optax, zoom linesearch) or adam",
+      choices=("lbfgs", "adam"))
+  lr: float = _opt(
+      "pixels", 10.0,
+      "Adam learning rate in pixel units (0-255 unless --pixel-range; L-BFGS takes its step from "
+      "the linesearch, or Torch's rule, and ignores it)")
+  ema_decay: float = _opt(
+      "pixels", 0.0,
+      "Adam only: output the exponential moving average of the iterates with this decay, bias- "
+      "corrected (Crowson's style-transfer; e.g. 0.99); 0 outputs the last iterate")
+  lbfgs_memory: int = _opt(
+      "pixels", 10,
+      "L-BFGS history size (memory grows with history x pixels)")
+  lbfgs_linesearch: str = _opt(
+      "pixels", "zoom",
+      "L-BFGS step: zoom (optax's linesearch: more evaluations per iteration, steady descent) or "
+      "none (the fixed step of Torch's L-BFGS, as neural-style and the PyTorch tutorial run it: "
+      "one evaluation per iteration; with no linesearch to catch an overshoot it needs a well- "
+      "scaled objective, as there)",
+      choices=("zoom", "none"))
+  lbfgs_restart: int = _opt(
+      "pixels", 0,
+      "restart L-BFGS (forget its history) once this many objective evaluations have run since the "
+      "last restart, as repeated scipy fmin_l_bfgs_b(maxfun=N) calls do; 0: never")
+  pixel_range: float = _opt(
+      "pixels", 255.0,
+      "the range the optimiser sees pixels in: 255 (RGB 0-255, as jaxstyle's images and Lua "
+      "Torch's caffe-preprocessed ones) or 1 (PyTorch's [0, 1] tensors); it sets the length of "
+      "L-BFGS's first step and the unit of Adam's --lr, not the objective")
+  clamp: bool = _opt(
+      "pixels", False,
+      "clip the image to 0-255 after every update, so that each evaluation sees a valid image (the "
+      "PyTorch tutorial's clamp_(0, 1)); with Adam or --lbfgs-linesearch none")
+  remat: bool = _opt(
+      "compute", False,
+      "rematerialise each VGG block in the backward pass: less memory for large images, one more "
+      "forward pass of time")
+  precision: str = _opt(
+      "compute", "float32",
+      "network activations in float32, or bfloat16 (half the activation memory; losses still "
+      "accumulate in float32)",
+      choices=("float32", "bfloat16"))
+  conv: str = _opt(
+      "compute", "auto",
+      "how the deep VGG convolutions run: winograd (F(2x2,3x3) as batched matmuls from "
+      "block3_conv2 on: 2.25x fewer multiplies, faster on CPU), direct (the backend's own "
+      "convolution) or auto (winograd on CPU, direct on GPU/TPU, whose libraries choose their own "
+      "algorithm)",
+      choices=vgg.CONV_ALGORITHMS)
+  seed: int = _opt(
+      "pixels", 0,
+      "seed for the noise init and anything else random")
+  weights: str | None = _opt(
+      "objective", None,
+      "VGG weights (of --network): a jaxstyle .h5 file or random[:SEED[:WIDTH_SCALE]]; default "
+      "$JAXSTYLE_WEIGHTS, else weights/{network}.h5",
+      metavar="PATH|random")
+  record_terms: bool = _opt(
+      "pixels", True,
+      "record the content, style and TV terms (the total is always recorded, every iteration)")
+  terms_every: int = _opt(
+      "pixels", 20,
+      "record the terms every N iterations and at the last (with the zoom linesearch each "
+      "recording costs one forward pass; 1 records every iteration)")
 
   def __post_init__(self):
     # Check each value's type (sweep files and Python callers bypass argparse) and
@@ -286,6 +370,20 @@ class StyleConfig:
     """A copy with ``changes`` applied (and validated)."""
     return dataclasses.replace(self, **changes)
 
-  def to_dict(self) -> dict:
-    """Plain JSON-ready dict of every field."""
-    return dataclasses.asdict(self)
+  def to_dict(self, groups=None) -> dict:
+    """Plain JSON-ready dict of every field, or of the fields in ``groups``."""
+    names = fields_in(groups) if groups is not None else None
+    return {k: v for k, v in dataclasses.asdict(self).items() if names is None or k in names}
+
+
+def fields_in(groups) -> tuple[str, ...]:
+  """The names of StyleConfig's fields in ``groups`` (see :data:`GROUPS`), in field order."""
+  unknown = set(groups) - set(GROUPS)
+  if unknown:
+    raise ValueError(f"expected groups among {', '.join(GROUPS)}, got {', '.join(sorted(unknown))}")
+  return tuple(f.name for f in dataclasses.fields(StyleConfig) if f.metadata["group"] in groups)
+
+
+def group_of(name: str) -> str:
+  """The group of StyleConfig's field ``name``."""
+  return {f.name: f.metadata["group"] for f in dataclasses.fields(StyleConfig)}[name]

@@ -50,20 +50,27 @@ def shard_members(tree, mesh):
   return jax.device_put(tree, NamedSharding(mesh, PartitionSpec("members")))
 
 
+def member_split(per_member, shared) -> Targets:
+  """A :class:`Targets`-shaped prefix: ``per_member`` for the style targets (what members
+  differ in), ``shared`` for every other field. Built by field name, so that a field added
+  to Targets is carried (as shared) instead of silently dropped."""
+  return Targets(**dict.fromkeys(Targets._fields, shared))._replace(style=per_member)
+
+
 def over_members(one, params, targets, *members, solver: SolverSpec, mesh):
   """``one(params, targets_i, *members_i)`` for every member, stacked."""
   def local(params, targets, *members):
     if not solver.linesearch:
-      return jax.vmap(one, in_axes=(None, Targets(None, 0, None)) + (0,) * len(members))(
+      return jax.vmap(one, in_axes=(None, member_split(0, None)) + (0,) * len(members))(
           params, targets, *members)
     def member(xs):
-      return one(params, Targets(targets.content, xs[0], targets.masks), *xs[1:])
+      return one(params, targets._replace(style=xs[0]), *xs[1:])
     return jax.lax.map(member, (targets.style,) + members)
 
   if mesh is None:
     return local(params, targets, *members)
   from jax.sharding import PartitionSpec as P
-  specs = (P(), Targets(P(), P("members"), P())) + (P("members"),) * len(members)
+  specs = (P(), member_split(P("members"), P())) + (P("members"),) * len(members)
   # check_vma=False: optax's linesearch has conds whose branches differ in
   # "varies across devices" typing (a constant on one side); every value in
   # ``local`` is per-member anyway, so the check has nothing to protect here.

@@ -21,6 +21,11 @@ from jaxstyle.objective import ObjectiveSpec, objective, objective_terms
 from jaxstyle.optimizers import torch_lbfgs
 
 TERMS = ("content", "style", "tv")
+
+
+def recorded_terms(targets) -> tuple[str, ...]:
+  """The terms a run records: :data:`TERMS`, and ``"temporal"`` for a video frame."""
+  return TERMS + (("temporal",) if targets.temporal is not None else ())
 CHUNK_CAPACITY = 128  # History slots per compiled chunk; chunks are at most this long.
 
 
@@ -140,7 +145,7 @@ def step(params, targets, state: RunState, weights, spec: ObjectiveSpec, solver:
     value = optax.tree.get(opt_state, "value")
     grad = _scaled(optax.tree.get(opt_state, "grad"), 1 / unit)
     evaluations = optax.tree.get(opt_state, "num_linesearch_steps").astype(jnp.int32)
-    nan = {t: jnp.float32(jnp.nan) for t in TERMS}
+    nan = {t: jnp.float32(jnp.nan) for t in recorded_terms(targets)}
     if solver.record_terms and solver.terms_every == 1:
       terms = _terms(params, targets, image, spec)
     elif solver.record_terms:
@@ -178,7 +183,8 @@ def _scaled(x, factor: float):
 
 
 def _terms(params, targets, x, spec):
-  return {t: v for t, v in objective_terms(params, targets, x, spec).items() if t in TERMS}
+  return {t: v for t, v in objective_terms(params, targets, x, spec).items()
+          if t in recorded_terms(targets)}
 
 
 def run_chunk(params, targets, state: RunState, num_steps, weights, spec: ObjectiveSpec,
@@ -186,12 +192,14 @@ def run_chunk(params, targets, state: RunState, num_steps, weights, spec: Object
   """Runs up to ``num_steps`` (≤ CHUNK_CAPACITY) iterations of one run.
 
   Stops early if the objective turns non-finite. Returns the new carry and
-  the per-iteration history ``{"total", "content", "style", "tv"}``, each of
+  the per-iteration history ``{"total", "content", "style", "tv"}`` (and ``"temporal"``
+  for a video frame), each of
   length CHUNK_CAPACITY with the first ``steps done`` entries filled (the
   terms NaN on iterations :func:`step` does not record them). ``final_step``:
   the run's last iteration, whose terms are always recorded.
   """
-  empty = {k: jnp.full((CHUNK_CAPACITY,), jnp.nan, jnp.float32) for k in ("total",) + TERMS}
+  empty = {k: jnp.full((CHUNK_CAPACITY,), jnp.nan, jnp.float32)
+           for k in ("total",) + recorded_terms(targets)}
 
   def cond(carry):
     i, s, _ = carry

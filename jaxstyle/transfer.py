@@ -30,7 +30,8 @@ from jaxstyle.members import init_states, run_chunks, shard_members, shared_prog
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, features,
                                 make_targets, mask_pyramid, normalised_weights, objective,
                                 prepare_weights, run_params, stack, style_targets)
-from jaxstyle.solver import CHUNK_CAPACITY, TERMS, RunState, SolverSpec, output_image
+from jaxstyle.solver import (CHUNK_CAPACITY, RunState, SolverSpec, output_image,
+                             recorded_terms)
 from jaxstyle.weights import Weights, resolve_weights
 
 TARGET_CHUNK_SECONDS = 1.0  # Aim for a progress update about once a second.
@@ -472,7 +473,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     bar.set_description_str("stylize")
     bar.reset(total=config.iters)  # Rate and ETA from here on, compilation excluded.
 
-    history = [{k: [] for k in ("total",) + TERMS} for _ in range(n)]
+    history = [{k: [] for k in ("total",) + recorded_terms(targets)} for _ in range(n)]
     errors: list[str | None] = [
         None if math.isfinite(v["total"]) else
         f"the objective is {v['total']} at the initial image ({_describe(v)}); check the "

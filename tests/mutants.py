@@ -176,8 +176,7 @@ MUTANTS = [
       "value = value.transpose(2, 3, 1, 0)  # OIHW", "value = value.transpose(3, 2, 1, 0)  # OIHW",
       "test_nets.py::test_converted_transformer_net_matches_torch_forward"),
     m("apply does not crop the padding back", "nets/apply.py",
-      "out = self._forward(self._state, x, style)[:, :h, :w]",
-      "out = self._forward(self._state, x, style)",
+      "out = forward(x)[:, :h, :w]", "out = forward(x)",
       "test_nets.py::test_models_convert_info_and_apply_from_the_cli"),
     m("resume restores the params but not Adam's state", "nets/train.py",
       'state, opt_state = saved["state"], jax.tree.unflatten(',
@@ -251,7 +250,40 @@ MUTANTS = [
       "kernel, bias = (np.asarray(group[w], np.float32) for w in weight_names)\n"
       "        kernel = kernel.transpose(1, 0, 2, 3)",
       "test_convert.py::test_keras3_file_converts_to_features_equal_to_keras_forward"),
+    # Issue 22: the temporal term reaching real runs, and commands offering what they honour.
+    m("temporal target dropped from L-BFGS members", "members.py",
+      "return one(params, targets._replace(style=xs[0]), *xs[1:])",
+      "return one(params, Targets(targets.content, xs[0], targets.masks), *xs[1:])",
+      "test_video.py::test_the_temporal_weight_reaches_a_real_runs_objective_in_the_amount_the_"
+      "loss_predicts", "test_video.py::test_the_temporal_term_is_zero_on_a_static_clip"),
+    m("train offers pixel optimisation's options", "nets/train.py",
+      'OBJECTIVE_GROUPS = ("objective", "compute")',
+      'OBJECTIVE_GROUPS = ("objective", "compute", "pixels")',
+      "test_commands.py::test_training_offers_only_objective_options_and_each_reaches_the_"
+      "objective", "test_commands.py::test_every_preset_trains"),
+    m("a preset's dropped settings not named", "cli.py",
+      "  if dropped:\n    names =", "  if False:\n    names =",
+      "test_commands.py::test_every_preset_trains"),
+    m("video --model ignores the optimiser's options", "cli.py",
+      "misplaced = [_flag(d) for d in others if d in args.given]", "misplaced = []",
+      "test_commands.py::test_video_refuses_the_other_methods_options_instead_of_ignoring_them"),
+    m("apply takes AdaIN's options for a Johnson network", "cli.py",
+      'if meta["architecture"] != "adain" and adain_only:', "if False:",
+      "test_commands.py::test_apply_refuses_adain_options_for_a_johnson_network"),
 ]
+
+
+def mutated(mutant: Mutant, text: str) -> str:
+  """``text`` (the source of ``jaxstyle/{mutant.file}``) with the mutant's edits applied;
+  ValueError unless each edit's ``old`` occurs exactly once (tests/test_mutants.py checks
+  this for every mutant, so a refactor that moves a mutant's site fails the suite)."""
+  for old, new in mutant.edits:
+    if text.count(old) != 1:
+      raise ValueError(f"mutant {mutant.name!r}: expected one {old!r} in jaxstyle/"
+                       f"{mutant.file}, found {text.count(old)}; re-anchor it in "
+                       "tests/mutants.py")
+    text = text.replace(old, new)
+  return text
 
 
 def run(mutant: Mutant, scratch: Path) -> tuple[bool, str, float]:
@@ -261,13 +293,10 @@ def run(mutant: Mutant, scratch: Path) -> tuple[bool, str, float]:
   shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__",
                                                             "*.egg-info", "docs", "runs"))
   source = copy / "jaxstyle" / mutant.file
-  text = source.read_text()
-  for old, new in mutant.edits:
-    if text.count(old) != 1:
-      raise SystemExit(f"mutant {mutant.name!r}: expected one {old!r} in jaxstyle/{mutant.file}, "
-                       f"found {text.count(old)}; update tests/mutants.py")
-    text = text.replace(old, new)
-  source.write_text(text)
+  try:
+    source.write_text(mutated(mutant, source.read_text()))
+  except ValueError as e:
+    raise SystemExit(str(e)) from None
   env = {**os.environ, "PYTHONPATH": str(copy), "JAXSTYLE_CACHE_DIR": ""}
   start = time.perf_counter()
   proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

@@ -97,6 +97,54 @@ def test_temporal_term_and_its_gradient_against_numpy(narrow_weights):
                      weights=narrow_weights)
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_the_temporal_weight_reaches_a_real_runs_objective_in_the_amount_the_loss_predicts(
+    narrow_weights, optimizer):
+  # One frame, every pixel reliable, the temporal target another picture: λ_t = 0, 1e3, 1e9
+  # through stylize(), the public call the video driver makes (members.py once rebuilt the
+  # targets without their temporal field, so every real run dropped the term).
+  frame = textured(24, 32, seed=1)
+  style = textured(32, 32, seed=2)
+  warped = textured(24, 32, seed=3).astype(np.float32)
+  c = np.ones((24, 32), np.float32)
+  config = jaxstyle.StyleConfig(size=32, iters=6, optimizer=optimizer, lr=20.0)
+  runs = {w: jaxstyle.stylize(frame, style, config.replace(temporal_weight=w),
+                              weights=narrow_weights, temporal=Temporal(warped, c))
+          for w in (0.0, 1e3, 1e9)}
+  # At the initial image (the frame) the term is NumPy's (1/D) Σ c (x − ω)², and the totals
+  # differ by exactly λ_t times it.
+  want = np.mean((frame.astype(np.float64) - warped) ** 2)
+  for w, run in runs.items():
+    np.testing.assert_allclose(run.initial["temporal"], want, rtol=1e-5)
+    np.testing.assert_allclose(run.initial["total"] - runs[0.0].initial["total"], w * want,
+                               rtol=1e-4)
+    assert run.history["temporal"][-1] == pytest.approx(
+        np.mean((run.image.astype(np.float64) - warped) ** 2), rel=0.05, abs=1.0)
+  # Each weight gives another image, nearer the temporal target the larger it is; at 1e9
+  # the temporal term is all there is and the image goes (most of the way) to the target.
+  distance = {w: np.abs(run.image.astype(np.float64) - warped).mean() for w, run in runs.items()}
+  assert distance[0.0] > distance[1e3] > distance[1e9], distance
+  assert distance[1e9] < 0.5 * distance[0.0], distance
+
+
+def test_the_temporal_term_is_zero_on_a_static_clip(tmp_path):
+  # Every frame the same: the flow is 0, the previous stylized frame is its own warp, so the
+  # term starts at exactly 0 on every frame after the first (and frame 0's c is 0).
+  (tmp_path / "in").mkdir()
+  still = textured(24, 32, seed=5)
+  for t in range(3):
+    Image.fromarray(still).save(tmp_path / "in" / f"{t}.png")
+  style = tmp_path / "style.png"
+  Image.fromarray(textured(32, 32, seed=9)).save(style)
+  assert cli.main(["video", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--style",
+                   str(style), "--temporal-weight", "1e3", *VIDEO[:4], "--iters", "3",
+                   "--quiet"]) == 0
+  for t in range(3):
+    record = json.loads(Image.open(tmp_path / "out" / f"frame_{t:06d}.png").text["jaxstyle"])
+    assert record["initial"]["temporal"] == 0.0, (t, record["initial"])
+    assert set(record["terms"]) == {"content", "style", "tv", "temporal"}
+
+
 VIDEO = ["--weights", "random:0:0.125", "--size", "40", "--iters", "12", "--quiet"]
 
 

@@ -50,8 +50,14 @@ from jaxstyle.weights import Weights, resolve_weights
 TERMS = ("total", "content", "style", "tv")
 
 
-def _opt(default, help: str):
-  return field(default=default, metadata={"help": help})
+#: The StyleConfig groups (:data:`jaxstyle.config.GROUPS`) training honours: the loss and
+#: how the VGG runs. Pixel optimisation, scales, style-image handling, colours and the
+#: temporal loss have no meaning here, so they are neither offered nor recorded.
+OBJECTIVE_GROUPS = ("objective", "compute")
+
+
+def _opt(default, help: str, group: str = "training"):
+  return field(default=default, metadata={"help": help, "group": group})
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,10 @@ class TrainConfig:
   lr: float = _opt(1e-3, "Adam learning rate")
   lr_decay: float = _opt(0.0, "inverse learning-rate decay: lr / (1 + d·step) (AdaIN: 5e-5)")
   seed: int = _opt(0, "seed of the network's init and the photos' order")
-  width: float = _opt(1.0, "channel multiplier of the network (0.25 for tests and small machines)")
-  residual_blocks: int = _opt(5, "residual blocks")
-  upsample: str = _opt("nearest", "nearest (resize + conv) or transposed (Johnson's)")
+  width: float = _opt(1.0, "channel multiplier of the network (0.25 for tests and small "
+                      "machines)", "johnson")
+  residual_blocks: int = _opt(5, "residual blocks", "johnson")
+  upsample: str = _opt("nearest", "nearest (resize + conv) or transposed (Johnson's)", "johnson")
   sample_every: int = _opt(500, "write a sample grid of held-out photos every N steps (0: never)")
   checkpoint_every: int = _opt(1000, "write a checkpoint every N steps (0: only at the end)")
 
@@ -84,8 +91,10 @@ class TrainConfig:
       raise ConfigError(f"--crop: expected at least 16 px (VGG pools 4 times), got {self.crop}")
     JohnsonSpec(self.width, 1, self.residual_blocks, self.upsample)  # Checks those three.
 
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+  def to_dict(self, groups=None) -> dict:
+    """The fields (those in ``groups``: "training", "johnson") as a JSON-ready dict."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if groups is None or f.metadata["group"] in groups}
 
 
 @dataclass(frozen=True)
@@ -336,7 +345,8 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
 
   record = {"architecture": "johnson", "styles": style_images, "data": str(data),
             "photos": len(photos.files), "train": config.to_dict(),
-            "objective": objective_config.to_dict(), "weights": weights_record(weights)}
+            "objective": objective_config.to_dict(OBJECTIVE_GROUPS),
+            "weights": weights_record(weights)}
   job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, photos.batch, save,
             sample if held else None, record, evaluate if held else None)
   return run(job, config, out_dir, resume=resume, progress=progress, log=log,

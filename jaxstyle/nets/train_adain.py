@@ -34,8 +34,8 @@ from jaxstyle.errors import ConfigError
 from jaxstyle.nets import models
 from jaxstyle.nets.adain import ENCODER_LAYER, AdaINNet, AdaINSpec, adain, mean_std
 from jaxstyle.nets.data import Photos, crop_square
-from jaxstyle.nets.train import (Job, TrainConfig, batch_placement, forward, optimizer, run,
-                                 weights_record)
+from jaxstyle.nets.train import (OBJECTIVE_GROUPS, Job, TrainConfig, batch_placement, forward,
+                                 optimizer, run, weights_record)
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, network_features, objective,
                                 run_params, style_target_of)
 from jaxstyle.vgg import infer_width_scale
@@ -158,7 +158,8 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
 
   record = {"architecture": "adain", "style_data": str(style_data), "data": str(data),
             "photos": len(photos.files), "paintings": len(paintings.files),
-            "train": config.to_dict(), "objective": objective.to_dict(),
+            "train": config.to_dict(("training",)),
+            "objective": objective.to_dict(OBJECTIVE_GROUPS),
             "weights": weights_record(weights)}
   job = Job(params, optimizer(config.lr, config.lr_decay).init(params), step,
             lambda i: (photos.batch(i), paintings.batch(i)), save,

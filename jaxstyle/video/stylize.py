@@ -91,10 +91,12 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
         flow_seconds += time.perf_counter() - tick
         result = stylize_frame(clip.frames[t], style, config, init=init, temporal=temporal,
                                weights=weights)
+        final = ({k: float(v[-1]) for k, v in result.history.items()} if result.iterations
+                 else result.initial)
         record = base | {"frame": clip.indices[t], "style": style_ref,
                          "config": config.to_dict(), "weights": result.weights,
-                         "final_loss": float(result.history["total"][-1])
-                         if result.iterations else result.initial["total"]}
+                         "final_loss": final["total"], "initial": result.initial,
+                         "terms": {k: v for k, v in final.items() if k != "total"}}
         vio.write_frame(folder, t, result.image, _frame_text(record))
         bar.update(1)
         bar.set_postfix(loss=f"{record['final_loss']:.4g}", refresh=False)
