@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import sys
 import typing
 import warnings
@@ -22,13 +24,29 @@ from jaxstyle.weights import RandomWeightsWarning
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it.
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `yes | head` reports for yes.
+
+
+# Options of the classic tools (neural-style, fast_neural_style, the Keras example) that
+# jaxstyle names otherwise: a usage error that mentions one says what to write instead.
+CLASSIC_NAMES = {
+    "--original-colors": "--preserve-colors luminance",
+    "--original_colors": "--preserve-colors luminance",
+    "--image-size": "--size", "--image_size": "--size",
+    "--num-iterations": "--iters", "--num_iterations": "--iters",
+    "--init-image": "--init PATH", "--init_image": "--init PATH",
+}
 
 
 class _Parser(argparse.ArgumentParser):
-  """argparse, but a usage error is one line (and still exit code 2)."""
+  """argparse, but a usage error is one line (and still exit code 2), with a hint where the
+  user wrote a classic tool's name for an option (:data:`CLASSIC_NAMES`)."""
 
   def error(self, message):
-    self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    hints = [f"{old} is {new} here" for old, new in CLASSIC_NAMES.items()
+             if re.search(rf"(^|\s){re.escape(old)}(\s|=|$)", message)]
+    hint = f"; {', '.join(hints)}" if hints else ""
+    self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
 
 
 def _option_kwargs(f: dataclasses.Field, hint, default, values: dict) -> dict:
@@ -135,7 +153,8 @@ def dropped_preset_fields(preset: StyleConfig, groups) -> dict[str, list[str]]:
 def _add_training_options(parser: argparse.ArgumentParser, data_help: str) -> None:
   """What every training command takes: data, output, held-out photos, resume, processes."""
   parser.add_argument("--data", required=True, metavar="DIR", help=data_help)
-  parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
+  parser.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
+                      help="the model directory to write (created; with --resume, continued)")
   parser.add_argument("--held-out", nargs="+", default=None, metavar="PHOTO",
                       help="photos for the sample grids and the held-out objective (default: "
                            "the sample photos in ../shared/images/content, if present)")
@@ -175,6 +194,9 @@ def _network(args, style) -> tuple:
   if args.batch < 1:
     raise JaxstyleError(f"--batch: expected at least 1, got {args.batch}")
   net, meta = models.load_model(args.model)
+  if models.trained_on_random_features(meta):
+    warnings.warn(f"{args.model}: trained on RANDOM VGG features (untrained): its outputs show "
+                  "the network at work, not real style transfer", RandomWeightsWarning)
   if meta["architecture"] == "adain" and not args.style_image:
     raise JaxstyleError(f"{args.model}: an AdaIN model stylizes with any style image; name "
                         "one with --style-image")
@@ -199,7 +221,9 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   from jaxstyle import presets
   train_base = base or presets.perceptual_vgg16()  # Training defaults to Johnson's objective.
   base = base or StyleConfig()
+  import jaxstyle
   parser = _Parser(prog="jaxstyle", description="Neural style transfer in JAX (Gatys et al.).")
+  parser.add_argument("--version", action="version", version=f"jaxstyle {jaxstyle.__version__}")
   commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
   stylize = commands.add_parser(
@@ -259,8 +283,11 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                   "those that share a program, appends one JSON line per member to "
                   "RUNDIR/records.jsonl, skips members already recorded, and writes "
                   "RUNDIR/contact_sheet.png and RUNDIR/loss_curves.png.")
-  sweep.add_argument("config", metavar="SWEEP.toml")
-  sweep.add_argument("-o", "--output", required=True, metavar="RUNDIR")
+  sweep.add_argument("config", metavar="SWEEP.toml",
+                     help="the sweep file (see experiments/sweeps/*.toml)")
+  sweep.add_argument("-o", "--output", required=True, metavar="RUNDIR",
+                     help="run directory: images, records.jsonl, contact sheet (created; a "
+                          "rerun skips the members already recorded there)")
   sweep.add_argument("--max-members", type=int, default=None, metavar="N",
                      help="at most N members per program (default: all in a group)")
   sweep.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -273,7 +300,8 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                   "weights are the recorded ones, runs it again and reports whether the new "
                   "image is byte-identical.")
   reproduce.add_argument("original", metavar="OUT.png", help="a PNG written by jaxstyle")
-  reproduce.add_argument("-o", "--output", required=True, metavar="AGAIN.png")
+  reproduce.add_argument("-o", "--output", required=True, metavar="AGAIN.png",
+                         help="where to write the re-run's image")
   reproduce.add_argument("--weights", default=None, metavar="PATH",
                          help="weights to use if the recorded path is not valid here")
   reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -302,7 +330,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                         help="seconds to wait for the server (default: 10)")
   download.set_defaults(run=_cmd_download)
   info = weight_commands.add_parser("info", help="layers, shapes, convention, source, checksum")
-  info.add_argument("file", metavar="FILE")
+  info.add_argument("file", metavar="FILE", help="a jaxstyle weights .h5 file")
   info.set_defaults(run=_cmd_info)
 
   demo = commands.add_parser(
@@ -362,13 +390,19 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   convert_model = model_commands.add_parser(
       "convert", help="import a PyTorch examples fast_neural_style TransformerNet .pth "
       "(candy.pth, mosaic.pth, ...) as a jaxstyle model directory")
-  convert_model.add_argument("src", metavar="SRC.pth")
-  convert_model.add_argument("dst", metavar="MODEL_DIR")
+  convert_model.add_argument("src", metavar="SRC.pth",
+                             help="a fast_neural_style TransformerNet state dict")
+  convert_model.add_argument("dst", metavar="MODEL_DIR", help="the model directory to write")
   convert_model.add_argument("--label", default=None,
                              help="the style's name (default: the file's stem)")
   convert_model.set_defaults(run=_cmd_models_convert)
-  model_info = model_commands.add_parser("info", help="architecture, styles and record")
-  model_info.add_argument("model", metavar="MODEL_DIR")
+  model_info = model_commands.add_parser(
+      "info", help="a model in a few lines: architecture, styles, training, versions",
+      description="Loads MODEL_DIR (checking model.safetensors against the sha256 in "
+                  "model.json) and summarises it; --json prints the whole model.json.")
+  model_info.add_argument("model", metavar="MODEL_DIR", help="a jaxstyle model directory")
+  model_info.add_argument("--json", action="store_true",
+                          help="the full record (model.json) instead of the summary")
   model_info.set_defaults(run=_cmd_models_info)
 
   apply = commands.add_parser(
@@ -376,9 +410,11 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
       description="Runs each image through a model directory's network (any size: sides "
                   "are padded to a multiple of 4 and cropped back) and writes "
                   "OUTDIR/NAME.png with its provenance (model sha256, style weights, input).")
-  apply.add_argument("model", metavar="MODEL_DIR")
-  apply.add_argument("images", metavar="IMAGE", nargs="+")
-  apply.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+  apply.add_argument("model", metavar="MODEL_DIR",
+                     help="a model directory (jaxstyle train, train-adain or models convert)")
+  apply.add_argument("images", metavar="IMAGE", nargs="+", help="photos to stylize")
+  apply.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                     help="output directory (created): OUTDIR/NAME.png for each IMAGE")
   which = apply.add_mutually_exclusive_group()
   which.add_argument("--style", type=int, default=0, metavar="K",
                      help="which of the model's styles (default: 0)")
@@ -401,8 +437,10 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
                   "warped by the optical flow). With --model, by a trained network. Frames are "
                   "written as they finish (OUT.frames/ beside a video file); rerunning resumes "
                   "at the first missing one. Prints the warping error (flicker) at the end.")
-  video.add_argument("input", metavar="IN")
-  video.add_argument("-o", "--output", required=True, metavar="OUT")
+  video.add_argument("input", metavar="IN",
+                     help="a video file ffmpeg reads, or a folder of numbered frames")
+  video.add_argument("-o", "--output", required=True, metavar="OUT",
+                     help="a video file (.mp4, .webm, .gif) or a folder of frames")
   method = video.add_mutually_exclusive_group(required=True)
   method.add_argument("--style", metavar="IMAGE", help="style image (optimisation)")
   method.add_argument("--model", metavar="MODEL_DIR", help="a trained network (jaxstyle train)")
@@ -610,12 +648,21 @@ def _short(field: str) -> str:
   return {"content_weight": "cw", "style_weight": "sw", "tv_weight": "tv", "seed": "seed"}[field]
 
 
+DIVERGED = 1.5  # A final loss this many times the initial one is reported as divergence.
+
+
 def _print_summary(output: Path, result) -> None:
   h = result.history["total"]
   final = h[-1] if len(h) else result.initial["total"]
   print(f"wrote {output}: {result.iterations} iterations, loss {result.initial['total']:.4g} -> "
         f"{final:.4g}, {result.seconds:.1f} s (+{result.compile_seconds:.1f} s compile)"
         + ("  [RANDOM FEATURES]" if result.weights["random"] else ""))
+  if final > DIVERGED * result.initial["total"]:  # A diverged run must not pass as a result.
+    fix = ("--lbfgs-linesearch zoom (steps checked by a linesearch)"
+           if result.config.optimizer == "lbfgs" else "a smaller --lr")
+    print(f"jaxstyle: warning: {output}: the loss ended {final / result.initial['total']:.3g}x "
+          f"above where it started ({result.initial['total']:.4g} -> {final:.4g}): the "
+          f"optimiser diverged; try {fix}", file=sys.stderr)
 
 
 def _cmd_convert(args) -> int:
@@ -733,19 +780,13 @@ def _cmd_models_convert(args) -> int:
 
 def _cmd_models_info(args) -> int:
   from jaxstyle.nets import models
-  meta = models.read_meta(args.model)
-  spec = meta["spec"]
+  net, meta = models.load_model(args.model)  # Checks the params against their sha256.
+  if args.json:
+    print(json.dumps(meta, indent=1, sort_keys=True))
+    return 0
   print(f"model:        {args.model}")
-  if meta["architecture"] == "adain":
-    print(f"architecture: adain (VGG19 encoder to relu4_1 at width {spec['width']:g}, "
-          f"{spec['convention']} preprocessing; mirrored decoder)")
-    print("styles:       any (given with apply --style-image)")
-  else:
-    print(f"architecture: {meta['architecture']} (width {spec['width']:g}, "
-          f"{spec['residual_blocks']} residual blocks, {spec['upsample']} upsampling)")
-    print("styles:       " + ", ".join(f"{i}: {s}" for i, s in enumerate(meta["styles"])))
-  print(f"params:       {models.PARAMS_FILE} (sha256 {meta['params_sha256']})")
-  print("record:       " + json.dumps(meta["record"], sort_keys=True))
+  for line in models.summary(args.model, net, meta):
+    print(line)
   return 0
 
 
@@ -892,7 +933,12 @@ def main(argv=None) -> int:
     # Whatever filters are in force, a user must hear that features are random.
     warnings.simplefilter("default", RandomWeightsWarning)
     try:
-      return args.run(args)
+      code = args.run(args)
+      sys.stdout.flush()  # Here, where a closed pipe can be caught, not at interpreter exit.
+      return code
+    except BrokenPipeError:  # `jaxstyle presets NAME | head`: the reader has all it wanted.
+      os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+      return EXIT_BROKEN_PIPE
     except NonFiniteLossError as e:
       print(f"jaxstyle: error: {e}", file=sys.stderr)
       return EXIT_RUN_FAILED

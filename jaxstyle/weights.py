@@ -53,9 +53,6 @@ def how_to_get(network: str = "vgg19", *, random: bool = True) -> str:
                    if random else "")
 
 
-DEFAULT_PATH = default_path("vgg19")
-HOW_TO_REAL = how_to_get(random=False)
-
 
 class Weights(NamedTuple):
   """VGG params with what is needed to use and cite them.
@@ -196,9 +193,11 @@ def random_weights(*, seed: int = 0, width_scale: float = 1.0,
                  network=network)
 
 
-RANDOM_WARNING = (
-    "running on RANDOM VGG features (He-initialised, untrained): results show "
-    "the optimisation, not real style transfer. For real weights, " + HOW_TO_REAL)
+def random_warning(network: str) -> str:
+  """What a run on random ``network`` features says once, and how to get real weights."""
+  return ("running on RANDOM VGG features (He-initialised, untrained): results show "
+          "the optimisation, not real style transfer. For real weights, "
+          + how_to_get(network, random=False))
 
 
 def resolve_weights(spec: str | None, *, network: str = "vgg19") -> Weights:
@@ -226,7 +225,7 @@ def resolve_weights(spec: str | None, *, network: str = "vgg19") -> Weights:
       raise WeightsError(
           f"{spec}: expected random, random:SEED or random:SEED:WIDTH_SCALE "
           "with an integer seed and 0 < WIDTH_SCALE <= 1") from None
-    warnings.warn(RANDOM_WARNING, RandomWeightsWarning, stacklevel=2)
+    warnings.warn(random_warning(network), RandomWeightsWarning, stacklevel=2)
     return random_weights(seed=seed, width_scale=width, network=network)
   path = Path(spec)
   if not path.exists():
@@ -235,7 +234,7 @@ def resolve_weights(spec: str | None, *, network: str = "vgg19") -> Weights:
 
 
 class RandomWeightsWarning(UserWarning):
-  """Output was computed with random, untrained VGG19 features."""
+  """Output was computed with random, untrained VGG features (or by a network trained on them)."""
 
 
 def _h5py():

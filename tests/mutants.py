@@ -270,6 +270,17 @@ MUTANTS = [
     m("apply takes AdaIN's options for a Johnson network", "cli.py",
       'if meta["architecture"] != "adain" and adain_only:', "if False:",
       "test_commands.py::test_apply_refuses_adain_options_for_a_johnson_network"),
+    m("models info does not check the params' sha256", "cli.py",
+      "net, meta = models.load_model(args.model)  # Checks",
+      "meta = models.read_meta(args.model); net = models.abstract(models.ARCHITECTURES["
+      "meta['architecture']][0], models.ARCHITECTURES[meta['architecture']][1](**meta['spec']))  #",
+      "test_nets.py::test_models_info_summarises_a_trained_model_and_refuses_a_damaged_one"),
+    m("a diverged run passes silently", "cli.py",
+      'if final > DIVERGED * result.initial["total"]:', "if False:",
+      "test_cli.py::test_a_run_whose_loss_rose_says_so_and_names_the_fix"),
+    m("apply does not say the model learnt from random features", "cli.py",
+      "  if models.trained_on_random_features(meta):", "  if False:",
+      "test_nets.py::test_models_info_summarises_a_trained_model_and_refuses_a_damaged_one"),
 ]
 
 

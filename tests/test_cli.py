@@ -454,3 +454,57 @@ def test_weights_download_gives_up_after_timeout(tmp_path, capsys):
   # An ignored timeout would wait for the answer and refuse it for its md5 instead.
   assert code == 2 and "download failed (timed out)" in capsys.readouterr().err
   assert not dest.parent.exists()
+
+
+def test_every_argument_of_every_command_says_what_it_is():
+  import argparse
+
+  def walk(parser, path):
+    for action in parser._actions:
+      if isinstance(action, argparse._SubParsersAction):
+        for name, sub in action.choices.items():
+          yield from walk(sub, path + [name])
+      elif action.dest != "help":
+        yield " ".join(path), action
+  missing = [f"{path} {action.option_strings or action.dest}"
+             for path, action in walk(cli.build_parser(), ["jaxstyle"]) if not action.help]
+  assert not missing, missing
+
+
+def test_version_classic_option_names_and_a_closed_pipe(capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main(["--version"])
+  assert e.value.code == 0 and capsys.readouterr().out == f"jaxstyle {jaxstyle.__version__}\n"
+  with pytest.raises(SystemExit) as e:
+    cli.main(["stylize", "a.png", "b.png", "-o", "c.png", "--original-colors"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert "unrecognized arguments: --original-colors; --original-colors is --preserve-colors " \
+         "luminance here" in err and len(err.splitlines()) == 1
+  # `jaxstyle presets NAME | head`: the reader goes away before the output is written.
+  proc = subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "presets", "gatys2016"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  proc.stdout.close()
+  err = proc.stderr.read().decode()
+  assert proc.wait() == cli.EXIT_BROKEN_PIPE and err == "", err
+
+
+def test_a_run_whose_loss_rose_says_so_and_names_the_fix(image_files, tmp_path, capsys):
+  content, style = image_files
+  # Adam with a huge step; the PyTorch tutorial's unit L-BFGS steps without a linesearch
+  # (here on a photo that is its own style, so that the objective starts small).
+  for images, extra, fix in (
+      ((content, style), ["--optimizer", "adam", "--lr", "3000"], "try a smaller --lr"),
+      ((content, content), ["--preset", "pytorch-tutorial", "--iters", "10", "--size", "48"],
+       "try --lbfgs-linesearch zoom")):
+    assert cli.main(["stylize", *map(str, images), "-o", str(tmp_path / "o.png"), *TINY,
+                     *extra]) == 0
+    captured = capsys.readouterr()
+    initial, final = map(float, captured.out.split("loss ")[1].split(",")[0].split(" -> "))
+    assert final > cli.DIVERGED * initial
+    warning = [line for line in captured.err.splitlines() if "the loss ended" in line]
+    assert len(warning) == 1 and f"{final / initial:.3g}x above where it started" in warning[0]
+    assert fix in warning[0], warning
+  assert cli.main(["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"),
+                   *TINY]) == 0
+  assert "the loss ended" not in capsys.readouterr().err  # A run that descends: nothing.

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from PIL import Image
 
 import jaxstyle
 from jaxstyle.nets import JohnsonNet, JohnsonSpec, models, style_vector
@@ -249,3 +250,52 @@ def test_photo_order_is_seeded_per_epoch_and_unreadable_files_are_skipped(tmp_pa
     seen = levels(0, damaged) + levels(1, damaged)
   # The unreadable photo (level 120) is skipped; the next ones in the order fill its place.
   assert len(seen) == 6 and 120 not in seen and {0, 40, 80, 160, 200} <= set(seen)
+
+
+def test_models_info_summarises_a_trained_model_and_refuses_a_damaged_one(training, tmp_path,
+                                                                         capsys):
+  import shutil
+
+  from jaxstyle import cli
+  root, _, held = training
+  model = root / "model"
+  capsys.readouterr()
+  assert cli.main(["models", "info", str(model)]) == 0
+  lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+  net, meta = models.load_model(model)
+  count = sum(v.size for v in models.flat_params(net).values())
+  assert lines["architecture"].strip() == (
+      f"johnson (width 0.125, 5 residual blocks, nearest upsampling), {count / 1e6:.2f} M "
+      "parameters")
+  thumbnail = model / "styles" / "0_style.png"
+  assert lines["styles"].strip() == f"0: style ({thumbnail})"
+  assert np.asarray(Image.open(thumbnail)).shape == (48, 48, 3)  # Small styles not enlarged.
+  assert lines["trained"].strip().startswith("8 steps on 6 photos from ")
+  assert "VGG16 max-pool; content relu2_2 x1 (mean); style relu1_2 relu2_2 relu3_3 relu4_3" in (
+      lines["objective"])
+  metrics = [json.loads(x) for x in (model / "metrics.jsonl").read_text().splitlines()]
+  assert lines["held out"].strip().startswith(
+      f"objective {metrics[-1]['held_out']:.4g} at step 8")
+  assert "RANDOM features (random:0:0.125)" in lines["VGG weights"]
+  assert lines["jaxstyle"].strip().startswith(jaxstyle.__version__)
+  assert lines["params file"].strip().endswith(f"sha256 {meta['params_sha256']} (ok)")
+  assert cli.main(["models", "info", str(model), "--json"]) == 0
+  assert json.loads(capsys.readouterr().out) == json.loads((model / "model.json").read_text())
+  # apply says once that the network learnt from random features.
+  assert cli.main(["apply", str(model), str(held[0]), "-o", str(tmp_path / "out")]) == 0
+  err = capsys.readouterr().err
+  assert err.count("trained on RANDOM VGG features") == 1, err
+  # A damaged params file: every load refuses it in one line naming the file.
+  damaged = tmp_path / "damaged"
+  shutil.copytree(model, damaged)
+  params = damaged / models.PARAMS_FILE
+  data = bytearray(params.read_bytes())
+  data[-1] ^= 1
+  params.write_bytes(bytes(data))
+  for argv in (["models", "info", str(damaged)],
+               ["apply", str(damaged), str(held[0]), "-o", str(tmp_path / "none")]):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{params}: does not match the sha256 in model.json" in err, err
+    assert len(err.splitlines()) == 1
+  assert not (tmp_path / "none").exists()

@@ -9,8 +9,11 @@ A model directory holds two files:
 - ``model.json``: ``{"format": "jaxstyle-model", "version": 1, "architecture":
   "johnson" or "adain", "spec": JohnsonSpec or AdaINSpec fields, "styles": one
   label per style (none for AdaIN, whose style is an image given at apply time),
-  "params_sha256": sha256 of model.safetensors, "record": how it was made}``
-  (a training config and history, or the converted file and its sha256).
+  "params_sha256": sha256 of model.safetensors, checked on every load, "versions": the
+  jaxstyle, jax, jaxlib and Python that wrote it, "thumbnails": one small PNG per style
+  under ``styles/`` (trained models), "record": how it was made}`` (the training config,
+  objective that took effect, history and held-out evaluation, or the converted file and
+  its sha256).
   An AdaIN model holds its frozen VGG19 encoder too (``encoder.block1_conv1.kernel``):
   the decoder is only meaningful with the encoder it was trained against.
 
@@ -92,9 +95,19 @@ def architecture_of(net: nnx.Module) -> str:
   raise ModelError(f"expected a JohnsonNet or AdaINNet, got {type(net).__name__}")
 
 
-def save_model(path, net: JohnsonNet | AdaINNet, *, styles: list[str], record: dict) -> Path:
-  """Writes ``net`` to the model directory ``path`` (created), params first, JSON last."""
+THUMBNAIL_SIDE = 128
+
+
+def save_model(path, net: JohnsonNet | AdaINNet, *, styles: list[str], record: dict,
+               thumbnails=()) -> Path:
+  """Writes ``net`` to the model directory ``path`` (created), params first, JSON last.
+
+  ``thumbnails``: one RGB image per style (the style images), written as
+  ``styles/K_LABEL.png`` with a longest side of :data:`THUMBNAIL_SIDE`.
+  """
   from safetensors.numpy import save_file
+
+  from jaxstyle import images, provenance
   path = Path(path)
   if path.exists() and not path.is_dir():
     raise ModelError(f"{path}: exists and is not a directory")
@@ -105,9 +118,16 @@ def save_model(path, net: JohnsonNet | AdaINNet, *, styles: list[str], record: d
   path.mkdir(parents=True, exist_ok=True)
   with atomic_path(path / PARAMS_FILE, suffix=".safetensors") as tmp:
     save_file(flat_params(net), str(tmp))
+  names = []
+  for k, (label, rgb) in enumerate(zip(styles, thumbnails)):
+    names.append(f"styles/{k}_{re.sub(r'[^A-Za-z0-9._-]', '_', label)}.png")
+    (path / "styles").mkdir(exist_ok=True)
+    images.save_image(path / names[-1],
+                      images.fit(rgb, min(THUMBNAIL_SIDE, max(rgb.shape[:2])), min_side=1))
   meta = {"format": FORMAT, "version": VERSION, "architecture": architecture,
-          "spec": net.spec.to_dict(), "styles": list(styles),
-          "params_sha256": sha256_file(path / PARAMS_FILE), "record": record}
+          "spec": net.spec.to_dict(), "styles": list(styles), "thumbnails": names,
+          "params_sha256": sha256_file(path / PARAMS_FILE), "versions": provenance.versions(),
+          "record": record}
   with atomic_path(path / META_FILE, suffix=".json") as tmp:
     Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True))
   return path
@@ -159,6 +179,80 @@ def load_model(path) -> tuple[JohnsonNet | AdaINNet, dict]:
   net = abstract(cls, spec)
   set_flat_params(net, flat, source=params_file)
   return net, meta
+
+
+def parameter_counts(net) -> dict[str, int]:
+  """Scalars per part of ``net``: ``{"trained": N}``, and ``"frozen"`` (AdaIN's encoder)."""
+  counts: dict[str, int] = {}
+  for key, leaf in _flat(net).items():
+    part = "frozen" if key.startswith("encoder.") else "trained"
+    counts[part] = counts.get(part, 0) + int(np.prod(leaf.shape))
+  return counts
+
+
+def _objective_line(objective: dict) -> str:
+  """A training objective (StyleConfig fields) in one line."""
+  content = (f"content {' '.join(objective['content_layers'])} x{objective['content_weight']:g} "
+             f"({objective['content_norm']})")
+  style_kind = (f"{objective['style_loss']}, {objective['style_norm']}"
+                if objective["style_loss"] == "gram" else objective["style_loss"])
+  style = (f"style {' '.join(objective['style_layers'])} x{objective['style_weight']:g} "
+           f"({style_kind})")
+  return (f"{objective['network'].upper()} {objective['pooling']}-pool; {content}; {style}; "
+          f"TV x{objective['tv_weight']:g}")
+
+
+def summary(path, net, meta: dict) -> list[str]:
+  """What ``jaxstyle models info`` prints: a model directory in a few lines."""
+  spec, record = meta["spec"], meta["record"]
+  counts = parameter_counts(net)
+  params = f"{counts['trained'] / 1e6:.2f} M parameters" + (
+      f" (+ {counts['frozen'] / 1e6:.2f} M in the frozen VGG19 encoder)" if "frozen" in counts
+      else "")
+  if meta["architecture"] == "adain":
+    lines = [f"architecture: adain (VGG19 encoder to relu4_1 at width {spec['width']:g}, "
+             f"{spec['convention']} preprocessing; mirrored decoder), {params}",
+             "styles:       any (given with apply --style-image)"]
+  else:
+    kind = "conditional instance norm, " if spec["styles"] > 1 else ""
+    lines = [f"architecture: johnson ({kind}width {spec['width']:g}, {spec['residual_blocks']} "
+             f"residual blocks, {spec['upsample']} upsampling), {params}"]
+    thumbs = meta.get("thumbnails") or []
+    lines.append("styles:       " + ", ".join(
+        f"{i}: {label}" + (f" ({Path(path) / thumbs[i]})" if i < len(thumbs) else "")
+        for i, label in enumerate(meta["styles"])))
+  if "converted_from" in record:
+    lines.append(f"made:         converted from {record['converted_from']} "
+                 f"({record['source_format']}, sha256 {record['source_sha256'][:16]}...)")
+  else:
+    train = record.get("train", {})
+    steps = len(record.get("history", {}).get("total", []))
+    lines.append(f"trained:      {steps} steps on {record.get('photos')} photos from "
+                 f"{record.get('data')} (batch {train.get('batch')}, crop {train.get('crop')}, "
+                 f"Adam {train.get('lr'):g})")
+    if "objective" in record:
+      lines.append(f"objective:    {_objective_line(record['objective'])}")
+    held = record.get("held_out")
+    if held:
+      lines.append(f"held out:     objective {held['objective']:.4g} at step {held['step']}"
+                   + (f", content kept {held['content_kept']:.2f}" if "content_kept" in held
+                      else ""))
+    weights = record.get("weights", {})
+    if weights.get("random"):
+      lines.append(f"VGG weights:  RANDOM features ({weights.get('source')}): trained on "
+                   "untrained features, so not real style transfer")
+    elif weights:
+      lines.append(f"VGG weights:  {weights.get('source')} (sha256 {weights.get('sha256')})")
+  versions = meta.get("versions") or {}
+  lines.append(f"jaxstyle:     {versions.get('jaxstyle', 'unrecorded')} (jax "
+               f"{versions.get('jax', '?')})")
+  lines.append(f"params file:  {Path(path) / PARAMS_FILE}, sha256 {meta['params_sha256']} (ok)")
+  return lines
+
+
+def trained_on_random_features(meta: dict) -> bool:
+  """Whether the model was trained against random (untrained) VGG features."""
+  return bool(meta["record"].get("weights", {}).get("random"))
 
 
 # fast_neural_style's TransformerNet state dict key → our parameter path.

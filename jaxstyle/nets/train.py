@@ -272,20 +272,23 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
   seconds = time.perf_counter() - began
   if stop < config.steps or not primary:
     return {"history": history, "model": None, "seconds": seconds}
+  held_out = _held_out(out_dir / "metrics.jsonl")
   record = job.record | {"history": {k: [float(f"{x:.6g}") for x in v]
                                      for k, v in history.items()},
                          "processes": jax.process_count(), "devices": jax.device_count()}
+  if held_out:  # The last evaluation: what `jaxstyle models info` reports.
+    record["held_out"] = held_out[-1]
   model = job.save(state, record)
   if job.sample:
     job.sample(out_dir / "samples" / "final.png", state)
-  _plot(history, out_dir / "loss.png", _held_out(out_dir / "metrics.jsonl"))
+  _plot(history, out_dir / "loss.png", held_out)
   return {"history": history, "model": model, "seconds": seconds}
 
 
-def _held_out(metrics_file: Path) -> list[tuple[int, float]]:
-  """(step, held-out objective) pairs recorded in metrics.jsonl."""
+def _held_out(metrics_file: Path) -> list[dict]:
+  """The held-out evaluations recorded in metrics.jsonl: ``{"step", "objective"}`` each."""
   lines = (json.loads(line) for line in metrics_file.read_text().splitlines() if line)
-  return [(m["step"], m["held_out"]) for m in lines if "held_out" in m]
+  return [{"step": m["step"], "objective": m["held_out"]} for m in lines if "held_out" in m]
 
 
 def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
@@ -330,7 +333,8 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
 
   def save(state, record):
     return models.save_model(out_dir, nnx.merge(graphdef, state),
-                             styles=[Path(s).stem for s in style_images], record=record)
+                             styles=[Path(s).stem for s in style_images], record=record,
+                             thumbnails=[images.load_image(p, min_side=1) for p in style_images])
 
   def sample(path, state):
     _sample(path, graphdef, state, held, styles)
@@ -401,8 +405,8 @@ def _plot(history: dict, path: Path, held_out=()) -> bool:
     if history[k]:
       ax.semilogy(np.arange(1, len(history[k]) + 1), np.maximum(history[k], 1e-30), label=k)
   if held_out:
-    steps, values = zip(*held_out)
-    ax.semilogy(steps, values, "ko-", ms=3, label="total, held out")
+    ax.semilogy([h["step"] for h in held_out], [h["objective"] for h in held_out], "ko-", ms=3,
+                label="total, held out")
   ax.set_xlabel("step")
   ax.set_ylabel("loss (mean over the batch)")
   ax.legend()
