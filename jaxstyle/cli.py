@@ -183,6 +183,15 @@ def _add_network_options(parser: argparse.ArgumentParser, batch_help: str) -> No
   parser.add_argument("--batch", type=int, default=4, metavar="N", help=batch_help)
 
 
+def _add_frame_selection(parser: argparse.ArgumentParser, whose: str = "of the input") -> None:
+  """``--frames A:B`` and ``--every N``: which frames of a clip (video, video-metrics)."""
+  parser.add_argument("--frames", default=None, metavar="A:B",
+                      help=f"only frames A to B-1 {whose} (either may be empty)")
+  parser.add_argument("--every", type=int, default=1, metavar="N",
+                      help=f"every N-th frame {whose}, at 1/N of the frame rate (previews; "
+                           "default: 1)")
+
+
 def _network(args, style) -> tuple:
   """The stylizer of ``args.model`` with ``style`` (an index or mix), what outputs record of
   the model, and of its styles. The model's training history stays in its model.json
@@ -444,17 +453,16 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   method = video.add_mutually_exclusive_group(required=True)
   method.add_argument("--style", metavar="IMAGE", help="style image (optimisation)")
   method.add_argument("--model", metavar="MODEL_DIR", help="a trained network (jaxstyle train)")
-  video.add_argument("--frames", default=None, metavar="A:B",
-                     help="only frames A to B-1 of the input (either may be empty)")
-  video.add_argument("--every", type=int, default=1, metavar="N",
-                     help="every N-th frame, at 1/N of the frame rate (previews; default: 1)")
+  _add_frame_selection(video)
   video.add_argument("--style-mix", type=float, nargs="+", default=None, metavar="W",
                      help="--model: weights of the model's styles (or of the --style-image "
                           "list for AdaIN)")
   _add_network_options(video, "--model: frames per forward pass (default: 4)")
   video.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(video)
-  add_config_options(video, groups=VIDEO_GROUPS, base=base, skip=("size",))
+  from jaxstyle.video.stylize import DEFAULT_TEMPORAL_WEIGHT
+  add_config_options(video, groups=VIDEO_GROUPS, skip=("size",),
+                     base=base.replace(temporal_weight=DEFAULT_TEMPORAL_WEIGHT))
   video.add_argument("--size", dest="frame_size", type=int, default=None,
                      help=f"longest side of the frames (default: {base.size} by optimisation, "
                           "the input's size by a model)")
@@ -463,11 +471,13 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   video_metrics = commands.add_parser(
       "video-metrics", help="flicker of a stylized clip: its warping error against its input",
       description="Lai et al.'s (ECCV 2018) warping error: the mean over consecutive frames "
-                  "of the squared difference between output frame t and output frame t-1 "
-                  "warped by the input's optical flow, where that flow is reliable. Lower is "
-                  "steadier.")
+                  "of the squared difference (RGB in [0, 1]) between output frame t and output "
+                  "frame t-1 warped by the input's optical flow, over the pixels the input's "
+                  "forward-backward check finds unoccluded. Scores the frames a viewer sees "
+                  "(a video file's decoded frames), as jaxstyle video does. Lower is steadier.")
   video_metrics.add_argument("output", metavar="OUT", help="the stylized clip (file or folder)")
   video_metrics.add_argument("input", metavar="IN", help="the clip it was made from")
+  _add_frame_selection(video_metrics, "of the input, as given to jaxstyle video when it made OUT")
   video_metrics.set_defaults(run=_cmd_video_metrics)
 
   presets_command = commands.add_parser(
@@ -866,14 +876,15 @@ def _cmd_video(args) -> int:
   print(f"video: {summary['frames']} frames -> {summary['output']} "
         f"({summary['seconds_per_frame']:.2f} s/frame, optical flow "
         f"{summary['flow_seconds_per_frame']:.3f} s/frame); warping error "
-        + (f"{error:.6g}" if error is not None else "n/a (one frame)"))
+        + (f"{error:.6g} (on {summary['scored']})" if error is not None else "n/a (one frame)"))
   return 0
 
 
 def _cmd_video_metrics(args) -> int:
   from jaxstyle.video import stylize as video
-  result = video.metrics(args.output, args.input)
-  print(f"{args.output}: {result['frames']} frames, warping error {result['warping_error']:.6g}")
+  result = video.metrics(args.output, args.input, frames=args.frames, every=args.every)
+  print(f"{args.output}: {result['frames']} frames, warping error {result['warping_error']:.6g} "
+        f"(on {result['scored']})")
   return 0
 
 

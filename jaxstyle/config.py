@@ -143,8 +143,9 @@ class StyleConfig:
       "TV exponent β in Σ(Δx²+Δy²)^(β/2); the Keras example uses 2.5")
   temporal_weight: float = _opt(
       "video", 0.0,
-      "video: weight λ_t of Ruder et al.'s temporal loss (1/D)Σc(x−ω)² against the previous frame "
-      "warped by the optical flow; 0 stylizes each frame on its own")
+      "video: weight λ_t of Ruder et al.'s temporal loss Σc(x−ω)² against the previous frame "
+      "warped by the optical flow, each frame starting from that warped frame; 0 stylizes "
+      "each frame on its own (it flickers)")
   content_layers: tuple[str, ...] = _opt(
       "objective", PAPER_CONTENT_LAYERS,
       "content layers: relu4_2 or block4_conv2 (after the ReLU), conv4_2 (before it)",

@@ -15,7 +15,7 @@ reshaped to M x N, with M = H * W positions and N = C channels.
   ``norm="sum"``         L = Σ (F − P)²
   ``norm="mean"``        L = Σ (F − P)² / (N M)
 ``tv_loss``              TV = Σ (Δx² + Δy²)^(β/2) over the (H−1)x(W−1) grid
-``temporal_loss``        T = (1/D) Σ c (x − ω)²,  D = H·W·3   (Ruder et al. 2016, eq. 3)
+``temporal_loss``        T = Σ c (x − ω)²  (Ruder et al. 2016, eq. 3, summed like TV)
 =======================  ================================================
 
 All accumulate in float32 and are pure; :func:`jaxstyle.objective` combines
@@ -215,13 +215,20 @@ def normalized_gradient(loss_fn: Callable) -> Callable:
 
 
 def temporal_loss(x_HxWx3, warped_HxWx3, weights_HxW):
-  """Ruder et al.'s short-term temporal loss: T = (1/D) Σ_x c(x) ‖x(x) − ω(x)‖², D = H·W·3.
+  """Ruder et al.'s short-term temporal loss, summed: T = Σ_x c(x) ‖x(x) − ω(x)‖².
 
   ω is the previous stylized frame warped to this one, c ∈ [0, 1] per pixel
   (0 where the flow is unreliable: :func:`jaxstyle.video.flow.reliable`).
+
+  Ruder et al. divide by D = H·W·3; jaxstyle sums, as its content and TV terms
+  do, so that one weight keeps its balance against the content term at every
+  frame size. Their λ_t = 1e3 (with neural-style's content weight 5 at relu4_2,
+  N = 512 channels over M = H·W/64 positions) is λ = 1e3 · N·M / (10·D) = 1e3 ·
+  512 / (10 · 64 · 3) ≈ 270 here, whatever the size (jaxstyle.video's default
+  and its calibration: docs/BENCHMARKS.md).
   """
   diff = x_HxWx3.astype(jnp.float32) - warped_HxWx3
-  return jnp.sum(weights_HxW[..., None] * jnp.square(diff)) / x_HxWx3.size
+  return jnp.sum(weights_HxW[..., None] * jnp.square(diff))
 
 
 @functools.partial(jax.jit, static_argnames="beta")

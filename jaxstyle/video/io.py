@@ -152,7 +152,10 @@ def _read_file(path: Path, start, stop, every):
     return _read_gif(path, start, stop, every)
   ffmpeg = _ffmpeg()
   try:
-    reader = ffmpeg.read_frames(str(path))
+    # Each frame the file holds, once: by default ffmpeg would duplicate and drop frames of
+    # a variable-rate file (phones write them) to a constant rate, miscounting --frames.
+    # ffmpeg applies a rotation tag itself, and imageio-ffmpeg reports the turned size.
+    reader = ffmpeg.read_frames(str(path), output_params=["-fps_mode", "passthrough"])
     with _spawning():
       meta = next(reader)
   except (OSError, RuntimeError, StopIteration) as e:

@@ -37,6 +37,13 @@ from jaxstyle.video.io import (Clip, encode, first_missing, frame_path, frames_d
                                is_video_path, read_clip)
 
 
+#: ``jaxstyle video``'s temporal weight λ_t unless given: Ruder et al.'s consistency (each frame
+#: from the previous one warped, plus their term). Their λ_t = 1e3 is about 270 in jaxstyle's
+#: units at every size (:func:`jaxstyle.losses.temporal_loss`); the calibration on this
+#: project's pan (docs/BENCHMARKS.md, "the temporal weight") is why it is this round value.
+DEFAULT_TEMPORAL_WEIGHT = 300.0
+
+
 def _frame_text(record: dict) -> dict:
   return {provenance.PNG_KEY: json.dumps(record, sort_keys=True)}
 
@@ -112,13 +119,21 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
   seconds = time.perf_counter() - began
   if is_video_path(out):
     encode(folder, count, out, fps=clip.fps, audio_from=clip.source if clip.audio else None)
-  outputs = [images.load_image(frame_path(folder, i), min_side=1) for i in range(count)]
+  outputs, scored = _viewed_frames(out)
   summary = {"frames": count, "stylized_now": count - start, "fps": clip.fps,
              "seconds_per_frame": seconds / max(count - start, 1),
              "flow_seconds_per_frame": flow_seconds / max(count - start, 1),
              "warping_error": flows.warping_error(outputs, clip.frames) if count > 1 else None,
-             "output": str(out)}
+             "scored": scored, "output": str(out)}
   return summary
+
+
+def _viewed_frames(out) -> tuple[list, str]:
+  """The frames a viewer of ``out`` sees, and which they are: a video file's decoded frames
+  (encoding changes them), or a folder's PNGs."""
+  frames = read_clip(out).frames
+  return frames, (f"the encoded frames of {out}" if is_video_path(out) else
+                  f"the PNG frames in {out}")
 
 
 def _temporal_inputs(clip: Clip, folder: Path, t: int, config: StyleConfig):
@@ -149,14 +164,23 @@ def _progress(total: int, start: int, enabled: bool):
               dynamic_ncols=True, mininterval=0.5)
 
 
-def metrics(output, source) -> dict:
-  """``jaxstyle video-metrics``: the warping error of ``output`` against the clip ``source``."""
-  out = read_clip(output)
-  src = read_clip(source, size=max(out.frames[0].shape[:2]))
-  if len(out.frames) != len(src.frames):
-    raise ConfigError(f"{output}: {len(out.frames)} frames, but {source} has "
-                      f"{len(src.frames)}; compare a stylized clip with its own input")
-  if out.frames[0].shape != src.frames[0].shape:
-    raise ConfigError(f"{output}: frames of {out.frames[0].shape[1]}x{out.frames[0].shape[0]}, "
-                      f"{source} resized to {src.frames[0].shape[1]}x{src.frames[0].shape[0]}")
-  return {"frames": len(out.frames), "warping_error": flows.warping_error(out.frames, src.frames)}
+def metrics(output, source, *, frames: str | None = None, every: int = 1) -> dict:
+  """``jaxstyle video-metrics``: the warping error of ``output`` against the clip ``source``.
+
+  ``frames`` and ``every`` select the source's frames as ``jaxstyle video`` did when it
+  made ``output``, so that an output of a part of a clip is scored against that part;
+  the same frames give the same number as the one ``jaxstyle video`` printed.
+  """
+  out, scored = _viewed_frames(output)
+  src = read_clip(source, size=max(out[0].shape[:2]), frames=frames, every=every).frames
+  if len(out) != len(src):
+    raise ConfigError(f"{output}: {len(out)} frames, but {source} has {len(src)}"
+                      + (" in the frames chosen" if frames or every != 1 else "")
+                      + "; compare a stylized clip with its own input (and the same "
+                        "--frames/--every)")
+  if out[0].shape != src[0].shape:
+    raise ConfigError(f"{output}: frames of {out[0].shape[1]}x{out[0].shape[0]}, {source} "
+                      f"resized to {src[0].shape[1]}x{src[0].shape[0]}")
+  if len(out) < 2:
+    raise ConfigError(f"{output}: one frame; the warping error compares consecutive frames")
+  return {"frames": len(out), "scored": scored, "warping_error": flows.warping_error(out, src)}
