@@ -66,6 +66,21 @@ def test_warping_by_the_pans_true_flow_is_exact_and_its_uncovered_strip_is_unrel
   np.testing.assert_allclose(np.median(inside.reshape(-1, 2), 0), STEP, atol=0.2)
 
 
+def test_the_warping_error_is_lais_on_a_pan_with_a_known_occlusion():
+  # Outputs that move with the input plus a colour offset δ_t per frame (flicker): Lai et al.'s
+  # error is then mean_t Σ_c ((δ_t − δ_{t−1}) / 255)² over the non-occluded pixels, exactly,
+  # whatever sub-pixel error the flow has (a constant field warps to itself). The strip the
+  # pan uncovers has no counterpart in frame t−1 and is left out.
+  frames = pan(4, 36, 44, seed=2)
+  offsets = np.array([[0, 0, 0], [6, -3, 2], [1, 4, -5], [8, 0, 3]], np.float64)
+  # Inputs scaled into 40..193 so that no offset clips: δ is exact (integers).
+  frames = [np.round(0.6 * f + 40).astype(np.uint8) for f in frames]
+  outputs = [(f.astype(np.int64) + d.astype(np.int64)).astype(np.uint8)
+             for f, d in zip(frames, offsets)]
+  want = np.mean([np.sum(((offsets[t] - offsets[t - 1]) / 255) ** 2) for t in range(1, 4)])
+  np.testing.assert_allclose(flows.warping_error(outputs, frames), want, rtol=0.05)
+
+
 def test_temporal_term_and_its_gradient_against_numpy(narrow_weights):
   rng = np.random.default_rng(4)
   x = rng.uniform(0, 255, (20, 24, 3)).astype(np.float32)
