@@ -69,7 +69,7 @@ def main(argv=None) -> None:
       rows.append((weight, summary["warping_error"], float(np.mean(objective)),
                    float(np.mean(temporal)), summary["seconds_per_frame"]))
       print(rows[-1], flush=True)
-  h, w = np.asarray(Image.open(vio.frame_path(out, 0))).shape[:2]
+    h, w = np.asarray(Image.open(vio.frame_path(out, 0))).shape[:2]
   report = heading("Video: the temporal weight against flicker and the objective",
                    "bench_temporal.py", argv,
                    f"clip: {args.frames} frames of a synthetic pan of chelsea.jpg, {w}x{h} px; "

@@ -20,13 +20,14 @@ from jaxstyle.errors import ImageError
 CONTENT = Path("content") / "chelsea.jpg"  # Chelsea the cat, Stefan van der Walt, CC0.
 STYLE = Path("style") / "starry_night.jpg"  # Van Gogh, The Starry Night (1889), public domain.
 
-BANNER = """\
-==============================================================================
- RANDOM FEATURES: no pretrained VGG19 weights were found, so this demo runs on
- random He-initialised weights. The output shows the optimiser at work, NOT
- real style transfer. For real weights:   jaxstyle weights download
-==============================================================================
-"""
+def banner(network: str = "vgg19") -> str:
+  """The demo's announcement that it runs on random ``network`` features."""
+  flag = "" if network == "vgg19" else f" --network {network}"
+  rule = "=" * 78
+  return (f"{rule}\n RANDOM FEATURES: no pretrained {network.upper()} weights were found, so "
+          f"this demo runs on\n random He-initialised weights. The output shows the optimiser "
+          f"at work, NOT\n real style transfer. For real weights:   jaxstyle weights download"
+          f"{flag}\n{rule}\n")
 
 
 # On random features the default TV weight (1e2, converted for trained VGG19 weights) smooths
@@ -84,7 +85,7 @@ def run(args, config: StyleConfig) -> None:
           "using generated images")
   spec = config.weights or os.environ.get(weights.ENV_VAR)
   if spec is None and not weights.default_path(config.network).exists():
-    print(BANNER, end="")
+    print(banner(config.network), end="")
     spec = "random"
   with warnings.catch_warnings():
     if spec == "random":  # The banner already said it, louder.
@@ -137,3 +138,102 @@ def plot_losses(result, path) -> bool:
   ax.legend()
   save_figure(fig, path)
   return True
+
+
+# The feed-forward demo's training recipe (`jaxstyle demo --feed-forward`, the README's offline
+# `jaxstyle train` command): a small network (width 0.25), batch 2, Adam at 5e-3, on the sample
+# photos at --size. Johnson's objective (perceptual-vgg16); on random features its content weight
+# is raised to 1e2, or the network draws a grey texture that forgets the photo
+# (experiments/style_mix.py; content kept: docs/BENCHMARKS.md). With trained VGG16 weights
+# Johnson's own settings apply: content weight 1, width 1, batch 4, lr 1e-3, crop 256, 40k steps.
+FEED_FORWARD_TRAINING = {"batch": 2, "width": 0.25, "lr": 5e-3}
+RANDOM_FEATURE_TRAINING = {"content_weight": 1e2}
+FEED_FORWARD_STEPS = 300
+HELD_OUT = CONTENT  # Trained on the other sample photos; stylized at the end, never seen.
+
+
+def run_feed_forward(args, overrides: dict) -> None:
+  """``jaxstyle demo --feed-forward``: trains a small network for the sample painting on the
+  sample photos but one, then stylizes that one; writes OUT/feed_forward.png (the photo it
+  never saw), OUT/feed_forward_comparison.png (photo | style | result) and the model in
+  OUT/feed_forward_model/. ``overrides``: objective options the user gave."""
+  import tempfile
+
+  from jaxstyle import images, presets, weights
+  from jaxstyle.nets import models
+  from jaxstyle.nets.apply import stylizer_for
+  from jaxstyle.nets.train import TrainConfig, train
+
+  out = Path(args.output)
+  if out.exists() and not out.is_dir():
+    raise ImageError(f"{out}: exists and is not a directory")
+  out.mkdir(parents=True, exist_ok=True)
+  objective = presets.perceptual_vgg16().replace(size=args.size, **overrides)
+  folder = sample_images_dir()
+  with tempfile.TemporaryDirectory() as tmp:
+    photos = Path(tmp) / "photos"
+    photos.mkdir()
+    if folder is not None:
+      for path in sorted((folder / "content").glob("*.jpg")):
+        if path.name != HELD_OUT.name:
+          (photos / path.name).symlink_to(path)
+      style, held_out = folder / STYLE, images.load_image(folder / HELD_OUT, min_side=1)
+      print(f"demo: training on {len(list(photos.iterdir()))} photos of {folder / 'content'} for "
+            f"{style}; {folder / HELD_OUT} is held out")
+    else:
+      content, style_rgb = generated_images(256)
+      for k in range(3):  # Three views of the generated landscape; the fourth is held out.
+        images.save_image(photos / f"{k}.png", np.rot90(content, k))
+      held_out = np.ascontiguousarray(content[:, ::-1])
+      style = Path(tmp) / "style.png"
+      images.save_image(style, style_rgb)
+      print("demo: sample images not found (../shared/images or $JAXSTYLE_IMAGES); using "
+            "generated images")
+    spec = objective.weights or os.environ.get(weights.ENV_VAR)
+    if spec is None and not weights.default_path(objective.network).exists():
+      print(banner(objective.network), end="")
+      spec = "random:0:0.25"  # Narrow random features: the same code, 16x fewer FLOPs.
+    with warnings.catch_warnings():
+      if spec.startswith("random"):  # The banner already said it, louder.
+        warnings.simplefilter("ignore", weights.RandomWeightsWarning)
+      vgg = weights.resolve_weights(spec, network=objective.network)
+    if vgg.is_random:
+      changed = {k: v for k, v in RANDOM_FEATURE_TRAINING.items() if k not in overrides}
+      objective = objective.replace(**changed)
+      if changed:
+        print("demo: random features: " + ", ".join(f"--{k.replace('_', '-')} {v:g}"
+                                                     for k, v in changed.items())
+              + " (trained weights use Johnson's 1)")
+    config = TrainConfig(steps=args.steps, crop=args.size, sample_every=0, checkpoint_every=0,
+                         **FEED_FORWARD_TRAINING)
+    model_dir = out / "feed_forward_model"
+    train([style], photos, model_dir, config, objective.replace(weights=spec), weights=vgg,
+          progress=not args.quiet, log=lambda *a: None)
+    style_rgb = images.load_image(style, size=2 * args.size, min_side=1)
+  net, _ = models.load_model(model_dir)
+  photo = images.fit(held_out, 2 * args.size, min_side=1)
+  result = stylizer_for(net)(photo[None])[0]
+  images.save_image(out / "feed_forward.png", result)
+  strip = np.concatenate([photo, images.resize_array(style_rgb, *photo.shape[:2]), result], 1)
+  if vgg.is_random:
+    strip = captioned(strip, "photo (never trained on) | style | network output. RANDOM VGG16 "
+                             "features: not real style transfer")
+  images.save_image(out / "feed_forward_comparison.png", strip)
+  from jaxstyle.nets.quality import content_kept
+  print(f"demo: wrote {out / 'feed_forward.png'} (a photo the network never saw; content kept "
+        f"{content_kept(result, photo):.2f}), {out / 'feed_forward_comparison.png'} (photo | "
+        f"style | result) and the model {model_dir}")
+  if vgg.is_random:
+    print("demo: these images come from a network trained on RANDOM features, not a trained "
+          "VGG16")
+
+
+def captioned(rgb_HxWx3: np.ndarray, text: str) -> np.ndarray:
+  """``rgb`` with a white strip below holding ``text`` in red (how galleries label random
+  features)."""
+  from PIL import Image, ImageDraw
+  h, w = rgb_HxWx3.shape[:2]
+  sheet = Image.new("RGB", (w, h + 16), "white")
+  sheet.paste(Image.fromarray(rgb_HxWx3), (0, 0))
+  ImageDraw.Draw(sheet).text((4, h + 2), text, fill="red")
+  return np.asarray(sheet)

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 from functools import partial
@@ -40,7 +41,7 @@ from flax import nnx
 from jaxstyle import images
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, NonFiniteLossError
-from jaxstyle.nets import models
+from jaxstyle.nets import models, quality
 from jaxstyle.nets.data import Photos, Prefetch, crop_square
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features, network_features,
@@ -166,7 +167,8 @@ class Job:
     save: ``(state, record) -> model directory``, once the last step is done.
     sample: ``(path, state) -> None``, a grid of held-out results, or None.
     record: how the model is made (written into model.json with the history).
-    evaluate: ``state -> float``, the objective on held-out examples, or None.
+    evaluate: ``state -> {"objective", "content_kept"}`` on held-out examples (see
+      :func:`held_out_evaluation`), or None.
   """
 
   state: dict
@@ -186,8 +188,11 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
   Writes ``out_dir/checkpoints/`` (orbax) every ``config.checkpoint_every``
   steps, ``samples/step{N}.png`` every ``config.sample_every`` steps,
   ``metrics.jsonl`` (one line per step: the loss terms, images/s, seconds
-  since the loop began, and at sample steps the held-out objective), then the
-  model directory (``job.save``), ``samples/final.png`` and ``loss.png``.
+  since the loop began, and at sample steps the held-out objective and how much
+  of the held-out photos the outputs keep, :mod:`jaxstyle.nets.quality`), then the
+  model directory (``job.save``), ``samples/final.png`` and ``loss.png``. When the
+  photos' content falls below :data:`~jaxstyle.nets.quality.CONTENT_KEPT_WARNING` at
+  an evaluation past the first fifth of the run, one warning says so and names the fix.
   Returns ``{"history": ..., "model": path or None, "seconds": ...}``.
   ``stop_after`` ends the run early after that many steps (for tests of resume).
 
@@ -234,6 +239,7 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
   metrics = open(metrics_file, "a", buffering=1)  # Line-buffered: a kill loses no written step.
   bar = _progress(config.steps, start, progress and primary)
   began = time.perf_counter()
+  kept, warned = None, False
   try:
     for step in range(start, stop):
       batch = next(feed)
@@ -253,11 +259,21 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
       sampling = config.sample_every and (done % config.sample_every == 0
                                           or done == config.steps)
       if sampling and job.evaluate:  # Before the line, so a kill never half-writes a step.
-        line["held_out"] = float(job.evaluate(state))
+        evaluation = job.evaluate(state)
+        line["held_out"], kept = evaluation["objective"], evaluation["content_kept"]
+        line["content_kept"] = kept
+        if (kept < quality.CONTENT_KEPT_WARNING and not warned and primary
+            and done >= config.steps / 5):
+          warned = True
+          warnings.warn(f"step {done}: the held-out photos keep little of their content "
+                        f"(content kept {kept:.2f}, below {quality.CONTENT_KEPT_WARNING}: the "
+                        f"network is drawing a texture, not the photo); "
+                        f"{quality.CONTENT_KEPT_FIX}", quality.ContentLostWarning, stacklevel=2)
       metrics.write(json.dumps(line) + "\n")
       bar.update(1)
       bar.set_postfix(loss=f"{terms['total']:.4g}", style=f"{terms['style']:.3g}",
-                      content=f"{terms['content']:.3g}", img_s=f"{rate:.1f}", refresh=False)
+                      content=f"{terms['content']:.3g}", img_s=f"{rate:.1f}",
+                      **({"kept": f"{kept:.2f}"} if kept is not None else {}), refresh=False)
       if sampling and done % config.sample_every == 0 and job.sample and primary:
         job.sample(out_dir / "samples" / f"step{done}.png", state)
       if config.checkpoint_every and done % config.checkpoint_every == 0:
@@ -286,9 +302,18 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
 
 
 def _held_out(metrics_file: Path) -> list[dict]:
-  """The held-out evaluations recorded in metrics.jsonl: ``{"step", "objective"}`` each."""
+  """The held-out evaluations in metrics.jsonl: ``{"step", "objective", "content_kept"}`` each."""
   lines = (json.loads(line) for line in metrics_file.read_text().splitlines() if line)
-  return [{"step": m["step"], "objective": m["held_out"]} for m in lines if "held_out" in m]
+  return [{"step": m["step"], "objective": m["held_out"], "content_kept": m["content_kept"]}
+          for m in lines if "held_out" in m]
+
+
+def held_out_evaluation(objective, outputs_NxHxWx3, photos_NxHxWx3) -> dict:
+  """What an evaluation reports: the held-out objective, and the mean over the outputs of
+  :func:`jaxstyle.nets.quality.content_kept` against their photos."""
+  kept = [quality.content_kept(o, p) for o, p in zip(np.asarray(outputs_NxHxWx3),
+                                                      np.asarray(photos_NxHxWx3))]
+  return {"objective": float(objective), "content_kept": float(np.mean(kept))}
 
 
 def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
@@ -344,8 +369,11 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   held_styles = np.repeat(np.arange(styles), len(held))
 
   def evaluate(state):
-    return held_out_loss(state, graphdef, vgg, targets_N, jnp.asarray(held_photos, jnp.float32),
-                         held_styles, loss_weights, static)[0]
+    photos = jnp.asarray(held_photos, jnp.float32)
+    objective = held_out_loss(state, graphdef, vgg, targets_N, photos, held_styles,
+                              loss_weights, static)[0]
+    outputs = forward(graphdef, state, photos, jax.nn.one_hot(held_styles, styles))
+    return held_out_evaluation(objective, outputs, held_photos)
 
   record = {"architecture": "johnson", "styles": style_images, "data": str(data),
             "photos": len(photos.files), "train": config.to_dict(),

@@ -35,7 +35,7 @@ from jaxstyle.nets import models
 from jaxstyle.nets.adain import ENCODER_LAYER, AdaINNet, AdaINSpec, adain, mean_std
 from jaxstyle.nets.data import Photos, crop_square
 from jaxstyle.nets.train import (OBJECTIVE_GROUPS, Job, TrainConfig, batch_placement, forward,
-                                 optimizer, run, weights_record)
+                                 held_out_evaluation, optimizer, run, weights_record)
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, network_features, objective,
                                 run_params, style_target_of)
 from jaxstyle.vgg import infer_width_scale
@@ -153,8 +153,11 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
                                np.zeros((0, 1, 1, 3)), jnp.float32)
 
   def evaluate(params):
-    return held_out_loss(params, graphdef, vgg, held_photos, held_paintings, loss_weights,
-                         static)[0]
+    objective = held_out_loss(params, graphdef, vgg, held_photos, held_paintings, loss_weights,
+                              static)[0]
+    net.decoder = nnx.merge(graphdef, params)
+    outputs = forward(*nnx.split(net), held_photos, held_paintings)
+    return held_out_evaluation(objective, outputs, held_photos)
 
   record = {"architecture": "adain", "style_data": str(style_data), "data": str(data),
             "photos": len(photos.files), "paintings": len(paintings.files),
