@@ -196,7 +196,7 @@ def _network(args, style) -> tuple:
   """The stylizer of ``args.model`` with ``style`` (an index or mix), what outputs record of
   the model, and of its styles. The model's training history stays in its model.json
   (identified by the params' sha256), not in every output."""
-  from jaxstyle import images
+  from jaxstyle import images, memory
   from jaxstyle.files import sha256_file
   from jaxstyle.nets import models
   from jaxstyle.nets.apply import stylizer_for
@@ -214,6 +214,12 @@ def _network(args, style) -> tuple:
     raise JaxstyleError(f"{', '.join(adain_only)}: {args.model} is a Johnson network, trained "
                         "for styles of its own (choose one with --style or --style-mix); only "
                         "AdaIN models take style images and --alpha")
+  if meta["architecture"] == "adain":  # The style images' statistics: refuse what cannot fit.
+    shapes = [images.source_shape(p, what="style") for p in args.style_image]
+    memory.refuse_unless_fits(
+        lambda side: memory.adain_style_bytes(net.spec.width, max(
+            h * w for h, w in (images.fitted_shape(s, side) for s in shapes))),
+        args.style_size, option="--style-size", what="the style images' statistics")
   stylizer = stylizer_for(net, style=style, alpha=args.alpha, style_images=[
       images.load_image(p, size=args.style_size) for p in args.style_image])
   model = {"path": str(args.model), "params_sha256": meta["params_sha256"],
@@ -223,6 +229,34 @@ def _network(args, style) -> tuple:
             "style_images": [{"path": str(p), "sha256": sha256_file(p)} for p in args.style_image],
             "style_size": args.style_size if args.style_image else None, "alpha": args.alpha}
   return stylizer, model, styles
+
+
+def check_network_fits(stylizer, shapes: list[tuple[int, int]], size: int | None,
+                       batch: int) -> dict:
+  """Before any image is loaded: refuses a ``--size`` below the network's smallest side or
+  one at which ``batch`` of these images cannot fit in memory (one line each), and returns
+  the longest side each shape is loaded at (``size``, or its own; a photo smaller than the
+  network's smallest side is enlarged to it, with the warning any enlargement gives)."""
+  from jaxstyle import images, memory
+  if size is not None and size < stylizer.min_side:
+    raise JaxstyleError(f"--size: expected at least {stylizer.min_side} pixels (the network's "
+                        f"smallest side), got {size}")
+  sides = {}
+  for h, w in shapes:
+    own = max(h, w) if min(h, w) >= stylizer.min_side else -(-max(h, w) * stylizer.min_side
+                                                                // min(h, w))
+    sides[(h, w)] = size if size is not None else own
+  batch = min(batch, len(shapes))
+
+  def need(side: int) -> int:  # The largest image at ``side`` (or its own, if smaller).
+    pixels = max(fh * fw for fh, fw in (
+        images.fitted_shape(s, side if size is not None else min(side, sides[s]))
+        for s in shapes))
+    return stylizer.peak_bytes(pixels, batch)
+  memory.refuse_unless_fits(need, size or max(sides.values()), option="--size",
+                            what=f"{batch} image{'s' if batch > 1 else ''} per forward pass "
+                                 "(--batch)")
+  return sides
 
 
 def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
@@ -585,13 +619,13 @@ def _cmd_batch(args) -> int:
   base = config_from_args(args, **{k: lists[k][0] for k in MEMBER_LISTS})
   configs = [base.replace(**{k: m[k] for k in MEMBER_LISTS}) for m in members]
   outdir = _output_dir(args.output)
-  outdir.mkdir(parents=True, exist_ok=True)
   varying = [k for k in MEMBER_LISTS if len(lists[k]) > 1]
   print(f"batch: {len(members)} members ({'zip' if args.zip else 'product'} of "
         + ", ".join(f"{len(v)} {k}" for k, v in lists.items()) + ")")
   results = stylize_batch(args.content, [members[i]["style"] for i in share],
                           [configs[i] for i in share], progress=not args.quiet,
                           max_members=args.max_members)
+  outdir.mkdir(parents=True, exist_ok=True)  # After the run: a refused one leaves nothing.
   failed = 0
   for i, result in zip(share, results):
     member = members[i]
@@ -821,20 +855,21 @@ def _cmd_apply(args) -> int:
       args, args.style_mix if args.style_mix is not None else args.style)
   # Every input and output name is checked before anything is written.
   outdir = _output_dir(args.output)
-  names = {}
+  names, shapes = {}, {}
   for path in args.images:
-    images.source_shape(path, what="input")
+    shapes[path] = images.source_shape(path, what="input")
     name = Path(path).stem + ".png"
     if name in names:
       raise JaxstyleError(f"{path}: has the same name as {names[name]}; their outputs would "
                           f"both be {outdir / name}")
     names[name] = path
+  sides = check_network_fits(stylizer, list(shapes.values()), args.size, args.batch)
   outdir.mkdir(parents=True, exist_ok=True)
   start, done = time.perf_counter(), 0
   for first in range(0, len(args.images), args.batch):
     group: dict = {}  # One forward pass per shape within the batch.
     for path in args.images[first:first + args.batch]:
-      rgb = images.load_image(path, size=args.size, min_side=4)
+      rgb = images.load_image(path, size=sides[shapes[path]], min_side=stylizer.min_side)
       group.setdefault(rgb.shape, []).append((path, rgb))
     for members in group.values():
       outputs = stylizer(np.stack([rgb for _, rgb in members]))

@@ -104,29 +104,97 @@ def available_bytes(device=None) -> tuple[int, str]:
 
 def check_fits(config, height: int, width: int, *, width_scale: float = 1.0,
                members: int = 1, available: tuple[int, str] | None = None) -> None:
-  """Raises ConfigError, saying the largest size that would fit, if a run cannot fit."""
-  need = estimate_bytes(config, height, width, width_scale=width_scale, members=members)
-  have, where = available or available_bytes()
-  if need <= have:
-    return
-  def fits(side: int) -> bool:  # The same aspect ratio, longest side ``side``.
+  """Raises ConfigError, saying the largest ``--size`` that would fit, if a run cannot fit."""
+  def need(side: int) -> int:  # The same aspect ratio, longest side ``side``.
     scale = side / max(height, width)
     return estimate_bytes(config, max(round(height * scale), 1), max(round(width * scale), 1),
-                          width_scale=width_scale, members=members) <= have
+                          width_scale=width_scale, members=members)
 
-  # Binary search in steps of 16 px: the estimate is not proportional to the
-  # area (the weights and Winograd's transformed kernels are fixed costs).
-  low, high = 0, max(height, width) // 16
-  while low < high:
-    middle = (low + high + 1) // 2
-    low, high = (middle, high) if fits(16 * middle) else (low, middle - 1)
-  largest = 16 * low
-  advice = (f"the largest size that fits is about {largest} px" if largest >= 16
-            else "not even the smallest size fits")
-  raise ConfigError(
-      f"--size {config.size}: needs about {need / GIB:.1f} GiB for {width}x{height} px"
-      + (f" and {members} members" if members > 1 else "")
-      + f", {where} has {have / GIB:.1f} GiB available; {advice}")
+  refuse_unless_fits(need, max(height, width), option="--size", floor=16,
+                     available=available,
+                     what=f"{width}x{height} px" + (f" and {members} members" if members > 1
+                                                   else ""))
+
+
+MIB = 1 << 20
+
+# Feed-forward networks on CPU. XLA's convolutions keep workspace that its own memory
+# analysis does not count, and it grows with the channels, so these are fitted to peaks
+# measured through the commands themselves (each run's peak resident memory above the
+# process's after importing jax, compiling with no cache: `python -m jaxstyle.memory
+# jaxstyle ARGS`), over widths 0.25-1 and 256-2048 px, one image per forward pass;
+# benchmarks/bench_memory_nets.py checks them (docs/BENCHMARKS.md, "Memory of every command").
+# A forward pass over a batch of N images costs (2 - 1/N) times N single images' pixel term
+# (measured: XLA:CPU's convolution workspace grows faster than the batch).
+
+
+def _batched(pixels: int, images: int) -> float:
+  return images * pixels * (2.0 - 1.0 / images)
+
+
+def johnson_forward_bytes(width: float, pixels: int, images: int = 1) -> int:
+  """Peak of applying Johnson's network (``width``) to ``images`` images of ``pixels`` each
+  in one forward pass (jaxstyle apply, video --model)."""
+  return int((125 + 334 * width) * MIB
+             + _batched(pixels, images) * (696 * width + 828 * width ** 2))
+
+
+def adain_style_bytes(width: float, style_pixels: int) -> int:
+  """Peak of taking an AdaIN model's (encoder ``width``) style statistics of an image of
+  ``style_pixels`` (jaxstyle apply --style-size)."""
+  return int((70 + 250 * width) * MIB + style_pixels * (89 + 274 * width))
+
+
+def adain_forward_bytes(width: float, pixels: int, images: int = 1) -> int:
+  """Peak of an AdaIN model (encoder ``width``) stylizing ``images`` photos of ``pixels``
+  each in one forward pass, its style statistics taken (encoder and decoder)."""
+  return int((10 + 250 * width) * MIB + _batched(pixels, images) * (419 + 535 * width))
+
+
+def johnson_training_bytes(width: float, vgg_width: float, pixels: int) -> int:
+  """Peak of training Johnson's network (``width``) against a VGG16 (``vgg_width``) loss,
+  ``pixels`` = batch x crop² (its backward pass dominates: it grows as width²)."""
+  return int((490 + 324 * width) * MIB + pixels * (10414 * width ** 2 + 3360 * vgg_width))
+
+
+def adain_training_bytes(vgg_width: float, pixels: int) -> int:
+  """Peak of training an AdaIN decoder against its VGG19 encoder (``vgg_width``), ``pixels``
+  = batch x crop² of photos (the paintings as many again)."""
+  return int(312 * MIB + pixels * (1646 + 11868 * vgg_width ** 2))
+
+
+def refuse_unless_fits(need, value: int, *, option: str, what: str, floor: int = 1,
+                       available: tuple[int, str] | None = None) -> None:
+  """ConfigError unless ``need(value)`` bytes fit in the memory available.
+
+  ``need`` maps the option's value (a size, a crop, a batch) to the bytes a run needs,
+  growing with it; the message gives the estimate, the memory available, and the largest
+  value of ``option`` that fits (or that none does), in one line.
+  """
+  have, where = available or available_bytes()
+  needed = need(value)
+  if needed <= have:
+    return
+  low, high = floor - 1, value  # need(low) fits (or low < floor), need(high) does not.
+  while high - low > 1:
+    middle = (low + high) // 2
+    low, high = (middle, high) if need(middle) <= have else (low, middle)
+  advice = (f"the largest {option} that fits is about {low}" if low >= floor
+            else f"not even {option} {floor} fits")
+  raise ConfigError(f"{option} {value}: needs about {needed / GIB:.1f} GiB for {what}; {where} "
+                    f"has {have / GIB:.1f} GiB available; {advice}")
+
+
+def resident_bytes() -> int:
+  """This process's resident memory now (VmRSS; 0 where /proc is missing)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmRSS:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return 0
 
 
 def process_peak_bytes() -> int:
@@ -146,3 +214,47 @@ def process_peak_bytes() -> int:
     pass
   import resource
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main(argv=None) -> int:
+  """``python -m jaxstyle.memory ARGS...``: runs ``jaxstyle ARGS`` in this process and prints,
+  as one JSON line on stdout, its exit code, its peak resident memory, the peak after
+  importing jax, and each memory estimate the command made before it allocated (option,
+  value, bytes, and the process's resident memory at that moment: an estimate is of the
+  memory the run adds to it, which is what the memory available is compared with). How the
+  estimates are checked (tests/test_memory_estimates.py, benchmarks/bench_memory_nets.py)."""
+  import json
+  import sys
+
+  import jax  # noqa: F401  (the baseline includes jax, as every command's does)
+
+  from jaxstyle import cli
+  baseline = process_peak_bytes()
+  estimates = []
+  # The module the commands call (under ``python -m`` this file also runs as __main__).
+  from jaxstyle import memory as module
+  refuse, fits = module.refuse_unless_fits, module.check_fits
+
+  def recording_refuse(need, value, **kwargs):
+    estimates.append({"option": kwargs["option"], "value": value, "bytes": need(value),
+                      "resident": resident_bytes()})
+    return refuse(need, value, **kwargs)
+
+  def recording_fits(config, height, width, **kwargs):
+    estimates.append({"option": "--size", "value": config.size, "bytes": module.estimate_bytes(
+        config, height, width, width_scale=kwargs.get("width_scale", 1.0),
+        members=kwargs.get("members", 1)), "resident": resident_bytes()})
+    return fits(config, height, width, **kwargs)
+
+  module.refuse_unless_fits, module.check_fits = recording_refuse, recording_fits
+  try:
+    code = cli.main(sys.argv[1:] if argv is None else argv)
+  finally:
+    module.refuse_unless_fits, module.check_fits = refuse, fits
+  print(json.dumps({"code": code, "peak": process_peak_bytes(), "baseline": baseline,
+                    "estimates": estimates}))
+  return code
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -294,6 +294,29 @@ MUTANTS = [
     m("apply does not say the model learnt from random features", "cli.py",
       "  if models.trained_on_random_features(meta):", "  if False:",
       "test_nets.py::test_models_info_summarises_a_trained_model_and_refuses_a_damaged_one"),
+    m("memory refusals never refuse", "memory.py",
+      "  if needed <= have:\n    return", "  if True:\n    return",
+      "test_memory_estimates.py::test_a_size_that_cannot_fit_is_refused_before_anything_is_"
+      "allocated", "test_memory_estimates.py::test_the_largest_size_offered_fits_and_one_more_"
+      "step_does_not"),
+    m("a batch's forward pass costs one image's", "memory.py",
+      "return images * pixels * (2.0 - 1.0 / images)", "return pixels",
+      "test_memory_estimates.py::test_the_estimate_is_within_a_quarter_of_the_measured_peak_at_"
+      "two_sizes[video]"),
+    m("training's estimate ignores the crop", "memory.py",
+      "pixels * (10414 * width ** 2 + 3360 * vgg_width)",
+      "0 * (10414 * width ** 2 + 3360 * vgg_width)",
+      "test_memory_estimates.py::test_the_estimate_is_within_a_quarter_of_the_measured_peak_at_"
+      "two_sizes[train]"),
+    m("content kept compares the photo with itself", "nets/quality.py",
+      "a, b = edge_magnitude(output_HxWx3).ravel()", "a, b = edge_magnitude(photo_HxWx3).ravel()",
+      "test_quality.py::test_content_kept_is_the_edge_correlation_scipy_computes"),
+    m("training never warns that the photo is lost", "nets/train.py",
+      "if (kept < quality.CONTENT_KEPT_WARNING and not warned", "if (False and not warned",
+      "test_quality.py::test_training_reports_content_kept_and_warns_once_when_it_is_low"),
+    m("the feed-forward demo trains on the photo it holds out", "demo.py",
+      "        if path.name != HELD_OUT.name:", "        if True:",
+      "test_readme_recipes.py::test_the_feed_forward_demo_writes_a_photo_it_never_saw"),
 ]
 
 

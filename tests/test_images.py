@@ -193,7 +193,7 @@ def test_cli_refuses_a_size_that_cannot_fit_in_memory(image_files, capsys):
   err = [line for line in capsys.readouterr().err.splitlines() if "warning" not in line]
   assert code == 2 and len(err) == 1, err
   err = err[0]
-  assert "--size 60000: needs about" in err and "the largest size that fits is about" in err
+  assert "--size 60000: needs about" in err and "the largest --size that fits is about" in err
   assert not content.with_name("o.png").exists()
 
 

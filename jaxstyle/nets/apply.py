@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxstyle import memory
 from jaxstyle.errors import ConfigError
 from jaxstyle.nets.adain import AdaINNet
 from jaxstyle.nets.johnson import JohnsonNet, style_vector
@@ -30,6 +31,14 @@ class Stylizer:
 
     self._forward = forward
     self._state = state
+    self.width = net.spec.width
+
+  #: The smallest side the network takes (two stride-2 convolutions, reflection padded).
+  min_side = 4
+
+  def peak_bytes(self, pixels: int, images: int = 1) -> int:
+    """Predicted peak memory of stylizing ``images`` images of ``pixels`` each in one call."""
+    return memory.johnson_forward_bytes(self.width, pixels, images)
 
   def __call__(self, imgs_NxHxWx3) -> np.ndarray:
     style = jnp.broadcast_to(self.style_S, (imgs_NxHxWx3.shape[0], self.styles))
@@ -63,6 +72,14 @@ class AdaINStylizer:
 
     self._forward = forward
     self._state = state
+    self.width = net.spec.width
+
+  #: The smallest side the network takes (the encoder pools three times).
+  min_side = 8
+
+  def peak_bytes(self, pixels: int, images: int = 1) -> int:
+    """Predicted peak memory of stylizing ``images`` images of ``pixels`` each in one call."""
+    return memory.adain_forward_bytes(self.width, pixels, images)
 
   def __call__(self, imgs_NxHxWx3) -> np.ndarray:
     n = imgs_NxHxWx3.shape[0]

@@ -38,7 +38,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxstyle import images
+from jaxstyle import images, memory
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, NonFiniteLossError
 from jaxstyle.nets import models, quality
@@ -46,6 +46,7 @@ from jaxstyle.nets.data import Photos, Prefetch, crop_square
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features, network_features,
                                 objective, run_params, stack, style_targets)
+from jaxstyle.vgg import infer_width_scale
 from jaxstyle.weights import Weights, resolve_weights
 
 TERMS = ("total", "content", "style", "tv")
@@ -334,6 +335,9 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
     objective_config = presets.perceptual_vgg16().replace(size=config.crop)
   weights = weights or resolve_weights(objective_config.weights,
                                        network=objective_config.network)
+  vgg_width = infer_width_scale(weights.params)
+  check_training_fits(lambda crop: memory.johnson_training_bytes(
+      config.width, vgg_width, config.batch * crop * crop), config)
   spec = ObjectiveSpec.from_config(objective_config, weights.convention)
   vgg = run_params(weights, spec)
   out_dir = Path(out_dir)
@@ -383,6 +387,13 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
             sample if held else None, record, evaluate if held else None)
   return run(job, config, out_dir, resume=resume, progress=progress, log=log,
              stop_after=stop_after)
+
+
+def check_training_fits(need, config: TrainConfig) -> None:
+  """Refuses, before anything is loaded, a ``--crop`` at which a batch cannot fit in memory:
+  ``need(crop)`` is the training step's predicted peak (:mod:`jaxstyle.memory`)."""
+  memory.refuse_unless_fits(need, config.crop, option="--crop", floor=16,
+                            what=f"a training step on a batch of {config.batch} (--batch)")
 
 
 def weights_record(weights: Weights) -> dict:

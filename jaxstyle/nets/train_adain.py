@@ -28,14 +28,15 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxstyle import images
+from jaxstyle import images, memory
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.nets import models
 from jaxstyle.nets.adain import ENCODER_LAYER, AdaINNet, AdaINSpec, adain, mean_std
 from jaxstyle.nets.data import Photos, crop_square
-from jaxstyle.nets.train import (OBJECTIVE_GROUPS, Job, TrainConfig, batch_placement, forward,
-                                 held_out_evaluation, optimizer, run, weights_record)
+from jaxstyle.nets.train import (OBJECTIVE_GROUPS, Job, TrainConfig, batch_placement,
+                                 check_training_fits, forward, held_out_evaluation, optimizer,
+                                 run, weights_record)
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, network_features, objective,
                                 run_params, style_target_of)
 from jaxstyle.vgg import infer_width_scale
@@ -118,6 +119,9 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
   deepest = max(spec.style_layers, key=lambda n: (int(n[5]), n))
   if int(deepest[5]) > 4:
     raise ConfigError(f"AdaIN: the encoder ends at relu4_1; style layer {deepest} is deeper")
+  vgg_width = infer_width_scale(weights.params)
+  check_training_fits(lambda crop: memory.adain_training_bytes(
+      vgg_width, config.batch * crop * crop), config)
   vgg = run_params(weights, spec)
   out_dir = Path(out_dir)
   photos = Photos(data, crop=config.crop, batch=config.batch, seed=config.seed)

@@ -106,6 +106,49 @@ def read_clip(src, *, size: int | None = None, frames: str | None = None,
   return Clip(out, fps / every, src, audio, indices)
 
 
+def probe(src, *, frames: str | None = None, every: int = 1) -> tuple[int, tuple[int, int]]:
+  """How many frames :func:`read_clip` would read (with ``frames`` and ``every``) and their
+  (height, width) before resizing, from the headers alone: what a memory check needs
+  before any frame is decoded. A file's count is its duration times its frame rate (exact
+  for constant-rate files, an estimate otherwise). Errors as :func:`read_clip`'s."""
+  src = Path(src)
+  start, stop = parse_range(frames)
+  if src.is_dir():
+    files = _numbered(src)
+    if not files:
+      raise VideoError(f"{src}: no frames (looked for " + ", ".join(sorted(FRAME_SUFFIXES)) + ")")
+    total, shape = len(files), images.source_shape(files[0], what="frame")
+    chosen = files[start:stop:every]
+    sizes = {}
+    for path in chosen:  # Headers only: a frame of another size is named now, not mid-clip.
+      with Image.open(path) as frame:
+        sizes[path] = frame.size
+    for path in chosen[1:]:
+      if sizes[path] != sizes[chosen[0]]:
+        raise VideoError(f"{path}: frame size {sizes[path][0]}x{sizes[path][1]} differs from "
+                         f"{chosen[0].name}'s {sizes[chosen[0]][0]}x{sizes[chosen[0]][1]}; a "
+                         "clip's frames share one size")
+  elif not src.exists():
+    raise VideoError(f"{src}: no such video file or folder of frames")
+  elif src.suffix.lower() == ".gif":
+    try:
+      with Image.open(src) as gif:
+        total, shape = getattr(gif, "n_frames", 1), (gif.height, gif.width)
+    except (OSError, ValueError) as e:
+      raise VideoError(f"{src}: not a GIF Pillow can read ({_first_line(e)})") from None
+  else:
+    try:
+      reader = _ffmpeg().read_frames(str(src))
+      with _spawning():
+        meta = next(reader)
+      reader.close()
+    except (OSError, RuntimeError, StopIteration) as e:
+      raise VideoError(f"{src}: not a video ffmpeg can read ({_first_line(e)})") from None
+    total = max(1, round(float(meta.get("duration") or 0) * float(meta.get("fps") or 0)))
+    shape = (meta["size"][1], meta["size"][0])
+  return len(range(total)[start:stop:every]), shape
+
+
 def _numbered(folder: Path) -> list[Path]:
   """The folder's image files in the order of the numbers in their names."""
   files = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()]

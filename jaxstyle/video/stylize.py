@@ -61,8 +61,14 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
   """
   if (style is None) == (stylizer is None):
     raise ConfigError("video: expected a style image (--style) or a model (--model), not both")
-  clip = read_clip(src, size=size if stylizer is not None else config.size, frames=frames,
-                   every=every)
+  probed = vio.probe(src, frames=frames, every=every)  # A bad clip: before anything else.
+  if stylizer is None and weights is None:  # Once for the clip (and its warning once).
+    from jaxstyle.weights import resolve_weights
+    weights = resolve_weights(config.weights, network=config.network)
+  size = size if stylizer is not None else config.size
+  check_fits(src, probed, size=size, config=config, stylizer=stylizer, batch=batch,
+             weights=weights)
+  clip = read_clip(src, size=size, frames=frames, every=every)
   folder = frames_dir(out)
   if folder.exists() and not folder.is_dir():
     raise ConfigError(f"{folder}: exists and is not a folder of frames")
@@ -88,9 +94,6 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
         raise ConfigError("video: --scales must be 1 (each frame starts from the previous one)")
       style_ref = ({"path": str(style), "sha256": sha256_file(style)}
                    if isinstance(style, (str, Path)) else None)
-      if weights is None:  # Once for the clip (and its random-features warning once).
-        from jaxstyle.weights import resolve_weights
-        weights = resolve_weights(config.weights, network=config.network)
       weights = prepare_weights(weights, config)  # Once for the clip, not once per frame.
       for t in range(start, count):
         tick = time.perf_counter()
@@ -126,6 +129,27 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
              "warping_error": flows.warping_error(outputs, clip.frames) if count > 1 else None,
              "scored": scored, "output": str(out)}
   return summary
+
+
+def check_fits(src, probed, *, size, config, stylizer=None, batch=4, weights=None) -> None:
+  """Refuses, from the clip's headers alone, a ``--size`` at which the clip cannot be
+  stylized in memory (one line, naming the estimate, the memory available and the largest
+  size that fits). What it counts: the clip's frames, held decoded, twice (the input and the
+  output read back for the warping error), and the method's own peak: the network's on a
+  batch of frames, or one frame's optimisation (:func:`jaxstyle.memory.estimate_bytes`).
+  ``probed``: the clip's frame count and shape (:func:`jaxstyle.video.io.probe`)."""
+  from jaxstyle import memory, vgg
+  count, shape = probed
+
+  def need(side: int) -> int:
+    h, w = images.fitted_shape(shape, side)
+    held = 2 * count * h * w * 3
+    if stylizer is not None:
+      return held + stylizer.peak_bytes(h * w, min(batch, count))
+    return held + memory.estimate_bytes(config.replace(size=max(side, 16)), h, w,
+                                        width_scale=vgg.infer_width_scale(weights.params))
+  memory.refuse_unless_fits(need, size or max(shape), option="--size",
+                            what=f"{count} frames of {src} and their stylization")
 
 
 def _viewed_frames(out) -> tuple[list, str]:
