@@ -184,3 +184,20 @@ def test_apply_refuses_adain_options_for_a_johnson_network(photos, johnson_model
   assert cli.main(["apply", str(johnson_model), photo, "-o", str(tmp_path / "o"),
                    "--style-size", "512"]) == 0  # Its default: nothing given, nothing refused.
   assert np.asarray(Image.open(tmp_path / "o" / "p0.png")).shape == (36, 40, 3)
+
+
+def test_a_photo_below_the_networks_smallest_side_is_enlarged_like_stylizes(johnson_model,
+                                                                           tmp_path, capsys):
+  # stylize enlarges a tiny photo to --size (warning past 4x); apply, which keeps the photo's
+  # size, enlarges it to the network's smallest side the same way instead of refusing it;
+  # a --size below that side is refused in stylize's words.
+  Image.fromarray(smooth_image(1, 3, seed=1)).save(tmp_path / "tiny.png")
+  assert cli.main(["apply", str(johnson_model), str(tmp_path / "tiny.png"), "-o",
+                   str(tmp_path / "o")]) == 0
+  assert np.asarray(Image.open(tmp_path / "o" / "tiny.png")).shape == (4, 12, 3)
+  capsys.readouterr()
+  assert cli.main(["apply", str(johnson_model), str(tmp_path / "tiny.png"), "-o",
+                   str(tmp_path / "p"), "--size", "2"]) == 2
+  assert capsys.readouterr().err.strip() == ("jaxstyle: error: --size: expected at least 4 "
+                                             "pixels (the network's smallest side), got 2")
+  assert not (tmp_path / "p").exists()
