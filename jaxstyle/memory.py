@@ -154,7 +154,7 @@ def adain_forward_bytes(width: float, pixels: int, images: int = 1) -> int:
 def johnson_training_bytes(width: float, vgg_width: float, pixels: int) -> int:
   """Peak of training Johnson's network (``width``) against a VGG16 (``vgg_width``) loss,
   ``pixels`` = batch x crop² (its backward pass dominates: it grows as width²)."""
-  return int((490 + 324 * width) * MIB + pixels * (10414 * width ** 2 + 3360 * vgg_width))
+  return int((360 + 324 * width) * MIB + pixels * (10414 * width ** 2 + 3360 * vgg_width))
 
 
 def adain_training_bytes(vgg_width: float, pixels: int) -> int:

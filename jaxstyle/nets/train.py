@@ -234,13 +234,13 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
   out_dir.mkdir(parents=True, exist_ok=True)
   metrics_file = out_dir / "metrics.jsonl" if primary else Path(os.devnull)
   if primary:
-    kept = [line for line in (metrics_file.read_text().splitlines() if metrics_file.exists()
-                              else []) if line and json.loads(line)["step"] <= start]
-    metrics_file.write_text("".join(line + "\n" for line in kept))  # Later steps rerun.
+    earlier = [line for line in (metrics_file.read_text().splitlines() if metrics_file.exists()
+                                 else []) if line and json.loads(line)["step"] <= start]
+    metrics_file.write_text("".join(line + "\n" for line in earlier))  # Later steps rerun.
   metrics = open(metrics_file, "a", buffering=1)  # Line-buffered: a kill loses no written step.
   bar = _progress(config.steps, start, progress and primary)
   began = time.perf_counter()
-  kept, warned = None, False
+  held, warned = {}, False  # The last held-out evaluation, shown on the progress line.
   try:
     for step in range(start, stop):
       batch = next(feed)
@@ -263,6 +263,7 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
         evaluation = job.evaluate(state)
         line["held_out"], kept = evaluation["objective"], evaluation["content_kept"]
         line["content_kept"] = kept
+        held = {"held_out": f"{line['held_out']:.4g}", "kept": f"{kept:.2f}"}
         if (kept < quality.CONTENT_KEPT_WARNING and not warned and primary
             and done >= config.steps / 5):
           warned = True
@@ -273,8 +274,8 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
       metrics.write(json.dumps(line) + "\n")
       bar.update(1)
       bar.set_postfix(loss=f"{terms['total']:.4g}", style=f"{terms['style']:.3g}",
-                      content=f"{terms['content']:.3g}", img_s=f"{rate:.1f}",
-                      **({"kept": f"{kept:.2f}"} if kept is not None else {}), refresh=False)
+                      content=f"{terms['content']:.3g}", img_s=f"{rate:.1f}", **held,
+                      refresh=False)
       if sampling and done % config.sample_every == 0 and job.sample and primary:
         job.sample(out_dir / "samples" / f"step{done}.png", state)
       if config.checkpoint_every and done % config.checkpoint_every == 0:
