@@ -294,8 +294,10 @@ MUTANTS = [
     m("apply does not say the model learnt from random features", "cli.py",
       "  if models.trained_on_random_features(meta):", "  if False:",
       "test_nets.py::test_models_info_summarises_a_trained_model_and_refuses_a_damaged_one"),
-    m("memory refusals never refuse", "memory.py",
-      "  if needed <= have:\n    return", "  if True:\n    return",
+    # (A refusal made a no-op would allocate the terabytes it refuses: not a safe mutant.)
+    m("a refusal names a largest size that does not fit", "memory.py",
+      "low, high = (middle, high) if need(middle) <= have else (low, middle)",
+      "low, high = (middle, high)",
       "test_memory_estimates.py::test_a_size_that_cannot_fit_is_refused_before_anything_is_"
       "allocated", "test_memory_estimates.py::test_the_largest_size_offered_fits_and_one_more_"
       "step_does_not"),
