@@ -185,16 +185,21 @@ def refuse_unless_fits(need, value: int, *, option: str, what: str, floor: int =
                     f"has {have / GIB:.1f} GiB available; {advice}")
 
 
-def resident_bytes() -> int:
-  """This process's resident memory now (VmRSS; 0 where /proc is missing)."""
+def _status_bytes(field: str) -> int | None:
+  """A memory field of /proc/self/status (``VmRSS``, ``VmHWM``) in bytes; None without /proc."""
   try:
     with open("/proc/self/status") as f:
       for line in f:
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
           return int(line.split()[1]) * 1024
   except OSError:
     pass
-  return 0
+  return None
+
+
+def resident_bytes() -> int:
+  """This process's resident memory now (VmRSS; 0 where /proc is missing)."""
+  return _status_bytes("VmRSS") or 0
 
 
 def process_peak_bytes() -> int:
@@ -205,13 +210,9 @@ def process_peak_bytes() -> int:
   fork+exec, so a child of a large process (a test runner) would read its
   parent's peak.
   """
-  try:
-    with open("/proc/self/status") as f:
-      for line in f:
-        if line.startswith("VmHWM:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
+  peak = _status_bytes("VmHWM")
+  if peak is not None:
+    return peak
   import resource
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
