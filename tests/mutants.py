@@ -319,6 +319,16 @@ MUTANTS = [
     m("the feed-forward demo trains on the photo it holds out", "demo.py",
       "        if path.name != HELD_OUT.name:", "        if True:",
       "test_readme_recipes.py::test_the_feed_forward_demo_writes_a_photo_it_never_saw"),
+    m("classic option names get no hint", "cli.py",
+      'hint = f"; {\', \'.join(hints)}" if hints else ""', 'hint = ""',
+      "test_cli.py::test_version_classic_option_names_and_a_closed_pipe"),
+    m("a closed pipe ends in a traceback", "cli.py",
+      "    except BrokenPipeError:", "    except ZeroDivisionError:",
+      "test_cli.py::test_version_classic_option_names_and_a_closed_pipe"),
+    m("help states the class's defaults, not the ones in use", "cli.py",
+      'meta = dict(f.metadata, help=f.metadata["help"].format_map(values))',
+      'meta = dict(f.metadata, help=f.metadata["help"].format_map(dataclasses.asdict(cls())))',
+      "test_commands.py::test_train_help_names_the_network_and_weights_it_uses"),
 ]
 
 
