@@ -41,7 +41,6 @@ def gram_matrix(F_HxWxC):
   return jnp.matmul(F_MxN.T, F_MxN, precision=_HIGHEST)
 
 
-GRAM_NORMS = ("gatys", "chw", "hw", "keras")
 CONTENT_NORMS = ("half_sum", "sum", "mean")
 
 

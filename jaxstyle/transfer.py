@@ -30,6 +30,7 @@ from jaxstyle.members import init_states, run_chunks, shard_members, shared_prog
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, features,
                                 make_targets, mask_pyramid, normalised_weights, objective,
                                 prepare_weights, run_params, stack, style_targets)
+from jaxstyle.progress import bar as progress_bar
 from jaxstyle.solver import (CHUNK_CAPACITY, RunState, SolverSpec, output_image,
                              recorded_terms)
 from jaxstyle.weights import Weights, resolve_weights
@@ -424,7 +425,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     usable = max(d for d in range(1, len(devices) + 1) if n % d == 0)
     mesh = Mesh(np.array(devices[:usable]), ("members",))
 
-  with _progress_bar(config.iters, progress) as bar, \
+  with progress_bar(config.iters, desc="stylize", unit="it", enabled=progress) as bar, \
       _interrupt_flag(checkpoint is not None) as interrupted:
     bar.set_description_str("compiling")
     compile_start = time.perf_counter()
@@ -591,8 +592,3 @@ def _latest(history: dict, initial: dict) -> dict:
 def _describe(values: dict) -> str:
   return ", ".join(f"{k}={v:.4g}" for k, v in values.items())
 
-
-def _progress_bar(total: int, enabled: bool):
-  from tqdm.auto import tqdm
-  return tqdm(total=total, disable=not enabled, unit="it", desc="stylize",
-              dynamic_ncols=True, mininterval=0.5)

@@ -156,7 +156,7 @@ MUTANTS = [
       'if weights.sha256 != record["weights"]["sha256"] or',
       'if False and weights.sha256 != record["weights"]["sha256"] or',
       "test_cli.py::test_reproduce_refuses_other_weights_and_unrecorded_pngs"),
-    m("progress bar never shown", "transfer.py", "disable=not enabled,", "disable=True,",
+    m("progress bar never shown", "progress.py", "disable=not enabled,", "disable=True,",
       "test_cli.py::test_progress_bar_shows_iterations_loss_and_rate"),
     m("download md5 not checked", "convert.py", "if digest.hexdigest() != md5:", "if False:",
       "test_convert.py::test_download_checks_md5_and_converts",

@@ -46,6 +46,7 @@ from jaxstyle.nets.data import Photos, Prefetch, crop_square
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features, network_features,
                                 objective, run_params, stack, style_targets)
+from jaxstyle.progress import bar as progress_bar
 from jaxstyle.vgg import infer_width_scale
 from jaxstyle.weights import Weights, resolve_weights
 
@@ -183,7 +184,7 @@ class Job:
 
 
 def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
-        log=print, stop_after: int | None = None) -> dict:
+        log=print) -> dict:
   """The training loop every network shares: checkpoints, resume, metrics, samples, plot.
 
   Writes ``out_dir/checkpoints/`` (orbax) every ``config.checkpoint_every``
@@ -195,7 +196,6 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
   photos' content falls below :data:`~jaxstyle.nets.quality.CONTENT_KEPT_WARNING` at
   an evaluation past the first fifth of the run, one warning says so and names the fix.
   Returns ``{"history": ..., "model": path or None, "seconds": ...}``.
-  ``stop_after`` ends the run early after that many steps (for tests of resume).
 
   Under ``jax.distributed`` (``--distributed``) every process runs this loop
   on its share of each batch (:func:`batch_placement`) and saves the orbax
@@ -228,7 +228,7 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
         "state": state, "opt_state": opt_state,
         "history": {k: np.asarray(v, np.float32) for k, v in history.items()}})
 
-  stop = config.steps if stop_after is None else min(config.steps, start + stop_after)
+  stop = config.steps
   primary = jax.process_index() == 0  # Under --distributed, one process writes the files.
   feed = Prefetch(job.batch, start, stop)
   out_dir.mkdir(parents=True, exist_ok=True)
@@ -238,7 +238,8 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
                                  else []) if line and json.loads(line)["step"] <= start]
     metrics_file.write_text("".join(line + "\n" for line in earlier))  # Later steps rerun.
   metrics = open(metrics_file, "a", buffering=1)  # Line-buffered: a kill loses no written step.
-  bar = _progress(config.steps, start, progress and primary)
+  bar = progress_bar(config.steps, desc="train", unit="step", enabled=progress and primary,
+                     initial=start)
   began = time.perf_counter()
   held, warned = {}, False  # The last held-out evaluation, shown on the progress line.
   try:
@@ -284,11 +285,10 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
     feed.close()
     metrics.close()
     bar.close()
-  if stop == config.steps and start < stop and (
-      not config.checkpoint_every or stop % config.checkpoint_every):
-    save_checkpoint(stop)
+  if start < stop and (not config.checkpoint_every or stop % config.checkpoint_every):
+    save_checkpoint(stop)  # The last step's, unless the schedule just wrote it.
   seconds = time.perf_counter() - began
-  if stop < config.steps or not primary:
+  if not primary:
     return {"history": history, "model": None, "seconds": seconds}
   held_out = _held_out(out_dir / "metrics.jsonl")
   record = job.record | {"history": {k: [float(f"{x:.6g}") for x in v]
@@ -320,8 +320,7 @@ def held_out_evaluation(objective, outputs_NxHxWx3, photos_NxHxWx3) -> dict:
 
 def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
           objective_config: StyleConfig | None = None, *, weights: Weights | None = None,
-          held_out=(), resume: bool = False, progress: bool = False, log=print,
-          stop_after: int | None = None) -> dict:
+          held_out=(), resume: bool = False, progress: bool = False, log=print) -> dict:
   """Trains Johnson's network for ``style_images`` (N paths: N styles) on the photos under ``data``.
 
   The loop, its files and its return value are :func:`run`'s; the model
@@ -386,8 +385,7 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
             "weights": weights_record(weights)}
   job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, photos.batch, save,
             sample if held else None, record, evaluate if held else None)
-  return run(job, config, out_dir, resume=resume, progress=progress, log=log,
-             stop_after=stop_after)
+  return run(job, config, out_dir, resume=resume, progress=progress, log=log)
 
 
 def check_training_fits(need, config: TrainConfig) -> None:
@@ -471,8 +469,3 @@ def _sample(path, graphdef, state, held, styles: int) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
   images.save_image(path, grid)
 
-
-def _progress(total: int, start: int, enabled: bool):
-  from tqdm.auto import tqdm
-  return tqdm(total=total, initial=start, disable=not enabled, unit="step", desc="train",
-              dynamic_ncols=True, mininterval=0.5)

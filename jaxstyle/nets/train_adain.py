@@ -98,7 +98,7 @@ def train_step(params, opt_state, graphdef, vgg, photos_BxHxWx3, styles_BxHxWx3,
 def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
                 objective: StyleConfig | None = None, *, weights: Weights | None = None,
                 held_out=(), held_out_styles=(), resume: bool = False, progress: bool = False,
-                log=print, stop_after: int | None = None) -> dict:
+                log=print) -> dict:
   """Trains an AdaIN decoder on the photos under ``data`` and the paintings under ``style_data``.
 
   The loop, its files and its return value are :func:`jaxstyle.nets.train.run`'s;
@@ -171,8 +171,7 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
   job = Job(params, optimizer(config.lr, config.lr_decay).init(params), step,
             lambda i: (photos.batch(i), paintings.batch(i)), save,
             sample if pairs else None, record, evaluate if pairs else None)
-  return run(job, config, out_dir, resume=resume, progress=progress, log=log,
-             stop_after=stop_after)
+  return run(job, config, out_dir, resume=resume, progress=progress, log=log)
 
 
 def _sample(path, graphdef, state, held, held_styles) -> None:

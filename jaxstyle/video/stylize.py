@@ -31,6 +31,7 @@ from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, Interrupted
 from jaxstyle.files import sha256_file
 from jaxstyle.objective import Temporal, prepare_weights
+from jaxstyle.progress import bar as progress_bar
 from jaxstyle.video import flow as flows
 from jaxstyle.video import io as vio
 from jaxstyle.video.io import (Clip, encode, first_missing, frame_path, frames_dir,
@@ -79,7 +80,7 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
     log(f"video: {start} of {count} frames already in {folder}; resuming at frame {start}")
   base = {"input": {"path": str(clip.source), "fps": clip.fps, "every": every,
                     "frames": frames}, "versions": provenance.versions()}
-  bar = _progress(count, start, progress)
+  bar = progress_bar(count, desc="video", unit="frame", enabled=progress, initial=start)
   began, flow_seconds = time.perf_counter(), 0.0
   try:
     if stylizer is not None:
@@ -181,11 +182,6 @@ def stylize_frame(frame, style, config: StyleConfig, *, init=None, temporal=None
   return stylize(frame, style, config, key=jax.random.key(config.seed), weights=weights,
                  init_image=init, temporal=temporal)
 
-
-def _progress(total: int, start: int, enabled: bool):
-  from tqdm.auto import tqdm
-  return tqdm(total=total, initial=start, disable=not enabled, unit="frame", desc="video",
-              dynamic_ncols=True, mininterval=0.5)
 
 
 def metrics(output, source, *, frames: str | None = None, every: int = 1) -> dict:
