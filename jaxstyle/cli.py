@@ -598,21 +598,15 @@ MEMBER_LISTS = {"content_weight": ("--content-weight", float), "style_weight": (
 
 
 def _cmd_batch(args) -> int:
-  import itertools
-
-  from jaxstyle import images, provenance
+  from jaxstyle import images, provenance, sweep
   from jaxstyle.transfer import stylize_batch
 
   lists = {"style": args.styles, **{k: getattr(args, k) for k in MEMBER_LISTS}}
-  if args.zip:
+  try:
+    members = sweep.expand(lists, zipped=args.zip)
+  except ValueError as e:
     longest = max(len(v) for v in lists.values())
-    for name, values in lists.items():
-      if len(values) not in (1, longest):
-        raise JaxstyleError(f"--zip: every list needs 1 or {longest} values; {name} has "
-                            f"{len(values)}")
-    members = [{k: v[i % len(v)] for k, v in lists.items()} for i in range(longest)]
-  else:
-    members = [dict(zip(lists, combo)) for combo in itertools.product(*lists.values())]
+    raise JaxstyleError(f"--zip: every list needs 1 or {longest} values; got {e}") from None
   from jaxstyle import distributed
   distributed.initialize(args.distributed)
   share = distributed.my_share(len(members))

@@ -55,6 +55,22 @@ class Sweep(NamedTuple):
   members: list  # [(axes values: dict, style path, StyleConfig)]
 
 
+def expand(lists: dict[str, list], *, zipped: bool) -> list[dict]:
+  """The members named lists describe: every combination (their product), or with
+  ``zipped`` the lists side by side, a list of one value repeating; one dict per member.
+
+  ValueError naming each list's length when zipped lists differ in length (the callers say
+  where: a sweep file's axes, batch's options).
+  """
+  names = list(lists)
+  if not zipped:
+    return [dict(zip(names, combo)) for combo in itertools.product(*lists.values())]
+  longest = max(len(v) for v in lists.values())
+  if any(len(v) not in (1, longest) for v in lists.values()):
+    raise ValueError(", ".join(f"{n}={len(v)}" for n, v in lists.items()))
+  return [{n: v[i % len(v)] for n, v in lists.items()} for i in range(longest)]
+
+
 def load_sweep(path) -> Sweep:
   """Reads and validates a sweep TOML file; paths in it are relative to it."""
   path = Path(path)
@@ -103,19 +119,12 @@ def load_sweep(path) -> Sweep:
   for preset in axes.get("preset", []) + [data.get("preset", "gatys2016")]:
     if not isinstance(preset, str):
       raise ConfigError(f"{path}: a preset must be a name, got {preset!r}")
-  names = list(axes)
-  if mode == "zip":
-    lengths = {len(v) for v in axes.values()} - {1}
-    if len(lengths) > 1:
-      raise ConfigError(f"{path}: zip mode needs axes of equal length (or 1), got "
-                        + ", ".join(f"{n}={len(axes[n])}" for n in names))
-    count = max(len(v) for v in axes.values())
-    combos = [tuple(axes[n][i % len(axes[n])] for n in names) for i in range(count)]
-  else:
-    combos = list(itertools.product(*(axes[n] for n in names)))
+  try:
+    combos = expand(axes, zipped=mode == "zip")
+  except ValueError as e:
+    raise ConfigError(f"{path}: zip mode needs axes of equal length (or 1), got {e}") from None
   members = []
-  for combo in combos:
-    values = dict(zip(names, combo))
+  for values in combos:
     preset = values.get("preset", data.get("preset"))
     try:
       start = presets.get(preset) if preset is not None else StyleConfig()
@@ -217,9 +226,8 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   of the members and appends to its own records file.
   """
   import jax
-  import jaxlib
 
-  import jaxstyle
+  from jaxstyle import provenance
   from jaxstyle.distributed import my_share
   from jaxstyle.files import sha256_file
   from jaxstyle.members import MEMBER_FIELDS
@@ -264,8 +272,7 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
       return [_failure_reason(e)]
 
   common = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-            "versions": {"jaxstyle": jaxstyle.__version__, "jax": jax.__version__,
-                         "jaxlib": jaxlib.__version__}, "content_sha256": content_sha}
+            "versions": provenance.versions(), "content_sha256": content_sha}
   # Each sub-batch of max_members is recorded as soon as it finishes: a kill loses at most
   # the one in flight.
   for members in groups.values():

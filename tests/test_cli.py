@@ -202,7 +202,8 @@ def test_batch_zip_pairs_the_lists(image_files, tmp_path, capsys):
   assert "batch: 4 members (zip" in capsys.readouterr().out
   assert cli.main(["batch", str(content), "--styles", str(style), str(style), "--seeds", "0", "1",
                    "2", "--zip", "-o", str(tmp_path / "z"), *TINY]) == 2
-  assert "--zip: every list needs 1 or 3 values; style has 2" in capsys.readouterr().err
+  assert ("--zip: every list needs 1 or 3 values; got style=2, content_weight=1, "
+          "style_weight=1, tv_weight=1, seed=3") in capsys.readouterr().err
 
 
 def test_blended_styles_and_reproduce_byte_identical(image_files, tmp_path, capsys):
