@@ -484,9 +484,10 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
       "video", help="stylize a clip: by optimisation with temporal consistency, or by a network",
       description="Stylizes every frame of IN (a video file ffmpeg reads, or a folder of "
                   "numbered frames) into OUT (mp4/webm/gif, or a folder), keeping the frame "
-                  "rate and the audio. With --style, by optimisation; --temporal-weight adds "
-                  "Ruder et al.'s temporal loss (each frame starts from the previous one "
-                  "warped by the optical flow). With --model, by a trained network. Frames are "
+                  "rate and the audio. With --style, by optimisation with Ruder et al.'s "
+                  "temporal consistency (each frame starts from the previous one warped by the "
+                  "optical flow, plus their temporal loss; --temporal-weight 0 stylizes each "
+                  "frame alone). With --model, by a trained network. Frames are "
                   "written as they finish (OUT.frames/ beside a video file); rerunning resumes "
                   "at the first missing one. Prints the warping error (flicker) at the end.")
   video.add_argument("input", metavar="IN",
