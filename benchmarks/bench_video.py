@@ -7,7 +7,7 @@ a slow synthetic camera pan (2 px right, 1 px down per frame, then resized
 to ``--size``), stylized with Starry Night three ways, each through
 ``jaxstyle video``'s own code: (1) by optimisation, each frame on its own
 (``--temporal-weight 0``); (2) with Ruder et al.'s temporal loss and
-warped-previous-frame init (``--temporal-weight 200``); (3) by a
+warped-previous-frame init (the default, ``DEFAULT_TEMPORAL_WEIGHT``); (3) by a
 feed-forward network (Johnson's, width 1, untrained: its speed is a trained
 one's). L-BFGS, ``--iters`` per frame, full-width **random** VGG19 (no
 trained weights here: the warping errors compare the methods' flicker on
@@ -65,7 +65,8 @@ def main(argv=None) -> None:
     tmp = Path(tmp)
     clip = pan_clip(tmp / "in", args.frames, args.size)
     for name, weight in (("optimisation, each frame alone", 0.0),
-                         ("optimisation + temporal loss (Ruder)", 200.0)):
+                         ("optimisation + temporal consistency (Ruder; the default)",
+                          video.DEFAULT_TEMPORAL_WEIGHT)):
       config = jaxstyle.StyleConfig(size=args.size, iters=args.iters, temporal_weight=weight)
       stamps = []
       out = tmp / ("temporal" if weight else "alone")
