@@ -238,7 +238,7 @@ def summary(path, net, meta: dict) -> list[str]:
                    + (f", content kept {held['content_kept']:.2f}" if "content_kept" in held
                       else ""))
     weights = record.get("weights", {})
-    if weights.get("random"):
+    if trained_on_random_features(meta):
       lines.append(f"VGG weights:  RANDOM features ({weights.get('source')}): trained on "
                    "untrained features, so not real style transfer")
     elif weights:

@@ -228,9 +228,8 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
         "state": state, "opt_state": opt_state,
         "history": {k: np.asarray(v, np.float32) for k, v in history.items()}})
 
-  stop = config.steps
   primary = jax.process_index() == 0  # Under --distributed, one process writes the files.
-  feed = Prefetch(job.batch, start, stop)
+  feed = Prefetch(job.batch, start, config.steps)
   out_dir.mkdir(parents=True, exist_ok=True)
   metrics_file = out_dir / "metrics.jsonl" if primary else Path(os.devnull)
   if primary:
@@ -243,7 +242,7 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
   began = time.perf_counter()
   held, warned = {}, False  # The last held-out evaluation, shown on the progress line.
   try:
-    for step in range(start, stop):
+    for step in range(start, config.steps):
       batch = next(feed)
       tick = time.perf_counter()
       state, opt_state, terms = job.step(state, opt_state, batch, step)
@@ -285,8 +284,9 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
     feed.close()
     metrics.close()
     bar.close()
-  if start < stop and (not config.checkpoint_every or stop % config.checkpoint_every):
-    save_checkpoint(stop)  # The last step's, unless the schedule just wrote it.
+  if start < config.steps and (not config.checkpoint_every
+                               or config.steps % config.checkpoint_every):
+    save_checkpoint(config.steps)  # The last step's, unless the schedule just wrote it.
   seconds = time.perf_counter() - began
   if not primary:
     return {"history": history, "model": None, "seconds": seconds}
