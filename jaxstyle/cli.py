@@ -92,6 +92,14 @@ def add_config_options(parser: argparse.ArgumentParser, cls=StyleConfig, *, grou
   parser.set_defaults(**{_groups_key(cls): tuple(groups)})
 
 
+def add_field_option(parser: argparse.ArgumentParser, name: str, cls=StyleConfig) -> None:
+  """One field's ``--option`` alone, declared by the field as :func:`add_config_options` does."""
+  hints, base = typing.get_type_hints(cls), cls()
+  f = next(f for f in dataclasses.fields(cls) if f.name == name)
+  parser.add_argument(_flag(name), dest=name, **_option_kwargs(f, hints[name], getattr(base, name),
+                                                               dataclasses.asdict(base)))
+
+
 def _groups_key(cls) -> str:
   return f"_{cls.__name__}_groups"
 
@@ -169,9 +177,12 @@ def _add_training_options(parser: argparse.ArgumentParser, data_help: str) -> No
 NETWORK_OPTIONS = ("style_image", "style_size", "alpha", "batch")
 
 
-def _add_network_options(parser: argparse.ArgumentParser, batch_help: str) -> None:
-  """What running a trained network takes beyond its model: AdaIN's styles, and the batch
-  (:data:`NETWORK_OPTIONS`)."""
+def _add_network_options(parser: argparse.ArgumentParser, batch_help: str, *,
+                         conv: bool = True) -> None:
+  """What running a trained network takes beyond its model: AdaIN's styles, the batch
+  (:data:`NETWORK_OPTIONS`) and, unless the command has it already, ``--conv``."""
+  if conv:
+    add_field_option(parser, "conv")
   parser.add_argument("--style-image", nargs="+", default=(), metavar="IMAGE",
                       help="AdaIN models: the style image(s); several are mixed by --style-mix "
                            "(default: the first)")
@@ -220,8 +231,10 @@ def _network(args, style) -> tuple:
         lambda side: memory.adain_style_bytes(net.spec.width, max(
             h * w for h, w in (images.fitted_shape(s, side) for s in shapes))),
         args.style_size, option="--style-size", what="the style images' statistics")
+  from jaxstyle import conv
   stylizer = stylizer_for(net, style=style, alpha=args.alpha, style_images=[
-      images.load_image(p, size=args.style_size) for p in args.style_image])
+      images.load_image(p, size=args.style_size) for p in args.style_image],
+      conv=args.conv, log=conv.stderr_log)
   model = {"path": str(args.model), "params_sha256": meta["params_sha256"],
            "styles": meta["styles"], "spec": meta["spec"],
            "record": {k: v for k, v in meta["record"].items() if k != "history"}}
@@ -501,7 +514,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   video.add_argument("--style-mix", type=float, nargs="+", default=None, metavar="W",
                      help="--model: weights of the model's styles (or of the --style-image "
                           "list for AdaIN)")
-  _add_network_options(video, "--model: frames per forward pass (default: 4)")
+  _add_network_options(video, "--model: frames per forward pass (default: 4)", conv=False)
   video.add_argument("--quiet", action="store_true", help="no progress bar")
   add_preset_option(video)
   from jaxstyle.video.stylize import DEFAULT_TEMPORAL_WEIGHT
@@ -874,7 +887,7 @@ def _cmd_apply(args) -> int:
         record = {"model": model_ref, **styles,
                   "input": {"path": str(path), "sha256": sha256_file(path)},
                   "size": args.size, "preserve_colors": args.preserve_colors,
-                  "versions": provenance.versions()}
+                  "convolutions": stylizer.conv_record(), "versions": provenance.versions()}
         target = outdir / (Path(path).stem + ".png")
         images.save_image(target, out, text={provenance.PNG_KEY: json.dumps(record,
                                                                             sort_keys=True)})
@@ -890,7 +903,9 @@ def _cmd_video(args) -> int:
   from jaxstyle.video import stylize as video
 
   # Each method has options the other would ignore: refuse them instead.
-  method, others = (("--model", ("preset",) + fields_in(VIDEO_GROUPS)) if args.model else
+  # --conv is both's: how the network's, or VGG's, convolutions run.
+  method, others = (("--model", ("preset",) + tuple(
+      d for d in fields_in(VIDEO_GROUPS) if d != "conv")) if args.model else
                     ("--style", NETWORK_OPTIONS + ("style_mix",)))
   misplaced = [_flag(d) for d in others if d in args.given]
   if misplaced:

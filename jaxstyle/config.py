@@ -35,6 +35,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from jaxstyle import conv as conv_algorithms
 from jaxstyle import vgg
 from jaxstyle.errors import ConfigError
 
@@ -257,11 +258,12 @@ class StyleConfig:
       choices=("float32", "bfloat16"))
   conv: str = _opt(
       "compute", "auto",
-      "how the deep VGG convolutions run: winograd (F(2x2,3x3) as batched matmuls from "
-      "block3_conv2 on: 2.25x fewer multiplies, faster on CPU), direct (the backend's own "
-      "convolution) or auto (winograd on CPU, direct on GPU/TPU, whose libraries choose their own "
-      "algorithm)",
-      choices=vgg.CONV_ALGORITHMS)
+      "how convolutions run: auto (a style network's layers each take the fastest exact algorithm, "
+      "measured at the first use of a shape and cached beside the compile cache; VGG runs "
+      "Winograd from block3_conv2 on, on CPU), or one algorithm for every layer it applies to, "
+      "direct elsewhere: direct (XLA's own), winograd, s2d (strided layers), unfold, subpixel "
+      "(upsampling layers), valid (jaxstyle 0.3's form); see jaxstyle/conv.py",
+      choices=conv_algorithms.CHOICES)
   seed: int = _opt(
       "pixels", 0,
       "seed for the noise init and anything else random")

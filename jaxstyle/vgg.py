@@ -237,20 +237,21 @@ winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
 WINOGRAD_MIN_CHANNEL_PRODUCT = 256 * 256
 """Layers with Cin·Cout below this keep the direct convolution (see :func:`winograd_tile`)."""
 
-CONV_ALGORITHMS = ("auto", "direct", "winograd")
-
-
 def resolve_conv(conv: str, backend: str | None = None) -> str:
-  """``auto`` -> ``winograd`` on CPU (measured faster there), else ``direct``.
+  """VGG's convolutions for ``--conv`` (:data:`jaxstyle.conv.CHOICES`): ``winograd`` or ``direct``.
 
-  On GPU and TPU the backend's convolution libraries pick their own
-  algorithms (cuDNN includes Winograd), so jaxstyle does not second-guess them.
+  ``auto`` gives ``winograd`` on CPU (measured faster there, from
+  block3_conv2 on: :func:`winograd_tile`), else ``direct``: on GPU and TPU
+  the backend's convolution libraries pick their own algorithms (cuDNN
+  includes Winograd). The style networks' other algorithms do not apply to
+  VGG's 'SAME' stride-1 layers, which then convolve directly.
   """
-  if conv not in CONV_ALGORITHMS:
-    raise ConfigError(f"conv must be one of {CONV_ALGORITHMS}, got {conv!r}")
-  if conv != "auto":
-    return conv
-  return "winograd" if (backend or jax.default_backend()) == "cpu" else "direct"
+  from jaxstyle.conv import CHOICES
+  if conv not in CHOICES:
+    raise ConfigError(f"conv must be one of {CHOICES}, got {conv!r}")
+  if conv == "auto":
+    return "winograd" if (backend or jax.default_backend()) == "cpu" else "direct"
+  return "winograd" if conv == "winograd" else "direct"
 
 
 def winograd_tile(in_channels: int, out_channels: int, *,

@@ -25,6 +25,8 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 # once. tests/test_cache.py gives its runs their own directory.
 _CACHE = tempfile.TemporaryDirectory(prefix="jaxstyle-test-xla-")
 os.environ["JAXSTYLE_CACHE_DIR"] = _CACHE.name
+# The convolution choices measured (jaxstyle.conv) likewise: this session's own.
+os.environ["JAXSTYLE_CONV_CACHE_DIR"] = os.path.join(_CACHE.name, "convs")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"

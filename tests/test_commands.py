@@ -137,8 +137,9 @@ def johnson_model(tmp_path_factory):
                             tmp_path_factory.mktemp("model") / "model")
 
 
-# Options of `video` that both methods use; every other one belongs to one method.
-VIDEO_SHARED = {"output", "frames", "every", "frame_size", "quiet"}
+# Options of `video` that both methods use; every other one belongs to one method. --conv:
+# how the network's convolutions run, or VGG's.
+VIDEO_SHARED = {"output", "frames", "every", "frame_size", "quiet", "conv"}
 
 
 def test_video_refuses_the_other_methods_options_instead_of_ignoring_them(photos, johnson_model,
@@ -146,7 +147,7 @@ def test_video_refuses_the_other_methods_options_instead_of_ignoring_them(photos
   values = {"style_image": ["x.png"], "style_size": ["64"], "alpha": ["0.5"], "batch": ["2"],
             "style_mix": ["1", "2"], "preset": ["gatys2016"]}
   base = StyleConfig()
-  optimisation_only = set(fields_in(cli.VIDEO_GROUPS)) - {"size"} | {"preset"}  # --size: both.
+  optimisation_only = set(fields_in(cli.VIDEO_GROUPS)) - {"size", "conv"} | {"preset"}
   network_only = set(cli.NETWORK_OPTIONS) | {"style_mix"}
   options = _options("video")
   assert set(options) == VIDEO_SHARED | optimisation_only | network_only | {"style", "model"}

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxstyle import vgg
+from jaxstyle.conv import ReflectConv
 from jaxstyle.errors import ConfigError
 
 EPS = 1e-5  # AdaIN's calc_mean_std.
@@ -83,19 +84,16 @@ class Frozen(nnx.Variable):
 
 
 class _Conv(nnx.Module):
-  """Reflection padding (1), a 3x3 convolution, and a ReLU unless ``last``."""
+  """(2x nearest upsampling,) reflection padding (1), a 3x3 convolution, a ReLU unless ``last``."""
 
-  def __init__(self, cin: int, cout: int, *, last: bool = False, rngs: nnx.Rngs):
+  def __init__(self, cin: int, cout: int, *, upsample: int = 1, last: bool = False,
+               rngs: nnx.Rngs):
     self.last = last
-    self.conv = nnx.Conv(cin, cout, (3, 3), padding="VALID", rngs=rngs)
+    self.conv = ReflectConv(cin, cout, 3, upsample=upsample, rngs=rngs)
 
   def __call__(self, x_NxHxWxC):
-    x = self.conv(jnp.pad(x_NxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect"))
+    x = self.conv(x_NxHxWxC)
     return x if self.last else jax.nn.relu(x)
-
-
-def _upsample(x_NxHxWxC):
-  return jnp.repeat(jnp.repeat(x_NxHxWxC, 2, axis=1), 2, axis=2)
 
 
 class Decoder(nnx.Module):
@@ -107,18 +105,18 @@ class Decoder(nnx.Module):
 
   def __init__(self, spec: AdaINSpec, *, rngs: nnx.Rngs):
     c1, c2, c3, c4 = spec.channels
+    # Each stage after the first starts by upsampling: its first conv does it (conv.subpixel).
     self.stages = nnx.List([
         nnx.List([_Conv(c4, c3, rngs=rngs)]),
-        nnx.List([_Conv(c3, c3, rngs=rngs) for _ in range(3)] + [_Conv(c3, c2, rngs=rngs)]),
-        nnx.List([_Conv(c2, c2, rngs=rngs), _Conv(c2, c1, rngs=rngs)]),
-        nnx.List([_Conv(c1, c1, rngs=rngs), _Conv(c1, 3, last=True, rngs=rngs)]),
+        nnx.List([_Conv(c3, c3, upsample=2, rngs=rngs)]
+                 + [_Conv(c3, c3, rngs=rngs) for _ in range(2)] + [_Conv(c3, c2, rngs=rngs)]),
+        nnx.List([_Conv(c2, c2, upsample=2, rngs=rngs), _Conv(c2, c1, rngs=rngs)]),
+        nnx.List([_Conv(c1, c1, upsample=2, rngs=rngs), _Conv(c1, 3, last=True, rngs=rngs)]),
     ])
 
   def __call__(self, t_NxhxwxC):
     x = t_NxhxwxC
-    for i, stage in enumerate(self.stages):
-      if i:
-        x = _upsample(x)
+    for stage in self.stages:
       for conv in stage:
         x = conv(x)
     return x

@@ -7,31 +7,66 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxstyle import conv as convs
 from jaxstyle import memory
 from jaxstyle.errors import ConfigError
 from jaxstyle.nets.adain import AdaINNet
 from jaxstyle.nets.johnson import JohnsonNet, style_vector
 
 
+class _Compiled:
+  """A network's forward compiled per input shape, each shape's convolutions planned first.
+
+  ``conv`` is ``--conv``: ``auto`` times each layer's algorithms at the
+  first use of a shape (cached on disk, :mod:`jaxstyle.conv`), or one
+  algorithm for every layer. ``plans`` maps each input shape to its
+  ``{layer: algorithm}``, for provenance.
+  """
+
+  def __init__(self, net, method: str, conv: str, log=None):
+    self.net, self.method, self.conv, self.log = net, method, conv, log
+    self.plans: dict[tuple, dict[str, str]] = {}
+    self._programs: dict[tuple, object] = {}
+
+  def __call__(self, x_NxHxWx3, *args):
+    shape = tuple(x_NxHxWx3.shape)
+    if shape not in self._programs:
+      call = getattr(self.net, self.method)
+      self.plans[shape] = convs.plan(self.net, call, x_NxHxWx3, *args, conv=self.conv,
+                                     log=self.log)
+      graphdef, state = nnx.split(self.net)
+      method = self.method
+
+      @jax.jit
+      def forward(state, *inputs):
+        return getattr(nnx.merge(graphdef, state), method)(*inputs)
+      self._programs[shape] = (forward, state)
+    forward, state = self._programs[shape]
+    return forward(state, x_NxHxWx3, *args)
+
+  def record(self) -> dict:
+    """What ``--conv`` asked and what each layer ran, per input shape (``"1x512x512x3"``)."""
+    return {"conv": self.conv,
+            "plans": {"x".join(map(str, shape)): plan for shape, plan in self.plans.items()}}
+
+
 class Stylizer:
   """A network compiled once per input shape: ``stylizer(imgs_NxHxWx3_uint8)`` → uint8.
 
   Sides that are not multiples of 4 are reflection-padded up to one and the
-  output cropped back, so every output has its input's size.
+  output cropped back, so every output has its input's size. ``conv``: how
+  the convolutions run (:data:`jaxstyle.conv.CHOICES`).
   """
 
-  def __init__(self, net: JohnsonNet, style=0):
+  def __init__(self, net: JohnsonNet, style=0, *, conv: str = "auto", log=None):
     self.styles = net.spec.styles
     self.style_S = style_vector(style, self.styles)
-    graphdef, state = nnx.split(net)
-
-    @jax.jit
-    def forward(state, img_NxHxWx3, style_NxS):
-      return nnx.merge(graphdef, state)(img_NxHxWx3, style_NxS)
-
-    self._forward = forward
-    self._state = state
+    self._forward = _Compiled(net, "__call__", conv, log)
     self.width = net.spec.width
+
+  def conv_record(self) -> dict:
+    """The convolution algorithms used so far (:meth:`_Compiled.record`), for provenance."""
+    return self._forward.record()
 
   #: The smallest side the network takes (two stride-2 convolutions, reflection padded).
   min_side = 4
@@ -42,7 +77,7 @@ class Stylizer:
 
   def __call__(self, imgs_NxHxWx3) -> np.ndarray:
     style = jnp.broadcast_to(self.style_S, (imgs_NxHxWx3.shape[0], self.styles))
-    return _padded(lambda x: self._forward(self._state, x, style), imgs_NxHxWx3, 4)
+    return _padded(lambda x: self._forward(x, style), imgs_NxHxWx3, 4)
 
 
 class AdaINStylizer:
@@ -54,7 +89,8 @@ class AdaINStylizer:
   multiple of 8 (the encoder pools three times) and cropped back.
   """
 
-  def __init__(self, net: AdaINNet, styles, mix=0, alpha: float = 1.0):
+  def __init__(self, net: AdaINNet, styles, mix=0, alpha: float = 1.0, *, conv: str = "auto",
+               log=None):
     if not 0 <= alpha <= 1:
       raise ConfigError(f"--alpha: expected a content/style trade-off in [0, 1], got {alpha}")
     if not styles:
@@ -64,15 +100,10 @@ class AdaINStylizer:
     self.std_KxC = jnp.concatenate([s.reshape(1, -1) for _, s in stats])
     self.style_S = style_vector(mix, len(styles))
     self.alpha = float(alpha)
-    graphdef, state = nnx.split(net)
-
-    @jax.jit
-    def forward(state, img_NxHxWx3, mean_KxC, std_KxC, mix_NxK, alpha):
-      return nnx.merge(graphdef, state).stylize(img_NxHxWx3, mean_KxC, std_KxC, mix_NxK, alpha)
-
-    self._forward = forward
-    self._state = state
+    self._forward = _Compiled(net, "stylize", conv, log)
     self.width = net.spec.width
+
+  conv_record = Stylizer.conv_record
 
   #: The smallest side the network takes (the encoder pools three times).
   min_side = 8
@@ -84,8 +115,8 @@ class AdaINStylizer:
   def __call__(self, imgs_NxHxWx3) -> np.ndarray:
     n = imgs_NxHxWx3.shape[0]
     mix = jnp.broadcast_to(self.style_S, (n, self.style_S.shape[0]))
-    return _padded(lambda x: self._forward(self._state, x, self.mean_KxC, self.std_KxC, mix,
-                                           self.alpha), imgs_NxHxWx3, 8)
+    return _padded(lambda x: self._forward(x, self.mean_KxC, self.std_KxC, mix,
+                                           jnp.float32(self.alpha)), imgs_NxHxWx3, 8)
 
 
 def _padded(forward, imgs_NxHxWx3, multiple: int) -> np.ndarray:
@@ -99,14 +130,16 @@ def _padded(forward, imgs_NxHxWx3, multiple: int) -> np.ndarray:
   return np.asarray(jnp.clip(jnp.round(out), 0, 255)).astype(np.uint8)
 
 
-def stylizer_for(net, *, style=0, style_images=(), alpha: float = 1.0):
+def stylizer_for(net, *, style=0, style_images=(), alpha: float = 1.0, conv: str = "auto",
+                 log=None):
   """The stylizer a model needs: Johnson's picks ``style`` (index or mix) of its own; AdaIN's
-  takes ``style_images`` (RGB arrays) mixed by ``style`` and ``alpha``."""
+  takes ``style_images`` (RGB arrays) mixed by ``style`` and ``alpha``. ``conv`` and ``log``:
+  how its convolutions are chosen, and where measuring them is reported (:func:`conv.plan`)."""
   if isinstance(net, AdaINNet):
-    return AdaINStylizer(net, list(style_images), style, alpha)
+    return AdaINStylizer(net, list(style_images), style, alpha, conv=conv, log=log)
   if len(style_images):
     raise ConfigError("--style-image: this model was trained for its own styles (a "
                       "Johnson network); choose one with --style or --style-mix")
   if alpha != 1.0:
     raise ConfigError("--alpha: only AdaIN models trade content for style at apply time")
-  return Stylizer(net, style)
+  return Stylizer(net, style, conv=conv, log=log)

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxstyle.conv import ReflectConv
 from jaxstyle.errors import ConfigError
 
 EPS = 1e-5  # torch.nn.InstanceNorm2d's default.
@@ -90,36 +91,29 @@ class CondInstanceNorm(nnx.Module):
     return normalised * gamma[:, None, None, :] + beta[:, None, None, :]
 
 
-def _reflect(x_NxHxWxC, pad: int):
-  return jnp.pad(x_NxHxWxC, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-
-
 class ConvLayer(nnx.Module):
-  """Reflection padding (k // 2), then a k x k convolution with ``stride``."""
+  """Reflection padding (k // 2), then a k x k convolution with ``stride`` (after 2x nearest
+  upsampling when ``upsample`` is 2): one :class:`jaxstyle.conv.ReflectConv`."""
 
-  def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, *, rngs: nnx.Rngs):
-    self.pad = kernel // 2
-    self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="VALID",
-                         rngs=rngs)
+  def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, *, upsample: int = 1,
+               rngs: nnx.Rngs):
+    self.conv = ReflectConv(cin, cout, kernel, stride=stride, upsample=upsample, rngs=rngs)
 
   def __call__(self, x_NxHxWxC):
-    return self.conv(_reflect(x_NxHxWxC, self.pad))
+    return self.conv(x_NxHxWxC)
 
 
 class UpsampleConv(nnx.Module):
   """2x upsampling then a 3x3 convolution: nearest resize + conv, or a transposed conv."""
 
   def __init__(self, cin: int, cout: int, upsample: str, *, rngs: nnx.Rngs):
-    self.upsample = upsample
     if upsample == "nearest":
-      self.conv = ConvLayer(cin, cout, 3, rngs=rngs)
+      self.conv = ConvLayer(cin, cout, 3, upsample=2, rngs=rngs)
     else:  # Johnson's stride-½ convolution (torch: padding 1, output_padding 1).
       self.conv = nnx.ConvTranspose(cin, cout, (3, 3), strides=2, padding=((1, 2), (1, 2)),
                                     rngs=rngs)
 
   def __call__(self, x_NxHxWxC):
-    if self.upsample == "nearest":
-      x_NxHxWxC = jnp.repeat(jnp.repeat(x_NxHxWxC, 2, axis=1), 2, axis=2)
     return self.conv(x_NxHxWxC)
 
 

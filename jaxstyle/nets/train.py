@@ -38,6 +38,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jaxstyle import conv as convs
 from jaxstyle import images, memory
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, NonFiniteLossError
@@ -351,6 +352,10 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   styles = len(style_images)
   net = JohnsonNet(JohnsonSpec(config.width, styles, config.residual_blocks, config.upsample),
                    rngs=nnx.Rngs(config.seed))
+  chosen = convs.plan(net, net, jax.ShapeDtypeStruct((config.batch, config.crop, config.crop, 3),
+                                                     jnp.float32),
+                      jax.ShapeDtypeStruct((config.batch, styles), jnp.float32), grad=True,
+                      conv=objective_config.conv, log=log)
   graphdef, state = nnx.split(net)
   state = nnx.to_pure_dict(state)
   static = _Static(spec, styles, config.lr, config.lr_decay)
@@ -382,7 +387,8 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   record = {"architecture": "johnson", "styles": style_images, "data": str(data),
             "photos": len(photos.files), "train": config.to_dict(),
             "objective": objective_config.to_dict(OBJECTIVE_GROUPS),
-            "weights": weights_record(weights)}
+            "weights": weights_record(weights),
+            "convolutions": convs.record(chosen, objective_config.conv)}
   job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, photos.batch, save,
             sample if held else None, record, evaluate if held else None)
   return run(job, config, out_dir, resume=resume, progress=progress, log=log)

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jaxstyle import conv as convs
 from jaxstyle import images, memory
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
@@ -128,6 +129,10 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
   paintings = Photos(style_data, crop=config.crop, batch=config.batch, seed=config.seed + 1)
   net = AdaINNet(AdaINSpec(infer_width_scale(weights.params), weights.convention),
                  weights.params, rngs=nnx.Rngs(config.seed))
+  side = config.crop // 8  # relu4_1 of a crop: three 2x2 poolings.
+  chosen = convs.plan(net.decoder, net.decoder, jax.ShapeDtypeStruct(
+      (config.batch, side, side, net.spec.channels[-1]), jnp.float32), grad=True,
+      conv=objective.conv, log=log)
   graphdef, params = nnx.split(net.decoder)
   params = nnx.to_pure_dict(params)
   static = _Static(spec, config.lr, config.lr_decay)
@@ -167,7 +172,8 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
             "photos": len(photos.files), "paintings": len(paintings.files),
             "train": config.to_dict(("training",)),
             "objective": objective.to_dict(OBJECTIVE_GROUPS),
-            "weights": weights_record(weights)}
+            "weights": weights_record(weights),
+            "convolutions": convs.record(chosen, objective.conv)}
   job = Job(params, optimizer(config.lr, config.lr_decay).init(params), step,
             lambda i: (photos.batch(i), paintings.batch(i)), save,
             sample if pairs else None, record, evaluate if pairs else None)

@@ -87,8 +87,9 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
       for first in range(start, count, batch):
         group = clip.frames[first:first + batch]
         for i, rgb in enumerate(stylizer(np.stack(group)), start=first):
-          vio.write_frame(folder, i, rgb, _frame_text(base | {"frame": clip.indices[i],
-                                                           "model": model_record}))
+          vio.write_frame(folder, i, rgb, _frame_text(
+              base | {"frame": clip.indices[i], "model": model_record,
+                      "convolutions": stylizer.conv_record()}))
           bar.update(1)
     else:
       if config.scales != 1:

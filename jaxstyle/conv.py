@@ -1,0 +1,451 @@
+"""The style networks' convolution: one layer, several exact algorithms, each chosen by measurement.
+
+Every convolution of the Johnson, conditional-instance-norm and AdaIN
+networks is the same operation,
+
+    y = conv_s(reflect_pad(up_u(x), k // 2), W) + b
+
+a k x k cross-correlation with stride s (VALID, NHWC x HWIO) of the image
+reflection-padded by k // 2 and, in the upsampling layers, first
+nearest-neighbour upsampled u = 2 times. :func:`reflect_conv` computes it by
+any of :data:`ALGORITHMS`, all exact (they differ only in float rounding):
+
+``direct``
+    XLA's convolution *with a padding attribute*: pad by s, convolve, crop
+    the one-output ring. On XLA:CPU (jax 0.10) a convolution with no padding
+    (``VALID``) runs about 3x slower than the same one with padding, at any
+    size (benchmarks/bench_conv_padding.py); the ring costs little.
+``valid``
+    The literal form, reflection pad then a ``VALID`` convolution (jaxstyle
+    0.3 and earlier): kept so the benchmarks measure what it cost.
+``winograd``
+    3x3 stride 1: Winograd F(2x2, 3x3) (:mod:`jaxstyle.winograd`) on the
+    reflection-padded image, its zero-padded ring cropped.
+``s2d``
+    Stride 2: space-to-depth. The padded image's 2x2 pixel blocks become
+    4·Cin channels and the kernel, zero-extended to even size, is cut the
+    same way, so the strided k x k convolution is a stride-1 ⌈k/2⌉ x ⌈k/2⌉ one
+    on a quarter of the positions.
+``unfold``
+    Stride 1: the k column shifts of the padded image stacked as k·Cin
+    channels, then a k x 1 convolution; wins where Cin is small (the 9x9
+    layer on RGB input), where XLA's convolution feeds its matmuls poorly.
+``subpixel``
+    Upsampling layers (u = 2, k = 3): each of the four output phases
+    (y[2i+a, 2j+b]) is a 2x2 convolution of the *small* image, edge-padded by
+    one (reflection of the upsampled image's border is the small image's
+    edge pixel), with kernel rows (and columns) merged, k0 | k1+k2 for phase 0
+    and k0+k1 | k2 for phase 1: 16 multiplies per output pixel and channel
+    pair, against 36 for convolving the 4x larger image.
+
+``auto`` picks per layer: :func:`plan` collects every layer's shape,
+:func:`choose` times the candidates on it once (forward, or forward and
+backward for training) and keeps the fastest; the choice is cached on disk
+(:class:`ChoiceCache`, beside XLA's compile cache, one file per backend,
+device kind and jax version), so later runs reuse it and give the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxstyle import winograd
+from jaxstyle.errors import ConfigError
+
+ALGORITHMS = ("direct", "winograd", "s2d", "unfold", "subpixel", "valid")
+"""Every algorithm :func:`reflect_conv` knows (``valid`` only for benchmarks and --conv)."""
+
+CHOICES = ("auto",) + ALGORITHMS
+"""What ``--conv`` accepts: ``auto`` (measured per layer) or one algorithm for every layer."""
+
+MARGIN = 0.9
+"""``auto`` leaves ``direct`` only for an algorithm measured at most this fraction of its time:
+a near tie keeps the same choice whatever the timing noise."""
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _lax_conv(x, kernel, stride: int, padding):
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), padding,
+                                      dimension_numbers=_DIMS)
+
+
+def _valid_by_padding(x, kernel, stride: int):
+  """A VALID convolution computed as one padded by ``stride`` with its outer ring cropped.
+
+  With padding s, output j starts at input j·s − s, so outputs 1 .. n−2 are
+  exactly the VALID outputs; the convolution then takes XLA's fast path.
+  """
+  return _lax_conv(x, kernel, stride, ((stride, stride), (stride, stride)))[:, 1:-1, 1:-1]
+
+
+def _reflect(x, pad: int):
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect") if pad else x
+
+
+def _upsample(x, factor: int):
+  if factor == 1:
+    return x
+  return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def applies(algorithm: str, kernel: int, stride: int, upsample: int) -> bool:
+  """Whether ``algorithm`` can compute a layer of this kind (``direct`` and ``valid`` always)."""
+  if algorithm == "winograd":
+    return kernel == 3 and stride == 1 and upsample == 1
+  if algorithm == "s2d":
+    return stride == 2 and upsample == 1
+  if algorithm == "unfold":
+    return stride == 1 and upsample == 1 and kernel > 1
+  if algorithm == "subpixel":
+    return kernel == 3 and stride == 1 and upsample == 2
+  return algorithm in ("direct", "valid")
+
+
+def reflect_conv(x_NxHxWxCin, kernel_KxKxCinxCout, *, stride: int = 1, upsample: int = 1,
+                 algorithm: str = "direct"):
+  """conv_stride(reflect_pad(up_upsample(x), K // 2), kernel), VALID, by ``algorithm``.
+
+  Output: N x ⌊(uH + 2p − K)/s⌋ + 1 x (the same for W) x Cout, p = K // 2.
+  Differentiable in both arguments by every algorithm (JAX's rules).
+  """
+  k = kernel_KxKxCinxCout.shape[0]
+  if not applies(algorithm, k, stride, upsample):
+    raise ConfigError(f"convolution algorithm {algorithm!r} cannot run a {k}x{k} layer with "
+                      f"stride {stride} and upsampling {upsample}; use direct (or auto)")
+  if algorithm == "subpixel":
+    return _subpixel(x_NxHxWxCin, kernel_KxKxCinxCout)
+  padded = _reflect(_upsample(x_NxHxWxCin, upsample), k // 2)
+  if algorithm == "valid":
+    return _lax_conv(padded, kernel_KxKxCinxCout, stride, "VALID")
+  if algorithm == "direct":
+    return _valid_by_padding(padded, kernel_KxKxCinxCout, stride)
+  if algorithm == "winograd":
+    return winograd.conv3x3(padded, winograd.transform_kernel(kernel_KxKxCinxCout, 2))[
+        :, 1:-1, 1:-1]
+  if algorithm == "unfold":
+    return _unfolded_conv(padded, kernel_KxKxCinxCout)
+  return _space_to_depth_conv(padded, kernel_KxKxCinxCout)
+
+
+def _unfolded_conv(padded_NxHxWxC, kernel_KxKxCinxCout):
+  """VALID stride-1 convolution as a K x 1 one over the K column shifts stacked as channels."""
+  k, _, cin, cout = kernel_KxKxCinxCout.shape
+  w = padded_NxHxWxC.shape[2] - k + 1
+  # columns[n, y, j, (dx, c)] = x[n, y, j + dx, c], matching the kernel's (dx, c) order.
+  columns = jnp.concatenate([padded_NxHxWxC[:, :, dx:dx + w] for dx in range(k)], -1)
+  return _valid_by_padding(columns, kernel_KxKxCinxCout.reshape(k, 1, k * cin, cout), 1)
+
+
+def _space_to_depth_conv(padded_NxHxWxC, kernel_KxKxCinxCout):
+  """VALID stride-2 convolution as a stride-1 one over 2x2 pixel blocks stacked as channels."""
+  n, h, w, c = padded_NxHxWxC.shape
+  k, _, cin, cout = kernel_KxKxCinxCout.shape
+  half = -(-k // 2)
+  ho, wo = (h - k) // 2 + 1, (w - k) // 2 + 1
+  x = jnp.pad(padded_NxHxWxC, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+  hb, wb = x.shape[1] // 2, x.shape[2] // 2
+  # blocks[n, i, j, (a, b, c)] = x[n, 2i + a, 2j + b, c].
+  blocks = x.reshape(n, hb, 2, wb, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hb, wb, 4 * c)
+  # kernel2[ty, tx, (a, b, c), o] = kernel[2ty + a, 2tx + b, c, o], zero past the kernel's edge.
+  kernel = jnp.pad(kernel_KxKxCinxCout, ((0, 2 * half - k), (0, 2 * half - k), (0, 0), (0, 0)))
+  kernel = kernel.reshape(half, 2, half, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
+  y = _valid_by_padding(blocks, kernel.reshape(half, half, 4 * cin, cout), 1)
+  return y[:, :ho, :wo]
+
+
+# Which rows of the 3x3 kernel each 2-row sub-pixel kernel sums, per output phase.
+_PHASE_ROWS = (((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1)))
+
+
+def _subpixel(x_NxHxWxCin, kernel_3x3xCinxCout):
+  """reflect_pad(up_2(x), 1) ⊛ W as four 2x2 convolutions of the small image, interleaved."""
+  n, h, w, _ = x_NxHxWxCin.shape
+  edge = jnp.pad(x_NxHxWxCin, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+  rows = []
+  for a in range(2):
+    cols = []
+    for b in range(2):
+      merge_a = jnp.asarray(_PHASE_ROWS[a], kernel_3x3xCinxCout.dtype)
+      merge_b = jnp.asarray(_PHASE_ROWS[b], kernel_3x3xCinxCout.dtype)
+      kernel = jnp.einsum("yi,xj,ijco->yxco", merge_a, merge_b, kernel_3x3xCinxCout)
+      cols.append(_valid_by_padding(edge[:, a:a + h + 1, b:b + w + 1], kernel, 1))
+    rows.append(jnp.stack(cols, 3))  # N x H x W x 2 x Cout.
+  y = jnp.stack(rows, 2)  # N x H x 2 x W x 2 x Cout: y[n, i, a, j, b] = out[n, 2i + a, 2j + b].
+  return y.reshape(n, 2 * h, 2 * w, -1)
+
+
+# ---- The layer --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerShape:
+  """What a layer's speed depends on: its input, kernel, stride, upsampling and whether it trains."""
+
+  batch: int
+  height: int
+  width: int
+  cin: int
+  cout: int
+  kernel: int
+  stride: int = 1
+  upsample: int = 1
+  grad: bool = False
+  dtype: str = "float32"
+
+  def key(self) -> str:
+    """A short, stable name: ``4x256x256x3-32-k9s1u1-grad-float32``."""
+    return (f"{self.batch}x{self.height}x{self.width}x{self.cin}-{self.cout}-k{self.kernel}"
+            f"s{self.stride}u{self.upsample}-{'grad' if self.grad else 'fwd'}-{self.dtype}")
+
+  def candidates(self) -> tuple[str, ...]:
+    """The algorithms ``auto`` times for this layer (``valid`` never wins; not timed)."""
+    return tuple(a for a in ALGORITHMS
+                 if a != "valid" and applies(a, self.kernel, self.stride, self.upsample))
+
+
+_RECORDING: contextvars.ContextVar[list | None] = contextvars.ContextVar("_RECORDING",
+                                                                         default=None)
+
+
+class ReflectConv(nnx.Module):
+  """``y = conv_stride(reflect_pad(up(x), k // 2), kernel) + bias`` by ``self.algorithm``.
+
+  ``algorithm`` is a static attribute (part of the graph, so jit compiles per
+  choice): ``direct`` until :func:`use` sets a plan. Kernel and bias
+  initialise as ``nnx.Conv``'s (LeCun normal, zeros) from the same key.
+  """
+
+  def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, upsample: int = 1,
+               rngs: nnx.Rngs):
+    self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(),
+                                                            (kernel, kernel, cin, cout)))
+    rngs.params()  # nnx.Conv draws a key for its bias too: keep the stream, so inits match it.
+    self.bias = nnx.Param(jnp.zeros((cout,)))
+    self.stride, self.upsample, self.algorithm = stride, upsample, "direct"
+
+  def __call__(self, x_NxHxWxCin):
+    recording = _RECORDING.get()
+    if recording is not None:
+      recording.append((self, x_NxHxWxCin.shape, str(x_NxHxWxCin.dtype)))
+    kernel = self.kernel[...].astype(x_NxHxWxCin.dtype)
+    y = reflect_conv(x_NxHxWxCin, kernel, stride=self.stride, upsample=self.upsample,
+                     algorithm=self.algorithm)
+    return y + self.bias[...].astype(y.dtype)[None, None, None, :]
+
+
+def layers_of(net: nnx.Module) -> dict[str, ReflectConv]:
+  """Every :class:`ReflectConv` in ``net`` by its dotted path (``res.0.conv1.conv``)."""
+  return {".".join(map(str, path)): module for path, module in nnx.iter_modules(net)
+          if isinstance(module, ReflectConv)}
+
+
+def layer_shapes(net: nnx.Module, call, *args, grad: bool = False) -> dict[str, LayerShape]:
+  """Each layer's :class:`LayerShape` when ``call(*args)`` runs (abstractly: no compute)."""
+  names = {id(module): name for name, module in layers_of(net).items()}
+  recording: list = []
+  token = _RECORDING.set(recording)
+  try:
+    jax.eval_shape(lambda *a: call(*a), *args)  # A new function: jax's trace cache misses.
+  finally:
+    _RECORDING.reset(token)
+  shapes = {}
+  for module, (n, h, w, cin), dtype in recording:
+    k, _, _, cout = module.kernel.shape
+    shapes[names[id(module)]] = LayerShape(n, h, w, cin, cout, k, module.stride, module.upsample,
+                                           grad, dtype)
+  return shapes
+
+
+def use(net: nnx.Module, plan: dict[str, str]) -> None:
+  """Sets each named layer's algorithm (``plan`` from :func:`plan`); others keep theirs."""
+  layers = layers_of(net)
+  unknown = sorted(set(plan) - set(layers))
+  if unknown:
+    raise ConfigError(f"convolution plan names layers this network lacks: {', '.join(unknown)}")
+  for name, algorithm in plan.items():
+    module = layers[name]
+    k = module.kernel.shape[0]
+    if not applies(algorithm, k, module.stride, module.upsample):
+      raise ConfigError(f"convolution plan: {name} ({k}x{k}, stride {module.stride}) cannot "
+                        f"run {algorithm!r}")
+    module.algorithm = algorithm
+
+
+def plan(net: nnx.Module, call, *args, grad: bool = False, conv: str = "auto",
+         cache: "ChoiceCache | None" = None, log=None) -> dict[str, str]:
+  """``{layer: algorithm}`` for ``call(*args)``; sets it on ``net`` too (:func:`use`).
+
+  ``conv``: ``auto`` (each layer's fastest, by :func:`choose` with ``cache``)
+  or one algorithm for every layer it applies to (``direct`` elsewhere).
+  ``grad``: choose for forward and backward (training) rather than forward.
+  """
+  if conv not in CHOICES:
+    raise ConfigError(f"--conv: expected one of {', '.join(CHOICES)}, got {conv!r}")
+  chosen = {}
+  for name, shape in layer_shapes(net, call, *args, grad=grad).items():
+    if conv == "auto":
+      chosen[name] = choose(shape, cache if cache is not None else ChoiceCache.default(),
+                            log=log)
+    else:
+      chosen[name] = conv if applies(conv, shape.kernel, shape.stride, shape.upsample) else "direct"
+  use(net, chosen)
+  return chosen
+
+
+def summary(chosen: dict[str, str]) -> dict[str, int]:
+  """How many layers run each algorithm: ``{"direct": 12, "subpixel": 2}`` (for logs)."""
+  counts: dict[str, int] = {}
+  for algorithm in chosen.values():
+    counts[algorithm] = counts.get(algorithm, 0) + 1
+  return dict(sorted(counts.items()))
+
+
+# ---- Measuring and caching the choice -----------------------------------------------------------
+
+
+def _program(shape: LayerShape, algorithm: str):
+  """The jitted work a layer of ``shape`` does by ``algorithm``: forward, or forward + both grads."""
+  def forward(x, kernel):
+    return reflect_conv(x, kernel, stride=shape.stride, upsample=shape.upsample,
+                        algorithm=algorithm)
+
+  if not shape.grad:
+    return jax.jit(forward)
+
+  def both(x, kernel, cotangent):
+    y, vjp = jax.vjp(forward, x, kernel)
+    return y, vjp(cotangent)
+  return jax.jit(both)
+
+
+def time_layer(shape: LayerShape, algorithm: str, *, repeats: int = 3) -> float:
+  """Seconds per call of the layer by ``algorithm`` (best of ``repeats``, after a warm-up)."""
+  rng = np.random.default_rng(0)
+  dtype = jnp.dtype(shape.dtype)
+  x = jnp.asarray(rng.standard_normal((shape.batch, shape.height, shape.width, shape.cin)), dtype)
+  kernel = jnp.asarray(rng.standard_normal((shape.kernel, shape.kernel, shape.cin, shape.cout))
+                       / shape.kernel, dtype)
+  program = _program(shape, algorithm)
+  args = (x, kernel)
+  if shape.grad:
+    out = jax.eval_shape(lambda x, k: reflect_conv(x, k, stride=shape.stride,
+                                                   upsample=shape.upsample), x, kernel)
+    args += (jnp.ones(out.shape, dtype),)
+  jax.block_until_ready(program(*args))
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(program(*args))
+    best = min(best, time.perf_counter() - start)
+  return best
+
+
+def fastest(times: dict[str, float]) -> str:
+  """``direct`` unless another algorithm took at most :data:`MARGIN` of its time."""
+  best = min(times, key=times.get)
+  if "direct" in times and times[best] > MARGIN * times["direct"]:
+    return "direct"
+  return best
+
+
+class ChoiceCache:
+  """Measured choices on disk: ``{layer key: {"algorithm", "seconds": {algorithm: s}}}``.
+
+  One JSON file per backend, device kind and jax version (a new jax or
+  another machine measures afresh), written atomically after each new
+  choice. ``directory=None`` keeps the choices in memory only.
+  """
+
+  def __init__(self, directory: Path | None):
+    self.path = None
+    if directory is not None:
+      device = jax.devices()[0]
+      name = f"{jax.default_backend()}-{device.device_kind}-jax{jax.__version__}"
+      self.path = Path(directory) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".json")
+    self.entries: dict[str, dict] = {}
+    if self.path is not None and self.path.exists():
+      try:
+        self.entries = json.loads(self.path.read_text())
+      except (OSError, ValueError):
+        self.entries = {}  # A damaged cache only costs a re-measurement.
+
+  @classmethod
+  def default(cls) -> "ChoiceCache":
+    """The cache in :func:`default_dir` (memory only when that is disabled)."""
+    return cls(default_dir())
+
+  def get(self, shape: LayerShape) -> str | None:
+    entry = self.entries.get(shape.key())
+    return entry["algorithm"] if entry and entry.get("algorithm") in ALGORITHMS else None
+
+  def put(self, shape: LayerShape, algorithm: str, seconds: dict[str, float]) -> None:
+    self.entries[shape.key()] = {"algorithm": algorithm,
+                                 "seconds": {a: round(s, 6) for a, s in seconds.items()}}
+    if self.path is None:
+      return
+    from jaxstyle.files import atomic_path
+    try:
+      self.path.parent.mkdir(parents=True, exist_ok=True)
+      with atomic_path(self.path) as tmp:
+        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+    except OSError:
+      pass  # Unwritable: the choice still holds for this run.
+
+
+ENV_VAR = "JAXSTYLE_CONV_CACHE_DIR"
+
+
+def default_dir() -> Path | None:
+  """``$JAXSTYLE_CONV_CACHE_DIR`` (empty: memory only), else beside XLA's compile cache:
+  its directory's name + ``-convs`` (``~/.cache/jaxstyle/xla-convs``); memory only when that
+  cache is disabled."""
+  if ENV_VAR in os.environ:
+    return Path(os.environ[ENV_VAR]) if os.environ[ENV_VAR] else None
+  from jaxstyle import cache
+  xla = cache.default_dir()
+  return xla.with_name(xla.name + "-convs") if xla is not None else None
+
+
+def choose(shape: LayerShape, cache: ChoiceCache, *, log=None) -> str:
+  """The layer's algorithm: the cache's, or the fastest measured now (then cached)."""
+  known = cache.get(shape)
+  if known is not None:
+    return known
+  candidates = shape.candidates()
+  if len(candidates) == 1:
+    return candidates[0]
+  seconds = {a: time_layer(shape, a) for a in candidates}
+  algorithm = fastest(seconds)
+  cache.put(shape, algorithm, seconds)
+  if log is not None:
+    timings = ", ".join(f"{a} {s * 1e3:.1f} ms" for a, s in seconds.items())
+    log(f"conv {shape.key()}: {algorithm} ({timings})")
+  return algorithm
+
+
+def stderr_log(message: str) -> None:
+  """What :func:`plan` prints while it measures (the CLI passes it as ``log``)."""
+  print(message, file=sys.stderr, flush=True)
+
+
+def record(chosen: dict[str, str], conv: str) -> dict:
+  """The provenance entry: what was asked and what every layer ran."""
+  return {"conv": conv, "layers": dict(chosen)}
+
+
+__all__ = ["ALGORITHMS", "CHOICES", "ChoiceCache", "LayerShape", "ReflectConv", "applies",
+           "choose", "layer_shapes", "layers_of", "plan", "record", "reflect_conv", "summary",
+           "time_layer", "use"]

@@ -1,0 +1,176 @@
+"""The style networks' convolution (jaxstyle.conv): every algorithm against lax in float64,
+and the per-layer choice: measured once, cached on disk, overridable, reproducible."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxstyle import conv
+from jaxstyle.errors import ConfigError
+from jaxstyle.nets.adain import AdaINNet, AdaINSpec
+from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
+
+# (height, width, kernel, stride, upsample): odd and even sides, every kind of layer the
+# networks have (9x9, 3x3, stride 2, 2x upsampling) and a 5x5 stride-2 one they do not.
+KINDS = [(7, 9, 3, 1, 1), (10, 5, 3, 1, 1), (8, 5, 3, 2, 1), (9, 11, 3, 2, 1), (6, 7, 9, 1, 1), (13, 10, 9, 2, 1),
+         (11, 12, 5, 2, 1), (5, 6, 3, 1, 2), (4, 7, 3, 1, 2)]
+
+
+def _reference(x, kernel, stride, upsample):
+  """The definition, literally: upsample by repetition, reflect-pad, VALID convolution."""
+  x = jnp.repeat(jnp.repeat(x, upsample, 1), upsample, 2)
+  p = kernel.shape[0] // 2
+  x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _relative(got, want):
+  return float(jnp.abs(got - want).max() / jnp.abs(want).max())
+
+
+@pytest.mark.parametrize("algorithm", conv.ALGORITHMS)
+def test_every_algorithm_equals_lax_in_float64_values_and_gradients(algorithm):
+  rng = np.random.default_rng(0)
+  tried = 0
+  with jax.enable_x64(True):
+    for h, w, k, stride, upsample in KINDS:
+      if not conv.applies(algorithm, k, stride, upsample):
+        continue
+      tried += 1
+      x = jnp.asarray(rng.standard_normal((2, h, w, 3)))
+      kernel = jnp.asarray(rng.standard_normal((k, k, 3, 4)))
+      want = _reference(x, kernel, stride, upsample)
+      cotangent = jnp.asarray(rng.standard_normal(want.shape))
+
+      def run(x, kernel, algorithm=algorithm, stride=stride, upsample=upsample):
+        return conv.reflect_conv(x, kernel, stride=stride, upsample=upsample,
+                                 algorithm=algorithm)
+
+      got = run(x, kernel)
+      assert got.dtype == jnp.float64 and got.shape == want.shape, (h, w, k, stride, upsample)
+      assert _relative(got, want) <= 1e-5, (h, w, k, stride, upsample)
+      grads = jax.vjp(run, x, kernel)[1](cotangent)
+      wants = jax.vjp(lambda x, k: _reference(x, k, stride, upsample), x, kernel)[1](cotangent)
+      for g, r in zip(grads, wants):
+        assert _relative(g, r) <= 1e-5, (h, w, k, stride, upsample)
+  assert tried >= 2, algorithm
+
+
+def test_an_algorithm_that_cannot_run_a_layer_says_so():
+  x, kernel = jnp.zeros((1, 8, 8, 3)), jnp.zeros((3, 3, 3, 4))
+  with pytest.raises(ConfigError, match="'subpixel' cannot run a 3x3 layer with stride 2"):
+    conv.reflect_conv(x, kernel, stride=2, algorithm="subpixel")
+
+
+def _johnson():
+  return JohnsonNet(JohnsonSpec(width=0.125), rngs=nnx.Rngs(0))
+
+
+def _image(batch=1, side=16):
+  return jax.ShapeDtypeStruct((batch, side, side, 3), jnp.float32)
+
+
+def test_layer_shapes_sees_every_layer_at_its_own_size():
+  net = _johnson()
+  shapes = conv.layer_shapes(net, net, _image(2, 16), grad=True)
+  assert len(shapes) == 16 and len(conv.layers_of(net)) == 16
+  assert shapes["conv1.conv"] == conv.LayerShape(2, 16, 16, 3, 4, 9, 1, 1, True)
+  assert shapes["conv2.conv"] == conv.LayerShape(2, 16, 16, 4, 8, 3, 2, 1, True)
+  assert shapes["res.4.conv2.conv"] == conv.LayerShape(2, 4, 4, 16, 16, 3, 1, 1, True)
+  assert shapes["deconv1.conv.conv"] == conv.LayerShape(2, 4, 4, 16, 8, 3, 1, 2, True)
+  assert shapes["deconv3.conv"] == conv.LayerShape(2, 16, 16, 4, 3, 9, 1, 1, True)
+
+
+def test_one_algorithm_for_every_layer_it_applies_to_direct_elsewhere(tmp_path):
+  net = _johnson()
+  chosen = conv.plan(net, net, _image(), conv="subpixel", cache=conv.ChoiceCache(tmp_path))
+  assert {n for n, a in chosen.items() if a == "subpixel"} == {"deconv1.conv.conv",
+                                                               "deconv2.conv.conv"}
+  assert set(chosen.values()) == {"subpixel", "direct"}
+  assert {n: m.algorithm for n, m in conv.layers_of(net).items()} == chosen  # Set on the net.
+  chosen = conv.plan(net, net, _image(), conv="s2d", cache=conv.ChoiceCache(tmp_path))
+  assert {n for n, a in chosen.items() if a == "s2d"} == {"conv2.conv", "conv3.conv"}
+  assert not list(tmp_path.iterdir())  # Nothing measured, nothing cached.
+
+
+def _fake_times(monkeypatch, seconds):
+  """time_layer answers from ``seconds[algorithm]``; counts the calls."""
+  calls = []
+
+  def fake(shape, algorithm, **_):
+    calls.append((shape.key(), algorithm))
+    return seconds[algorithm]
+  monkeypatch.setattr(conv, "time_layer", fake)
+  return calls
+
+
+def test_auto_keeps_the_measured_fastest_and_caches_it(tmp_path, monkeypatch):
+  calls = _fake_times(monkeypatch, {"direct": 1.0, "winograd": 0.95, "s2d": 0.5, "unfold": 0.8,
+                                    "subpixel": 2.0})
+  net = _johnson()
+  chosen = conv.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
+  # s2d (0.5) wins where it applies; unfold (0.8 <= 0.9 x direct) on stride-1 layers; winograd
+  # (0.95) is not enough faster to leave direct; subpixel (2.0) is slower.
+  assert chosen["conv2.conv"] == chosen["conv3.conv"] == "s2d"
+  assert chosen["res.0.conv1.conv"] == chosen["conv1.conv"] == "unfold"
+  assert chosen["deconv1.conv.conv"] == "direct"
+  assert {a for _, a in calls} == {"direct", "winograd", "s2d", "unfold", "subpixel"}
+  measured = len({key for key, _ in calls})
+  assert measured == len({s.key() for s in conv.layer_shapes(net, net, _image()).values()})
+  # The file is keyed by backend, device kind and jax version, and a new cache reads it back.
+  (path,) = tmp_path.iterdir()
+  assert path.name.startswith("cpu-") and path.name.endswith(f"-jax{jax.__version__}.json")
+  entries = json.loads(path.read_text())
+  assert len(entries) == measured
+  calls.clear()
+  warm = _johnson()
+  assert conv.plan(warm, warm, _image(), cache=conv.ChoiceCache(tmp_path)) == chosen
+  assert not calls  # Warm: nothing timed.
+
+
+def test_the_cache_is_read_not_remeasured_and_a_damaged_one_is_remeasured(tmp_path, monkeypatch):
+  net = _johnson()
+  shapes = conv.layer_shapes(net, net, _image())
+  cache = conv.ChoiceCache(tmp_path)
+  for shape in shapes.values():  # Unusual choices, to see that they are the ones used.
+    pick = "winograd" if shape.kernel == 3 and shape.stride == 1 and shape.upsample == 1 \
+        else shape.candidates()[-1]
+    cache.put(shape, pick, {pick: 1.0})
+  calls = _fake_times(monkeypatch, {a: 1.0 for a in conv.ALGORITHMS})
+  chosen = conv.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
+  assert not calls
+  assert chosen["res.2.conv2.conv"] == "winograd" and chosen["deconv1.conv.conv"] == "subpixel"
+  cache.path.write_text("{not json")
+  conv.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
+  assert calls  # Re-measured, not crashed.
+
+
+def test_margin_keeps_direct_on_a_near_tie():
+  assert conv.fastest({"direct": 1.0, "s2d": 0.91}) == "direct"
+  assert conv.fastest({"direct": 1.0, "s2d": 0.89}) == "s2d"
+  assert conv.fastest({"direct": 1.0, "s2d": 1.2}) == "direct"
+
+
+def test_every_plan_gives_the_same_network_output_to_float_rounding():
+  net = _johnson()
+  x = jax.random.uniform(jax.random.key(1), (2, 20, 24, 3), maxval=255.0)
+  outputs = {}
+  for choice in ("valid", "direct", "winograd", "s2d", "unfold", "subpixel"):
+    conv.plan(net, net, x, conv=choice)
+    outputs[choice] = net(x)
+  for choice, out in outputs.items():
+    assert float(jnp.abs(out - outputs["valid"]).max()) <= 1e-3, choice
+  assert float(jnp.abs(outputs["direct"] - outputs["valid"]).max()) == 0.0  # Same arithmetic.
+
+
+def test_adain_decoder_fuses_its_upsampling_into_three_convolutions():
+  net = AdaINNet(AdaINSpec(width=0.125), rngs=nnx.Rngs(0))
+  t = jax.ShapeDtypeStruct((1, 4, 4, 64), jnp.float32)
+  chosen = conv.plan(net.decoder, net.decoder, t, conv="subpixel")
+  assert sorted(n for n, a in chosen.items() if a == "subpixel") == [
+      "stages.1.0.conv", "stages.2.0.conv", "stages.3.0.conv"]
