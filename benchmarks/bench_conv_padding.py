@@ -2,26 +2,31 @@
 
     python benchmarks/bench_conv_padding.py [--channels 128] [--sizes 126 128 130 136]
 
-A 3x3 stride-1 convolution of a 1 x H x H x C image, three ways, each jitted
-alone: ``SAME`` padding; ``VALID`` (no padding attribute) of the image
-padded by one beforehand, which is what reflection-padded layers do; and
-that VALID convolution rewritten as padding 1 plus cropping the one-output
-ring (jaxstyle.conv's ``direct``). The three outputs are compared (the last
-two must be bit-identical). On jax 0.10.2 XLA:CPU runs the VALID form about
-3x slower at every size; rerun this after a jax upgrade: if the VALID column
-comes down to the others, jaxstyle.conv's rewrite is no longer needed.
+A 3x3 stride-1 convolution of a 1 x H x H x C image, four ways, each jitted
+alone: ``SAME`` padding; ``VALID`` of an input padded beforehand (an
+argument); reflection padding then ``VALID`` in one program, what the style
+networks did up to jaxstyle 0.3; and that rewritten as reflection padding,
+padding 1 and cropping the one-output ring (jaxstyle.conv's ``direct``).
+A zero ``jnp.pad`` followed by VALID is not slow: XLA folds it into the
+convolution's padding; a reflection pad cannot be folded. Rerun this after
+a jax upgrade: if the reflect + VALID column comes down to SAME's,
+jaxstyle.conv's rewrite is no longer needed.
 
-Prints a Markdown table (ms, best of ``--repeats``, and GFLOP/s) for
+Appends a Markdown table (ms, best of ``--repeats``, and GFLOP/s) to
 docs/BENCHMARKS.md.
 """
 
 import argparse
-import platform
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_core import heading, publish  # noqa: E402
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -41,29 +46,42 @@ def main(argv=None) -> None:
   parser.add_argument("--channels", type=int, default=128)
   parser.add_argument("--sizes", type=int, nargs="+", default=[126, 128, 130, 136])
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--no-append", action="store_true")
   args = parser.parse_args(argv)
   c = args.channels
   kernel = jax.random.normal(jax.random.key(0), (3, 3, c, c)) / 3
-  same = jax.jit(lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
-                                                           dimension_numbers=DIMS))
-  valid = jax.jit(lambda x, k: jax.lax.conv_general_dilated(
-      jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k, (1, 1), "VALID", dimension_numbers=DIMS))
-  cropped = jax.jit(lambda x, k: jax.lax.conv_general_dilated(
-      jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k, (1, 1), ((1, 1), (1, 1)),
-      dimension_numbers=DIMS)[:, 1:-1, 1:-1])
-  print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, {platform.processor() or 'cpu'}; "
-        f"3x3 {c} -> {c} conv, batch 1, best of {args.repeats}")
-  print("| H = W | SAME ms | pad + VALID ms | pad + padding 1 + crop ms | VALID / SAME | "
-        "GFLOP/s (SAME / VALID) | crop = VALID bits |")
-  print("|---|---|---|---|---|---|---|")
+  def conv(x, k, padding):
+    return jax.lax.conv_general_dilated(x, k, (1, 1), padding, dimension_numbers=DIMS)
+
+  def reflect(x):
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+
+  forms = {  # name: (function, whether it takes the image padded beforehand)
+      "SAME": (jax.jit(lambda x, k: conv(x, k, "SAME")), False),
+      "VALID of a padded input": (jax.jit(lambda x, k: conv(x, k, "VALID")), True),
+      "reflect + VALID": (jax.jit(lambda x, k: conv(reflect(x), k, "VALID")), False),
+      "reflect + padding 1 + crop": (
+          jax.jit(lambda x, k: conv(reflect(x), k, ((1, 1), (1, 1)))[:, 1:-1, 1:-1]), False),
+  }
+  report = heading("XLA:CPU's padding effect: one convolution, VALID against a padding "
+                   "attribute", "bench_conv_padding.py", argv,
+                   f"3x3 {c} -> {c} convolution, batch 1, each form jitted alone, best of "
+                   f"{args.repeats}")
+  report += ("| H = W | " + " | ".join(f"{name} ms" for name in forms)
+             + " | reflect + VALID / SAME | crop = reflect + VALID, bit for bit |\n"
+             + "|---" * (len(forms) + 3) + "|\n")
   for h in args.sizes:
     x = jax.random.normal(jax.random.key(1), (1, h, h, c))
-    flops = 2 * 9 * c * c * h * h
-    times = [best_ms(f, x, kernel, repeats=args.repeats) for f in (same, valid, cropped)]
-    identical = bool(np.array_equal(np.asarray(valid(x, kernel)), np.asarray(cropped(x, kernel))))
-    print(f"| {h} | {times[0]:.1f} | {times[1]:.1f} | {times[2]:.1f} | "
-          f"{times[1] / times[0]:.2f} | {flops / times[0] / 1e6:.0f} / "
-          f"{flops / times[1] / 1e6:.0f} | {identical} |")
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    times = {name: best_ms(f, padded if pre else x, kernel, repeats=args.repeats)
+             for name, (f, pre) in forms.items()}
+    outputs = [np.asarray(forms[name][0](x, kernel))
+               for name in ("reflect + VALID", "reflect + padding 1 + crop")]
+    rate = 2 * 9 * c * c * h * h / times["SAME"] / 1e6
+    report += (f"| {h} | " + " | ".join(f"{t:.1f}" for t in times.values())
+               + f" | {times['reflect + VALID'] / times['SAME']:.2f} (SAME: {rate:.0f} GFLOP/s) | "
+               f"{np.array_equal(*outputs)} |\n")
+  publish(report, append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/bench_nets.py [--torch-python PATH] [--size 512] [--crop 256]
 
 (a) apply: one 512 px image through Johnson's network (width 1), jaxstyle's
-compiled forward against torch's eager one, on the *same* weights (torch
+Stylizer (what ``jaxstyle apply`` runs, ``--conv auto`` by default) against torch's eager one, on the *same* weights (torch
 saves the network, ``jaxstyle models convert`` imports that file); the
 outputs are compared too. (b) a training step, batch 4 of 256 px, VGG16
 loss (relu2_2 content, relu1_2/2_2/3_3/4_3 Grams; random VGG16 weights,
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import heading, publish  # noqa: E402
 
 import jaxstyle  # noqa: E402
-from jaxstyle import presets  # noqa: E402
+from jaxstyle import conv, presets  # noqa: E402
 from jaxstyle.nets import models  # noqa: E402
 from jaxstyle.nets.apply import Stylizer  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
@@ -56,6 +56,8 @@ def main(argv=None) -> None:
   parser.add_argument("--crop", type=int, default=256)
   parser.add_argument("--batch", type=int, default=4)
   parser.add_argument("--repeats", type=int, default=6)
+  parser.add_argument("--conv", default="auto", choices=conv.CHOICES,
+                      help="the networks' convolutions, as jaxstyle's --conv (default: auto)")
   parser.add_argument("--no-append", action="store_true")
   args = parser.parse_args(argv)
   work = Path(tempfile.mkdtemp())
@@ -67,19 +69,19 @@ def main(argv=None) -> None:
                      f"pass --torch-python): {proc.stderr.strip()[-500:]}")
   torch_row = json.loads(proc.stdout.strip().splitlines()[-1])
 
-  # (a) apply, same weights.
+  # (a) apply, same weights, as `jaxstyle apply` runs it: --conv auto (its choices measured on
+  # the first call, or read from the cache), the float image rounded to uint8 on the host.
   net, _ = models.load_model(models.convert_pth(work / "transformer.pth", work / "model"))
   image = np.load(work / "input.npy")
-  stylizer = Stylizer(net)
-  graphdef, state = nnx.split(net)
-  forward = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
-  x = jnp.asarray(image[None])
+  stylizer = Stylizer(net, conv=args.conv)
   start = time.perf_counter()
-  out = jax.block_until_ready(forward(state, x))
+  stylizer(image[None])
   apply_compile = time.perf_counter() - start
-  apply_s = timed(lambda: forward(state, x), args.repeats)
+  apply_s = timed(lambda: stylizer(image[None]), args.repeats)
+  forward = stylizer._forward  # The same compiled program, before rounding: compare with torch.
+  out = forward(jnp.asarray(image[None]), jnp.ones((1, 1)))
   difference = float(np.abs(np.asarray(out[0]) - np.load(work / "torch_out.npy")).max())
-  del stylizer
+  plan = conv.summary(next(iter(stylizer.conv_record()["plans"].values())))
 
   # (b) one training step.
   weights = jaxstyle.random_weights(seed=0, network="vgg16")
@@ -91,11 +93,13 @@ def main(argv=None) -> None:
   at_crop = features(vgg, jnp.zeros((args.crop, args.crop, 3)), spec.layers, spec)
   targets = stack([style_targets(vgg, at_crop, [style], spec, None)])
   model = JohnsonNet(JohnsonSpec(), rngs=nnx.Rngs(0))
+  photos = jnp.asarray(rng.uniform(0, 255, (args.batch, args.crop, args.crop, 3)), jnp.float32)
+  train_plan = conv.summary(conv.plan(model, model, photos, jnp.ones((args.batch, 1)), grad=True,
+                                      conv=args.conv))  # As jaxstyle.nets.train.train does.
   graphdef, state = nnx.split(model)
   state = nnx.to_pure_dict(state)
   import optax
   opt_state = optax.adam(1e-3).init(state)
-  photos = jnp.asarray(rng.uniform(0, 255, (args.batch, args.crop, args.crop, 3)), jnp.float32)
   styles_b = jnp.zeros((args.batch,), jnp.int32)
   static = _Static(spec, 1, 1e-3)
   lw = LossWeights.from_config(objective)
@@ -116,7 +120,9 @@ def main(argv=None) -> None:
       argv, f"torch {torch_row['torch']} ({torch_row['threads']} threads), eager, "
       "fast_neural_style's TransformerNet; both sides run the same weights (torch saved them, "
       "jaxstyle converted the file); compile times apart",
-      f"the outputs of (a) differ by at most {difference:.2e} (values 0-255 scale)")
+      f"the outputs of (a) differ by at most {difference:.2e} (values 0-255 scale)",
+      f"--conv {args.conv}: apply ran {plan}; the training step {train_plan} (layers per "
+      "algorithm); apply's time includes rounding to uint8 and the copy to the host")
   report += ("| what | jaxstyle (s) | PyTorch (s) | jaxstyle / PyTorch | jaxstyle compile (s) |\n"
              "|---|---|---|---|---|\n"
              f"| apply, 1 image {args.size}x{args.size} | {apply_s:.3f} | "

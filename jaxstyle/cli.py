@@ -544,7 +544,47 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
   presets_command.add_argument("name", metavar="NAME", nargs="?", default=None,
                                help="show this preset's source, notes and every setting")
   presets_command.set_defaults(run=_cmd_presets)
+
+  bench = commands.add_parser("bench", help="measure this machine (convolution algorithms)")
+  bench_commands = bench.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+  bench_convs = bench_commands.add_parser(
+      "convs", help="time each style-network layer's convolution algorithms; show and cache "
+      "the choices --conv auto makes",
+      description="Times every exact algorithm for each distinct convolution of Johnson's net "
+                  "and the AdaIN decoder, applied (one --size image) and training (--batch x "
+                  "--crop), prints the table and keeps the choices in the cache that --conv "
+                  "auto reads. Cached layers are shown as cached; --refresh times them again.")
+  bench_convs.add_argument("--size", type=int, default=512, help="apply: image side (default: "
+                           "512)")
+  bench_convs.add_argument("--crop", type=int, default=256, help="training: crop side (default: "
+                           "256)")
+  bench_convs.add_argument("--batch", type=int, default=4, help="training: batch (default: 4)")
+  bench_convs.add_argument("--width", type=float, default=1.0,
+                           help="the networks' channel multiplier (default: 1)")
+  bench_convs.add_argument("--refresh", action="store_true",
+                           help="time every layer again, replacing the cached choices")
+  bench_convs.set_defaults(run=_cmd_bench_convs)
   return parser
+
+
+def _cmd_bench_convs(args) -> int:
+  from jaxstyle import conv
+  for option, value in (("--size", args.size), ("--crop", args.crop)):
+    if value < 8 or value % 8:
+      raise JaxstyleError(f"{option}: expected a multiple of 8 (the AdaIN encoder pools three "
+                          f"times), got {value}")
+  if args.batch < 1 or not args.width > 0:
+    raise JaxstyleError(f"--batch/--width: expected positive values, got {args.batch} and "
+                        f"{args.width}")
+  cache = conv.ChoiceCache.default()
+  shapes = conv.network_shapes(size=args.size, crop=args.crop, batch=args.batch, width=args.width)
+  rows = conv.measure_all(shapes, cache, refresh=args.refresh, log=conv.stderr_log)
+  print(f"convolution choices ({cache.path or 'not cached: the cache is disabled'}); "
+        "ms per call, best of 3")
+  for row in rows:
+    timings = ", ".join(f"{a} {s * 1e3:.1f}" for a, s in row["seconds"].items()) or "only one"
+    print(f"{row['layer']:34} {row['shape']:38} -> {row['algorithm']:8} ({timings})")
+  return 0
 
 
 def _cmd_stylize(args) -> int:

@@ -39,6 +39,7 @@ def m(name, file, old, new, *tests, more=()):
 
 
 EFFECTS = "test_effects.py::test_objective_controls_change_the_objective_as_documented"
+C = "test_conv.py::"
 MUTANTS = [
     # The four breaks issue 15 found passing the suite.
     m("style layer weights reversed", "objective.py",
@@ -329,6 +330,38 @@ MUTANTS = [
       'meta = dict(f.metadata, help=f.metadata["help"].format_map(values))',
       'meta = dict(f.metadata, help=f.metadata["help"].format_map(dataclasses.asdict(cls())))',
       "test_commands.py::test_train_help_names_the_network_and_weights_it_uses"),
+    # Convolutions (issue 23): each algorithm's arithmetic, and the choice's controls.
+    m("sub-pixel phases merge the wrong kernel rows", "conv.py",
+      "_PHASE_ROWS = (((1, 0, 0), (0, 1, 1)), ((1, 1, 0), (0, 0, 1)))",
+      "_PHASE_ROWS = (((1, 1, 0), (0, 0, 1)), ((1, 0, 0), (0, 1, 1)))",
+      f"{C}test_every_algorithm_equals_lax_in_float64_values_and_gradients[subpixel]",
+      f"{C}test_every_plan_gives_the_same_network_output_to_float_rounding"),
+    m("space-to-depth blocks in the wrong order", "conv.py",
+      "x.reshape(n, hb, 2, wb, 2, c).transpose(0, 1, 3, 2, 4, 5)",
+      "x.reshape(n, hb, 2, wb, 2, c).transpose(0, 1, 3, 4, 2, 5)",
+      f"{C}test_every_algorithm_equals_lax_in_float64_values_and_gradients[s2d]"),
+    m("kernel gradient dropped", "conv.py",
+      'dk = jax.vjp(lambda k: _forward(x, k, stride, upsample, "direct"), kernel)[1](g)[0]',
+      "dk = jnp.zeros_like(kernel)",
+      f"{C}test_every_algorithm_equals_lax_in_float64_values_and_gradients[unfold]"),
+    m("auto ignores the margin", "conv.py",
+      "if \"direct\" in times and times[best] > MARGIN * times[\"direct\"]:",
+      "if False:",
+      f"{C}test_margin_keeps_direct_on_a_near_tie",
+      f"{C}test_auto_keeps_the_measured_fastest_and_caches_it"),
+    m("the conv cache is never read", "conv.py",
+      "  known = cache.get(shape)\n", "  known = None\n",
+      f"{C}test_auto_keeps_the_measured_fastest_and_caches_it",
+      f"{C}test_the_cache_is_read_not_remeasured_and_a_damaged_one_is_remeasured",
+      f"{C}test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache"),
+    m("a plan is not set on the network", "conv.py",
+      "    module.algorithm = algorithm\n", "    pass\n",
+      f"{C}test_one_algorithm_for_every_layer_it_applies_to_direct_elsewhere",
+      f"{C}test_every_plan_gives_the_same_network_output_to_float_rounding"),
+    m("apply's --conv ignored", "cli.py",
+      "      conv=args.conv, log=conv.stderr_log)", "      conv='auto', log=conv.stderr_log)",
+      f"{C}test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache"),
+
 ]
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import jaxstyle
+
 from jaxstyle import conv
 from jaxstyle.errors import ConfigError
 from jaxstyle.nets.adain import AdaINNet, AdaINSpec
@@ -124,7 +126,8 @@ def test_auto_keeps_the_measured_fastest_and_caches_it(tmp_path, monkeypatch):
   assert measured == len({s.key() for s in conv.layer_shapes(net, net, _image()).values()})
   # The file is keyed by backend, device kind and jax version, and a new cache reads it back.
   (path,) = tmp_path.iterdir()
-  assert path.name.startswith("cpu-") and path.name.endswith(f"-jax{jax.__version__}.json")
+  assert path.name.startswith("cpu-")
+  assert path.name.endswith(f"-jax{jax.__version__}-jaxstyle{jaxstyle.__version__}.json")
   entries = json.loads(path.read_text())
   assert len(entries) == measured
   calls.clear()
@@ -174,3 +177,36 @@ def test_adain_decoder_fuses_its_upsampling_into_three_convolutions():
   chosen = conv.plan(net.decoder, net.decoder, t, conv="subpixel")
   assert sorted(n for n, a in chosen.items() if a == "subpixel") == [
       "stages.1.0.conv", "stages.2.0.conv", "stages.3.0.conv"]
+
+
+def _apply(model, photo, out, *extra):
+  from jaxstyle import cli
+  assert cli.main(["apply", str(model), str(photo), "-o", str(out), *extra]) == 0
+  return (out / (photo.stem + ".png")).read_bytes()
+
+
+def test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache(tmp_path, monkeypatch):
+  from PIL import Image
+
+  from jaxstyle import provenance
+  from jaxstyle.nets import models
+  from tests.conftest import FIXTURES, smooth_image
+  model = models.convert_pth(FIXTURES / "transformer_narrow_legacy.pth", tmp_path / "model")
+  photo = tmp_path / "photo.png"
+  Image.fromarray(smooth_image(44, 52, seed=3)).save(photo)
+  cache_dir = tmp_path / "convs"
+  monkeypatch.setenv(conv.ENV_VAR, str(cache_dir))
+  empty = _apply(model, photo, tmp_path / "empty")  # Measures every layer, caches the choices.
+  (cached,) = cache_dir.iterdir()
+  entries = json.loads(cached.read_text())
+  warm = _apply(model, photo, tmp_path / "warm")  # Reads them.
+  assert warm == empty
+  assert json.loads(cached.read_text()) == entries  # Nothing re-measured.
+  record = provenance.read_png_record(tmp_path / "warm" / "photo.png")
+  (plan,) = record["convolutions"]["plans"].values()
+  assert record["convolutions"]["conv"] == "auto" and len(plan) == 16
+  # --conv overrides, and the record says what ran: s2d on the two strided layers only.
+  _apply(model, photo, tmp_path / "s2d", "--conv", "s2d")
+  record = provenance.read_png_record(tmp_path / "s2d" / "photo.png")
+  (plan,) = record["convolutions"]["plans"].values()
+  assert sorted(n for n, a in plan.items() if a == "s2d") == ["conv2.conv", "conv3.conv"]
