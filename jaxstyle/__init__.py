@@ -24,7 +24,7 @@ from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, 
 from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, random_weights,
                               resolve_weights, save_weights)
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "canonical_layer", "ConfigError", "content_loss", "convert_weights", "deprocess",

@@ -28,7 +28,7 @@ any of :data:`ALGORITHMS`, all exact (they differ only in float rounding):
     on a quarter of the positions.
 ``unfold``
     Stride 1: the k column shifts of the padded image stacked as k·Cin
-    channels, then a k x 1 convolution; wins where Cin is small (the 9x9
+    channels, then a k x 1 convolution; for layers with k·Cin ≤ 32 (the 9x9
     layer on RGB input), where XLA's convolution feeds its matmuls poorly.
 ``subpixel``
     Upsampling layers (u = 2, k = 3): each of the four output phases
@@ -48,6 +48,8 @@ device kind, jax and jaxstyle version), so later runs reuse it and give the same
 from __future__ import annotations
 
 import contextvars
+import dataclasses
+import math
 import json
 import os
 import re
@@ -74,6 +76,9 @@ CHOICES = ("auto",) + ALGORITHMS
 MARGIN = 0.9
 """``auto`` leaves ``direct`` only for an algorithm measured at most this fraction of its time:
 a near tie keeps the same choice whatever the timing noise."""
+
+MEASURED_POSITIONS = 256 * 256
+"""Layers with more input positions (batch x H x W) are timed on a scaled-down copy."""
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -102,14 +107,19 @@ def _upsample(x, factor: int):
   return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
 
 
-def applies(algorithm: str, kernel: int, stride: int, upsample: int) -> bool:
+UNFOLD_MAX_CHANNELS = 32
+"""``unfold`` runs layers whose k·Cin is at most this: its columns are k times the image, which
+pays on RGB input (9·3 = 27) and would cost gigabytes on a wide layer at a large size."""
+
+
+def applies(algorithm: str, kernel: int, stride: int, upsample: int, cin: int) -> bool:
   """Whether ``algorithm`` can compute a layer of this kind (``direct`` and ``valid`` always)."""
   if algorithm == "winograd":
     return kernel == 3 and stride == 1 and upsample == 1
   if algorithm == "s2d":
     return stride == 2 and upsample == 1
   if algorithm == "unfold":
-    return stride == 1 and upsample == 1 and kernel > 1
+    return stride == 1 and upsample == 1 and kernel > 1 and kernel * cin <= UNFOLD_MAX_CHANNELS
   if algorithm == "subpixel":
     return kernel == 3 and stride == 1 and upsample == 2
   return algorithm in ("direct", "valid")
@@ -127,8 +137,8 @@ def reflect_conv(x_NxHxWxCin, kernel_KxKxCinxCout, *, stride: int = 1, upsample:
   against 0.09 s for a 4 x 256² 32 -> 64 layer), and the gradient is the
   same function whichever way the forward ran.
   """
-  k = kernel_KxKxCinxCout.shape[0]
-  if not applies(algorithm, k, stride, upsample):
+  k, _, cin, _ = kernel_KxKxCinxCout.shape
+  if not applies(algorithm, k, stride, upsample, cin):
     raise ConfigError(f"convolution algorithm {algorithm!r} cannot run a {k}x{k} layer with "
                       f"stride {stride} and upsampling {upsample}; use direct (or auto)")
   if algorithm in ("direct", "valid"):
@@ -243,10 +253,22 @@ class LayerShape:
     return (f"{self.batch}x{self.height}x{self.width}x{self.cin}-{self.cout}-k{self.kernel}"
             f"s{self.stride}u{self.upsample}-{'grad' if self.grad else 'fwd'}-{self.dtype}")
 
+  def measured_as(self) -> "LayerShape":
+    """The shape its algorithms are timed at: itself, or with fewer images and then smaller
+    sides, down to :data:`MEASURED_POSITIONS` input positions (batch x H x W). Per-position
+    speed is flat beyond that, and timing a 4000 px layer would take long and leave memory
+    behind that the run itself needs."""
+    if self.batch * self.height * self.width <= MEASURED_POSITIONS:
+      return self
+    batch = max(1, min(self.batch, MEASURED_POSITIONS // (self.height * self.width)))
+    scale = min(1.0, math.sqrt(MEASURED_POSITIONS / (batch * self.height * self.width)))
+    return dataclasses.replace(self, batch=batch, height=max(self.kernel, int(self.height * scale)),
+                               width=max(self.kernel, int(self.width * scale)))
+
   def candidates(self) -> tuple[str, ...]:
     """The algorithms ``auto`` times for this layer (``valid`` never wins; not timed)."""
     return tuple(a for a in ALGORITHMS
-                 if a != "valid" and applies(a, self.kernel, self.stride, self.upsample))
+                 if a != "valid" and applies(a, self.kernel, self.stride, self.upsample, self.cin))
 
 
 _RECORDING: contextvars.ContextVar[list | None] = contextvars.ContextVar("_RECORDING",
@@ -310,8 +332,8 @@ def use(net: nnx.Module, plan: dict[str, str]) -> None:
     raise ConfigError(f"convolution plan names layers this network lacks: {', '.join(unknown)}")
   for name, algorithm in plan.items():
     module = layers[name]
-    k = module.kernel.shape[0]
-    if not applies(algorithm, k, module.stride, module.upsample):
+    k, _, cin, _ = module.kernel.shape
+    if not applies(algorithm, k, module.stride, module.upsample, cin):
       raise ConfigError(f"convolution plan: {name} ({k}x{k}, stride {module.stride}) cannot "
                         f"run {algorithm!r}")
     module.algorithm = algorithm
@@ -333,7 +355,8 @@ def plan(net: nnx.Module, call, *args, grad: bool = False, conv: str = "auto",
       chosen[name] = choose(shape, cache if cache is not None else ChoiceCache.default(),
                             log=log)
     else:
-      chosen[name] = conv if applies(conv, shape.kernel, shape.stride, shape.upsample) else "direct"
+      chosen[name] = conv if applies(conv, shape.kernel, shape.stride, shape.upsample,
+                                     shape.cin) else "direct"
   use(net, chosen)
   return chosen
 
@@ -455,7 +478,9 @@ def default_dir() -> Path | None:
 
 
 def choose(shape: LayerShape, cache: ChoiceCache, *, log=None) -> str:
-  """The layer's algorithm: the cache's, or the fastest measured now (then cached)."""
+  """The layer's algorithm: the cache's, or the fastest measured now (then cached), each for
+  :meth:`LayerShape.measured_as`."""
+  shape = shape.measured_as()
   known = cache.get(shape)
   if known is not None:
     return known
@@ -503,10 +528,10 @@ def measure_all(shapes: dict[str, LayerShape], cache: ChoiceCache, *, refresh: b
   rows = []
   for name, shape in shapes.items():
     if refresh:
-      cache.entries.pop(shape.key(), None)
+      cache.entries.pop(shape.measured_as().key(), None)
     algorithm = choose(shape, cache, log=log)
-    entry = cache.entries.get(shape.key(), {})
-    rows.append({"layer": name, "shape": shape.key(), "algorithm": algorithm,
+    entry = cache.entries.get(shape.measured_as().key(), {})
+    rows.append({"layer": name, "shape": shape.measured_as().key(), "algorithm": algorithm,
                  "seconds": entry.get("seconds", {})})
   return rows
 

@@ -125,7 +125,11 @@ MIB = 1 << 20
 # jaxstyle ARGS`), over widths 0.25-1 and 256-2048 px, one image per forward pass;
 # benchmarks/bench_memory_nets.py checks them (docs/BENCHMARKS.md, "Memory of every command").
 # A forward pass over a batch of N images costs (2 - 1/N) times N single images' pixel term
-# (measured: XLA:CPU's convolution workspace grows faster than the batch).
+# for the AdaIN decoder (measured: XLA:CPU's convolution workspace grows faster than the
+# batch); Johnson's network, since its convolutions run on XLA:CPU's padded fast path
+# (jaxstyle.conv), costs N times one image. Its constant includes what timing the
+# convolution algorithms at a new shape leaves behind (about 150 MiB; a warm choice cache,
+# the usual case after the first run, peaks that much lower).
 
 
 def _batched(pixels: int, images: int) -> float:
@@ -135,8 +139,7 @@ def _batched(pixels: int, images: int) -> float:
 def johnson_forward_bytes(width: float, pixels: int, images: int = 1) -> int:
   """Peak of applying Johnson's network (``width``) to ``images`` images of ``pixels`` each
   in one forward pass (jaxstyle apply, video --model)."""
-  return int((125 + 334 * width) * MIB
-             + _batched(pixels, images) * (696 * width + 828 * width ** 2))
+  return int((231 + 111 * width) * MIB + images * pixels * 490 * width)
 
 
 def adain_style_bytes(width: float, style_pixels: int) -> int:
