@@ -220,5 +220,8 @@ def test_large_layers_are_timed_on_a_scaled_down_copy(tmp_path, monkeypatch):
   (key, _), _ = calls
   n, h, w = (int(v) for v in key.split("-")[0].split("x")[:3])
   assert n * h * w <= conv.MEASURED_POSITIONS and abs(h / w - 4 / 3) < 0.01
-  small = conv.LayerShape(4, 256, 256, 32, 64, 3, 2)
+  small = conv.LayerShape(1, 256, 256, 32, 64, 3, 2)
   assert small.measured_as() == small
+  # A training batch is timed on one of its images first: the sides stay as they run.
+  batch = conv.LayerShape(4, 256, 256, 32, 64, 3, 2, grad=True)
+  assert batch.measured_as() == conv.LayerShape(1, 256, 256, 32, 64, 3, 2, grad=True)
