@@ -18,7 +18,6 @@ docs/BENCHMARKS.md.
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -28,17 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import heading, publish  # noqa: E402
 
+from jaxstyle.conv import best_seconds  # noqa: E402
+
 DIMS = ("NHWC", "HWIO", "NHWC")
-
-
-def best_ms(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - start)
-  return best * 1e3
 
 
 def main(argv=None) -> None:
@@ -73,7 +64,7 @@ def main(argv=None) -> None:
   for h in args.sizes:
     x = jax.random.normal(jax.random.key(1), (1, h, h, c))
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    times = {name: best_ms(f, padded if pre else x, kernel, repeats=args.repeats)
+    times = {name: 1e3 * best_seconds(f, padded if pre else x, kernel, repeats=args.repeats)
              for name, (f, pre) in forms.items()}
     outputs = [np.asarray(forms[name][0](x, kernel))
                for name in ("reflect + VALID", "reflect + padding 1 + crop")]

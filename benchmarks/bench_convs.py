@@ -30,7 +30,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -38,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_core import heading, publish  # noqa: E402
+from bench_core import add_network_comparison_options, heading, publish  # noqa: E402
 
 from jaxstyle import conv, vgg, winograd  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
@@ -79,16 +78,6 @@ def flops(layer: dict) -> float:
   return forward * {"none": 1, "input": 2, "both": 3}[layer["grad"]]
 
 
-def best_s(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - start)
-  return best
-
-
 def vgg_times(layer: dict, repeats: int) -> dict[str, float]:
   """direct and Winograd for one frozen VGG layer: forward and the image's gradient."""
   rng = np.random.default_rng(0)
@@ -107,17 +96,13 @@ def vgg_times(layer: dict, repeats: int) -> dict[str, float]:
 
   direct = both(lambda x: vgg.conv3x3(x, kernel))
   wino = both(lambda x: vgg.winograd_conv3x3(x, U, U_t))
-  return {"direct": best_s(direct, x, g, repeats=repeats),
-          "winograd": best_s(wino, x, g, repeats=repeats)}
+  return {"direct": conv.best_seconds(direct, x, g, repeats=repeats),
+          "winograd": conv.best_seconds(wino, x, g, repeats=repeats)}
 
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--torch-python", default=sys.executable)
-  parser.add_argument("--size", type=int, default=512)
-  parser.add_argument("--crop", type=int, default=256)
-  parser.add_argument("--batch", type=int, default=4)
-  parser.add_argument("--repeats", type=int, default=3)
+  add_network_comparison_options(parser, repeats=3)
   parser.add_argument("--no-append", action="store_true")
   args = parser.parse_args(argv)
   tables = {"apply": johnson_layers(1, args.size, False),
@@ -133,7 +118,7 @@ def main(argv=None) -> None:
                      f"pass --torch-python): {proc.stderr.strip()[-500:]}")
   torch_side = json.loads(proc.stdout.strip().splitlines()[-1])
   a = jnp.asarray(np.random.default_rng(0).standard_normal((2048, 2048)), jnp.float32)
-  matmul = 2 * 2048 ** 3 / best_s(jax.jit(lambda a: a @ a), a, repeats=args.repeats) / 1e9
+  matmul = 2 * 2048 ** 3 / conv.best_seconds(jax.jit(lambda a: a @ a), a, repeats=args.repeats) / 1e9
   cache = conv.ChoiceCache.default()
 
   report = heading(

@@ -83,6 +83,17 @@ def commit() -> str:
   return head + (" with uncommitted changes to jaxstyle/ or benchmarks/" if changed else "")
 
 
+def add_network_comparison_options(parser, *, repeats: int) -> None:
+  """The options bench_nets.py and bench_convs.py share: the torch side's Python, Johnson's
+  apply size and training batch (fast_neural_style's: 512 px; 4 x 256 px crops)."""
+  parser.add_argument("--torch-python", default=sys.executable,
+                      help="a Python with torch installed (default: this one)")
+  parser.add_argument("--size", type=int, default=512, help="apply: image side")
+  parser.add_argument("--crop", type=int, default=256, help="training: crop side")
+  parser.add_argument("--batch", type=int, default=4, help="training: batch")
+  parser.add_argument("--repeats", type=int, default=repeats)
+
+
 def heading(title: str, script: str, argv, *details: str) -> str:
   """The start of every appended report: title and date, command, commit, machine, versions."""
   command = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -29,7 +29,7 @@ import numpy as np
 from flax import nnx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_core import heading, publish  # noqa: E402
+from bench_core import add_network_comparison_options, heading, publish  # noqa: E402
 
 import jaxstyle  # noqa: E402
 from jaxstyle import conv, presets  # noqa: E402
@@ -51,11 +51,7 @@ def timed(fn, repeats: int) -> float:
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--torch-python", default=sys.executable)
-  parser.add_argument("--size", type=int, default=512)
-  parser.add_argument("--crop", type=int, default=256)
-  parser.add_argument("--batch", type=int, default=4)
-  parser.add_argument("--repeats", type=int, default=6)
+  add_network_comparison_options(parser, repeats=6)
   parser.add_argument("--conv", default="auto", choices=conv.CHOICES,
                       help="the networks' convolutions, as jaxstyle's --conv (default: auto)")
   parser.add_argument("--no-append", action="store_true")

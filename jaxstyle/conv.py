@@ -400,11 +400,16 @@ def time_layer(shape: LayerShape, algorithm: str, *, repeats: int = 3) -> float:
     out = jax.eval_shape(lambda x, k: reflect_conv(x, k, stride=shape.stride,
                                                    upsample=shape.upsample), x, kernel)
     args += (jnp.ones(out.shape, dtype),)
-  jax.block_until_ready(program(*args))
+  return best_seconds(program, *args, repeats=repeats)
+
+
+def best_seconds(fn, *args, repeats: int = 3) -> float:
+  """The fastest of ``repeats`` calls of ``fn(*args)``, after one untimed (compiling) call."""
+  jax.block_until_ready(fn(*args))
   best = float("inf")
   for _ in range(repeats):
     start = time.perf_counter()
-    jax.block_until_ready(program(*args))
+    jax.block_until_ready(fn(*args))
     best = min(best, time.perf_counter() - start)
   return best
 
@@ -548,4 +553,4 @@ def record(chosen: dict[str, str], conv: str) -> dict:
 
 __all__ = ["ALGORITHMS", "CHOICES", "ChoiceCache", "LayerShape", "ReflectConv", "applies",
            "choose", "layer_shapes", "layers_of", "plan", "record", "reflect_conv", "summary",
-           "time_layer", "use", "network_shapes", "measure_all"]
+           "time_layer", "best_seconds", "use", "network_shapes", "measure_all"]
