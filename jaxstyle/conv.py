@@ -35,22 +35,27 @@ any of :data:`ALGORITHMS`, all exact (they differ only in float rounding):
     (y[2i+a, 2j+b]) is a 2x2 convolution of the *small* image, edge-padded by
     one (reflection of the upsampled image's border is the small image's
     edge pixel), with kernel rows (and columns) merged, k0 | k1+k2 for phase 0
-    and k0+k1 | k2 for phase 1: 16 multiplies per output pixel and channel
-    pair, against 36 for convolving the 4x larger image.
+    and k0+k1 | k2 for phase 1: 4 multiply-adds per output pixel and
+    channel pair, against 9 for convolving the 4x larger image.
+
+Gradients: the image's by each algorithm's own adjoint, the kernel's always
+by ``direct``'s form (XLA:CPU's kernel gradients of the small 2x2 and k x 1
+kernels the other algorithms convolve with are 10-50x slower).
 
 ``auto`` picks per layer: :func:`plan` collects every layer's shape,
 :func:`choose` times the candidates on it once (forward, or forward and
 backward for training) and keeps the fastest; the choice is cached on disk
 (:class:`ChoiceCache`, beside XLA's compile cache, one file per backend,
-device kind, jax and jaxstyle version), so later runs reuse it and give the same bytes.
+device kind, jax and jaxstyle version), so later runs reuse it and give the
+same bytes.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
-import math
 import json
+import math
 import os
 import re
 import sys
@@ -271,6 +276,8 @@ class LayerShape:
                  if a != "valid" and applies(a, self.kernel, self.stride, self.upsample, self.cin))
 
 
+# Set only inside layer_shapes' abstract trace: each layer called appends its input's shape,
+# so a plan sees the shapes the network really produces without a copy of its arithmetic.
 _RECORDING: contextvars.ContextVar[list | None] = contextvars.ContextVar("_RECORDING",
                                                                          default=None)
 
