@@ -85,6 +85,10 @@ a near tie keeps the same choice whatever the timing noise."""
 MEASURED_POSITIONS = 256 * 256
 """Layers with more input positions (batch x H x W) are timed on a scaled-down copy."""
 
+UNMEASURED_POSITIONS = 64 * 64
+"""Layers with fewer input positions run ``direct`` untimed: they take well under a
+millisecond, so timing them (a compile per candidate) would cost more than it could save."""
+
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -497,8 +501,8 @@ def choose(shape: LayerShape, cache: ChoiceCache, *, log=None) -> str:
   if known is not None:
     return known
   candidates = shape.candidates()
-  if len(candidates) == 1:
-    return candidates[0]
+  if len(candidates) == 1 or shape.batch * shape.height * shape.width < UNMEASURED_POSITIONS:
+    return "direct"
   seconds = {a: time_layer(shape, a) for a in candidates}
   algorithm = fastest(seconds)
   cache.put(shape, algorithm, seconds)

@@ -73,13 +73,15 @@ def _johnson():
   return JohnsonNet(JohnsonSpec(width=0.125), rngs=nnx.Rngs(0))
 
 
-def _image(batch=1, side=16):
+def _image(batch=1, side=256):
+  """Abstract: plans trace it, nothing computes on it (timings are faked where they are asked)."""
   return jax.ShapeDtypeStruct((batch, side, side, 3), jnp.float32)
 
 
 def test_layer_shapes_sees_every_layer_at_its_own_size():
   net = _johnson()
-  shapes = conv.layer_shapes(net, net, _image(2, 16), grad=True)
+  shapes = conv.layer_shapes(net, net, jax.ShapeDtypeStruct((2, 16, 16, 3), jnp.float32),
+                             grad=True)
   assert len(shapes) == 16 and len(conv.layers_of(net)) == 16
   assert shapes["conv1.conv"] == conv.LayerShape(2, 16, 16, 3, 4, 9, 1, 1, True)
   assert shapes["conv2.conv"] == conv.LayerShape(2, 16, 16, 4, 8, 3, 2, 1, True)
@@ -125,6 +127,7 @@ def test_auto_keeps_the_measured_fastest_and_caches_it(tmp_path, monkeypatch):
   measured = len({key for key, _ in calls})
   assert measured == len({s.key() for s in conv.layer_shapes(net, net, _image()).values()
                           if len(s.candidates()) > 1})  # One candidate: nothing to time.
+  assert measured == 6
   # The file is keyed by backend, device kind and jax version, and a new cache reads it back.
   (path,) = tmp_path.iterdir()
   assert path.name.startswith("cpu-")
@@ -194,7 +197,7 @@ def test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache(tmp_path, mo
   from tests.conftest import FIXTURES, smooth_image
   model = models.convert_pth(FIXTURES / "transformer_narrow_legacy.pth", tmp_path / "model")
   photo = tmp_path / "photo.png"
-  Image.fromarray(smooth_image(44, 52, seed=3)).save(photo)
+  Image.fromarray(smooth_image(72, 88, seed=3)).save(photo)  # Its first layers are timed.
   cache_dir = tmp_path / "convs"
   monkeypatch.setenv(conv.ENV_VAR, str(cache_dir))
   empty = _apply(model, photo, tmp_path / "empty")  # Measures every layer, caches the choices.
@@ -211,6 +214,13 @@ def test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache(tmp_path, mo
   record = provenance.read_png_record(tmp_path / "s2d" / "photo.png")
   (plan,) = record["convolutions"]["plans"].values()
   assert sorted(n for n, a in plan.items() if a == "s2d") == ["conv2.conv", "conv3.conv"]
+
+
+def test_tiny_layers_run_direct_untimed(tmp_path, monkeypatch):
+  calls = _fake_times(monkeypatch, {"direct": 1.0, "s2d": 0.1})
+  tiny = conv.LayerShape(1, 60, 60, 32, 64, 3, 2)  # 3600 positions: under a millisecond.
+  assert conv.choose(tiny, conv.ChoiceCache(tmp_path)) == "direct" and not calls
+  assert conv.choose(conv.LayerShape(1, 64, 64, 32, 64, 3, 2), conv.ChoiceCache(tmp_path)) == "s2d"
 
 
 def test_large_layers_are_timed_on_a_scaled_down_copy(tmp_path, monkeypatch):
