@@ -41,13 +41,14 @@ from bench_core import add_network_comparison_options, heading, publish  # noqa:
 
 from jaxstyle import conv, vgg, winograd  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
+from jaxstyle.nets.layers import layer_shapes  # noqa: E402
 
 
 def johnson_layers(batch: int, side: int, grad: bool) -> list[dict]:
   """Each distinct convolution of Johnson's net (width 1) at ``side``, with how often it occurs."""
   from flax import nnx
   net = JohnsonNet(JohnsonSpec(), rngs=nnx.Rngs(0))
-  shapes = conv.layer_shapes(net, net, jax.ShapeDtypeStruct((batch, side, side, 3), jnp.float32),
+  shapes = layer_shapes(net, net, jax.ShapeDtypeStruct((batch, side, side, 3), jnp.float32),
                              jax.ShapeDtypeStruct((batch, 1), jnp.float32), grad=grad)
   layers: dict[conv.LayerShape, dict] = {}
   for name, s in shapes.items():

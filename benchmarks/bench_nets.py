@@ -36,6 +36,7 @@ from jaxstyle import conv, presets  # noqa: E402
 from jaxstyle.nets import models  # noqa: E402
 from jaxstyle.nets.apply import Stylizer  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
+from jaxstyle.nets.layers import plan  # noqa: E402
 from jaxstyle.nets.train import _Static, train_step  # noqa: E402
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, features, run_params, stack,  # noqa: E402
                                 style_targets)
@@ -90,7 +91,7 @@ def main(argv=None) -> None:
   targets = stack([style_targets(vgg, at_crop, [style], spec, None)])
   model = JohnsonNet(JohnsonSpec(), rngs=nnx.Rngs(0))
   photos = jnp.asarray(rng.uniform(0, 255, (args.batch, args.crop, args.crop, 3)), jnp.float32)
-  train_plan = conv.summary(conv.plan(model, model, photos, jnp.ones((args.batch, 1)), grad=True,
+  train_plan = conv.summary(plan(model, model, photos, jnp.ones((args.batch, 1)), grad=True,
                                       conv=args.conv))  # As jaxstyle.nets.train.train does.
   graphdef, state = nnx.split(model)
   state = nnx.to_pure_dict(state)

@@ -577,7 +577,8 @@ def _cmd_bench_convs(args) -> int:
     raise JaxstyleError(f"--batch/--width: expected positive values, got {args.batch} and "
                         f"{args.width}")
   cache = conv.ChoiceCache.default()
-  shapes = conv.network_shapes(size=args.size, crop=args.crop, batch=args.batch, width=args.width)
+  from jaxstyle.nets.layers import network_shapes
+  shapes = network_shapes(size=args.size, crop=args.crop, batch=args.batch, width=args.width)
   rows = conv.measure_all(shapes, cache, refresh=args.refresh, log=conv.stderr_log)
   print(f"convolution choices ({cache.path or 'not cached: the cache is disabled'}); "
         "ms per call, best of 3")

@@ -354,7 +354,7 @@ MUTANTS = [
       f"{C}test_auto_keeps_the_measured_fastest_and_caches_it",
       f"{C}test_the_cache_is_read_not_remeasured_and_a_damaged_one_is_remeasured",
       f"{C}test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache"),
-    m("a plan is not set on the network", "conv.py",
+    m("a plan is not set on the network", "nets/layers.py",
       "    module.algorithm = algorithm\n", "    pass\n",
       f"{C}test_one_algorithm_for_every_layer_it_applies_to_direct_elsewhere",
       f"{C}test_every_plan_gives_the_same_network_output_to_float_rounding"),

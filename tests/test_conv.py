@@ -1,5 +1,5 @@
-"""The style networks' convolution (jaxstyle.conv): every algorithm against lax in float64,
-and the per-layer choice: measured once, cached on disk, overridable, reproducible."""
+"""The style networks' convolution: every algorithm (jaxstyle.conv) against lax in float64,
+and the per-layer choice (jaxstyle.nets.layers): measured once, cached, overridable, reproducible."""
 
 import json
 
@@ -14,6 +14,7 @@ import jaxstyle
 from jaxstyle import conv
 from jaxstyle.errors import ConfigError
 from jaxstyle.nets.adain import AdaINNet, AdaINSpec
+from jaxstyle.nets import layers
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 
 # (height, width, kernel, stride, upsample): odd and even sides, every kind of layer the
@@ -80,9 +81,9 @@ def _image(batch=1, side=256):
 
 def test_layer_shapes_sees_every_layer_at_its_own_size():
   net = _johnson()
-  shapes = conv.layer_shapes(net, net, jax.ShapeDtypeStruct((2, 16, 16, 3), jnp.float32),
+  shapes = layers.layer_shapes(net, net, jax.ShapeDtypeStruct((2, 16, 16, 3), jnp.float32),
                              grad=True)
-  assert len(shapes) == 16 and len(conv.layers_of(net)) == 16
+  assert len(shapes) == 16 and len(layers.layers_of(net)) == 16
   assert shapes["conv1.conv"] == conv.LayerShape(2, 16, 16, 3, 4, 9, 1, 1, True)
   assert shapes["conv2.conv"] == conv.LayerShape(2, 16, 16, 4, 8, 3, 2, 1, True)
   assert shapes["res.4.conv2.conv"] == conv.LayerShape(2, 4, 4, 16, 16, 3, 1, 1, True)
@@ -92,12 +93,12 @@ def test_layer_shapes_sees_every_layer_at_its_own_size():
 
 def test_one_algorithm_for_every_layer_it_applies_to_direct_elsewhere(tmp_path):
   net = _johnson()
-  chosen = conv.plan(net, net, _image(), conv="subpixel", cache=conv.ChoiceCache(tmp_path))
+  chosen = layers.plan(net, net, _image(), conv="subpixel", cache=conv.ChoiceCache(tmp_path))
   assert {n for n, a in chosen.items() if a == "subpixel"} == {"deconv1.conv.conv",
                                                                "deconv2.conv.conv"}
   assert set(chosen.values()) == {"subpixel", "direct"}
-  assert {n: m.algorithm for n, m in conv.layers_of(net).items()} == chosen  # Set on the net.
-  chosen = conv.plan(net, net, _image(), conv="s2d", cache=conv.ChoiceCache(tmp_path))
+  assert {n: m.algorithm for n, m in layers.layers_of(net).items()} == chosen  # Set on the net.
+  chosen = layers.plan(net, net, _image(), conv="s2d", cache=conv.ChoiceCache(tmp_path))
   assert {n for n, a in chosen.items() if a == "s2d"} == {"conv2.conv", "conv3.conv"}
   assert not list(tmp_path.iterdir())  # Nothing measured, nothing cached.
 
@@ -117,7 +118,7 @@ def test_auto_keeps_the_measured_fastest_and_caches_it(tmp_path, monkeypatch):
   calls = _fake_times(monkeypatch, {"direct": 1.0, "winograd": 0.95, "s2d": 0.5, "unfold": 0.8,
                                     "subpixel": 2.0})
   net = _johnson()
-  chosen = conv.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
+  chosen = layers.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
   # s2d (0.5) wins where it applies; unfold (0.8 <= 0.9 x direct) on the RGB layer, the only one
   # it runs; winograd (0.95) is not enough faster to leave direct; subpixel (2.0) is slower.
   assert chosen["conv2.conv"] == chosen["conv3.conv"] == "s2d"
@@ -125,7 +126,7 @@ def test_auto_keeps_the_measured_fastest_and_caches_it(tmp_path, monkeypatch):
   assert chosen["deconv1.conv.conv"] == "direct"
   assert {a for _, a in calls} == {"direct", "winograd", "s2d", "unfold", "subpixel"}
   measured = len({key for key, _ in calls})
-  assert measured == len({s.key() for s in conv.layer_shapes(net, net, _image()).values()
+  assert measured == len({s.key() for s in layers.layer_shapes(net, net, _image()).values()
                           if len(s.candidates()) > 1})  # One candidate: nothing to time.
   assert measured == 6
   # The file is keyed by backend, device kind and jax version, and a new cache reads it back.
@@ -136,24 +137,24 @@ def test_auto_keeps_the_measured_fastest_and_caches_it(tmp_path, monkeypatch):
   assert len(entries) == measured
   calls.clear()
   warm = _johnson()
-  assert conv.plan(warm, warm, _image(), cache=conv.ChoiceCache(tmp_path)) == chosen
+  assert layers.plan(warm, warm, _image(), cache=conv.ChoiceCache(tmp_path)) == chosen
   assert not calls  # Warm: nothing timed.
 
 
 def test_the_cache_is_read_not_remeasured_and_a_damaged_one_is_remeasured(tmp_path, monkeypatch):
   net = _johnson()
-  shapes = conv.layer_shapes(net, net, _image())
+  shapes = layers.layer_shapes(net, net, _image())
   cache = conv.ChoiceCache(tmp_path)
   for shape in shapes.values():  # Unusual choices, to see that they are the ones used.
     pick = "winograd" if shape.kernel == 3 and shape.stride == 1 and shape.upsample == 1 \
         else shape.candidates()[-1]
     cache.put(shape, pick, {pick: 1.0})
   calls = _fake_times(monkeypatch, {a: 1.0 for a in conv.ALGORITHMS})
-  chosen = conv.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
+  chosen = layers.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
   assert not calls
   assert chosen["res.2.conv2.conv"] == "winograd" and chosen["deconv1.conv.conv"] == "subpixel"
   cache.path.write_text("{not json")
-  conv.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
+  layers.plan(net, net, _image(), cache=conv.ChoiceCache(tmp_path))
   assert calls  # Re-measured, not crashed.
 
 
@@ -168,7 +169,7 @@ def test_every_plan_gives_the_same_network_output_to_float_rounding():
   x = jax.random.uniform(jax.random.key(1), (2, 20, 24, 3), maxval=255.0)
   outputs = {}
   for choice in ("valid", "direct", "winograd", "s2d", "unfold", "subpixel"):
-    conv.plan(net, net, x, conv=choice)
+    layers.plan(net, net, x, conv=choice)
     outputs[choice] = net(x)
   for choice, out in outputs.items():
     assert float(jnp.abs(out - outputs["valid"]).max()) <= 1e-3, choice
@@ -178,7 +179,7 @@ def test_every_plan_gives_the_same_network_output_to_float_rounding():
 def test_adain_decoder_fuses_its_upsampling_into_three_convolutions():
   net = AdaINNet(AdaINSpec(width=0.125), rngs=nnx.Rngs(0))
   t = jax.ShapeDtypeStruct((1, 4, 4, 64), jnp.float32)
-  chosen = conv.plan(net.decoder, net.decoder, t, conv="subpixel")
+  chosen = layers.plan(net.decoder, net.decoder, t, conv="subpixel")
   assert sorted(n for n, a in chosen.items() if a == "subpixel") == [
       "stages.1.0.conv", "stages.2.0.conv", "stages.3.0.conv"]
 

@@ -34,8 +34,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxstyle import vgg
-from jaxstyle.conv import ReflectConv
 from jaxstyle.errors import ConfigError
+from jaxstyle.nets.layers import ReflectConv
 
 EPS = 1e-5  # AdaIN's calc_mean_std.
 ENCODER_LAYER = "block4_conv1"  # relu4_1.

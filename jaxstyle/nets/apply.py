@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxstyle import conv as convs
 from jaxstyle import memory
 from jaxstyle.errors import ConfigError
 from jaxstyle.nets.adain import AdaINNet
 from jaxstyle.nets.johnson import JohnsonNet, style_vector
+from jaxstyle.nets.layers import plan
 
 
 class _Compiled:
@@ -32,7 +32,7 @@ class _Compiled:
     shape = tuple(x_NxHxWx3.shape)
     if shape not in self._programs:
       call = getattr(self.net, self.method)
-      self.plans[shape] = convs.plan(self.net, call, x_NxHxWx3, *args, conv=self.conv,
+      self.plans[shape] = plan(self.net, call, x_NxHxWx3, *args, conv=self.conv,
                                      log=self.log)
       graphdef, state = nnx.split(self.net)
       method = self.method
@@ -134,7 +134,7 @@ def stylizer_for(net, *, style=0, style_images=(), alpha: float = 1.0, conv: str
                  log=None):
   """The stylizer a model needs: Johnson's picks ``style`` (index or mix) of its own; AdaIN's
   takes ``style_images`` (RGB arrays) mixed by ``style`` and ``alpha``. ``conv`` and ``log``:
-  how its convolutions are chosen, and where measuring them is reported (:func:`conv.plan`)."""
+  how its convolutions are chosen, and where measuring them is reported (:func:`jaxstyle.nets.layers.plan`)."""
   if isinstance(net, AdaINNet):
     return AdaINStylizer(net, list(style_images), style, alpha, conv=conv, log=log)
   if len(style_images):

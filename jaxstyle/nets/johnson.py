@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxstyle.conv import ReflectConv
 from jaxstyle.errors import ConfigError
+from jaxstyle.nets.layers import ReflectConv
 
 EPS = 1e-5  # torch.nn.InstanceNorm2d's default.
 UPSAMPLING = ("nearest", "transposed")
@@ -93,7 +93,7 @@ class CondInstanceNorm(nnx.Module):
 
 class ConvLayer(nnx.Module):
   """Reflection padding (k // 2), then a k x k convolution with ``stride`` (after 2x nearest
-  upsampling when ``upsample`` is 2): one :class:`jaxstyle.conv.ReflectConv`."""
+  upsampling when ``upsample`` is 2): one :class:`jaxstyle.nets.layers.ReflectConv`."""
 
   def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, *, upsample: int = 1,
                rngs: nnx.Rngs):

@@ -45,6 +45,7 @@ from jaxstyle.errors import ConfigError, NonFiniteLossError
 from jaxstyle.nets import models, quality
 from jaxstyle.nets.data import Photos, Prefetch, crop_square
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
+from jaxstyle.nets.layers import plan
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features, network_features,
                                 objective, run_params, stack, style_targets)
 from jaxstyle.progress import bar as progress_bar
@@ -352,7 +353,7 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   styles = len(style_images)
   net = JohnsonNet(JohnsonSpec(config.width, styles, config.residual_blocks, config.upsample),
                    rngs=nnx.Rngs(config.seed))
-  chosen = convs.plan(net, net, jax.ShapeDtypeStruct((config.batch, config.crop, config.crop, 3),
+  chosen = plan(net, net, jax.ShapeDtypeStruct((config.batch, config.crop, config.crop, 3),
                                                      jnp.float32),
                       jax.ShapeDtypeStruct((config.batch, styles), jnp.float32), grad=True,
                       conv=objective_config.conv, log=log)

@@ -35,6 +35,7 @@ from jaxstyle.errors import ConfigError
 from jaxstyle.nets import models
 from jaxstyle.nets.adain import ENCODER_LAYER, AdaINNet, AdaINSpec, adain, mean_std
 from jaxstyle.nets.data import Photos, crop_square
+from jaxstyle.nets.layers import plan
 from jaxstyle.nets.train import (OBJECTIVE_GROUPS, Job, TrainConfig, batch_placement,
                                  check_training_fits, forward, held_out_evaluation, optimizer,
                                  run, weights_record)
@@ -130,7 +131,7 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
   net = AdaINNet(AdaINSpec(infer_width_scale(weights.params), weights.convention),
                  weights.params, rngs=nnx.Rngs(config.seed))
   side = config.crop // 8  # relu4_1 of a crop: three 2x2 poolings.
-  chosen = convs.plan(net.decoder, net.decoder, jax.ShapeDtypeStruct(
+  chosen = plan(net.decoder, net.decoder, jax.ShapeDtypeStruct(
       (config.batch, side, side, net.spec.channels[-1]), jnp.float32), grad=True,
       conv=objective.conv, log=log)
   graphdef, params = nnx.split(net.decoder)
