@@ -434,7 +434,7 @@ def measure_all(shapes: dict[str, LayerShape], cache: ChoiceCache, *, refresh: b
 
 
 def stderr_log(message: str) -> None:
-  """What :func:`jaxstyle.nets.layers.plan` prints while it measures (the CLI passes it as ``log``)."""
+  """What :func:`jaxstyle.nets.layers.plan` prints while it measures (the CLI's ``log``)."""
   print(message, file=sys.stderr, flush=True)
 
 
