@@ -242,7 +242,7 @@ def _subpixel(x_NxHxWxCin, kernel_3x3xCinxCout):
 
 @dataclass(frozen=True)
 class LayerShape:
-  """What a layer's speed depends on: its input, kernel, stride, upsampling and whether it trains."""
+  """What a layer's speed depends on: input, kernel, stride, upsampling, whether it trains."""
 
   batch: int
   height: int
@@ -290,7 +290,7 @@ def summary(chosen: dict[str, str]) -> dict[str, int]:
 
 
 def _program(shape: LayerShape, algorithm: str):
-  """The jitted work a layer of ``shape`` does by ``algorithm``: forward, or forward + both grads."""
+  """The jitted work of a layer of ``shape`` by ``algorithm``: forward, or with both gradients."""
   def forward(x, kernel):
     return reflect_conv(x, kernel, stride=shape.stride, upsample=shape.upsample,
                         algorithm=algorithm)

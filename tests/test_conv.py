@@ -1,5 +1,6 @@
 """The style networks' convolution: every algorithm (jaxstyle.conv) against lax in float64,
-and the per-layer choice (jaxstyle.nets.layers): measured once, cached, overridable, reproducible."""
+and the per-layer choice (jaxstyle.nets.layers): measured once, cached, overridable,
+reproducible."""
 
 import json
 
@@ -19,7 +20,8 @@ from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 
 # (height, width, kernel, stride, upsample): odd and even sides, every kind of layer the
 # networks have (9x9, 3x3, stride 2, 2x upsampling) and a 5x5 stride-2 one they do not.
-KINDS = [(7, 9, 3, 1, 1), (10, 5, 3, 1, 1), (8, 5, 3, 2, 1), (9, 11, 3, 2, 1), (6, 7, 9, 1, 1), (13, 10, 9, 2, 1),
+KINDS = [(7, 9, 3, 1, 1), (10, 5, 3, 1, 1), (8, 5, 3, 2, 1), (9, 11, 3, 2, 1), (6, 7, 9, 1, 1),
+         (13, 10, 9, 2, 1),
          (11, 12, 5, 2, 1), (5, 6, 3, 1, 2), (4, 7, 3, 1, 2)]
 
 

@@ -134,7 +134,8 @@ def stylizer_for(net, *, style=0, style_images=(), alpha: float = 1.0, conv: str
                  log=None):
   """The stylizer a model needs: Johnson's picks ``style`` (index or mix) of its own; AdaIN's
   takes ``style_images`` (RGB arrays) mixed by ``style`` and ``alpha``. ``conv`` and ``log``:
-  how its convolutions are chosen, and where measuring them is reported (:func:`jaxstyle.nets.layers.plan`)."""
+  how its convolutions are chosen, and where measuring them is reported
+  (:func:`jaxstyle.nets.layers.plan`)."""
   if isinstance(net, AdaINNet):
     return AdaINStylizer(net, list(style_images), style, alpha, conv=conv, log=log)
   if len(style_images):
