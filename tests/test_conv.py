@@ -237,3 +237,25 @@ def test_large_layers_are_timed_on_a_scaled_down_copy(tmp_path, monkeypatch):
   # A training batch is timed on one of its images first: the sides stay as they run.
   batch = conv.LayerShape(4, 256, 256, 32, 64, 3, 2, grad=True)
   assert batch.measured_as() == conv.LayerShape(1, 256, 256, 32, 64, 3, 2, grad=True)
+
+
+def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypatch, capsys):
+  from jaxstyle import cli
+  calls = _fake_times(monkeypatch, {"direct": 1.0, "winograd": 1.0, "s2d": 0.5, "unfold": 1.0,
+                                    "subpixel": 1.0})
+  monkeypatch.setenv(conv.ENV_VAR, str(tmp_path))
+  argv = ["bench", "convs", "--size", "128", "--crop", "64", "--batch", "1", "--width", "0.125"]
+  assert cli.main(argv) == 0
+  out = capsys.readouterr().out
+  assert str(tmp_path) in out.splitlines()[0]
+  # Johnson's strided layers, applied (128 px: both timed) and training (64 px: only conv2).
+  assert "johnson apply: conv2.conv" in out and "johnson apply: conv3.conv" in out
+  rows = [line for line in out.splitlines() if "-> s2d" in line]
+  assert len(rows) == 3 and all("s2d 500.0" in row for row in rows), out
+  timed = len(calls)
+  entries = json.loads(next(tmp_path.iterdir()).read_text())
+  assert timed and sum(len(e["seconds"]) for e in entries.values()) == timed
+  assert cli.main(argv) == 0 and len(calls) == timed  # Cached: shown, not timed again.
+  assert cli.main(argv + ["--refresh"]) == 0 and len(calls) == 2 * timed
+  assert cli.main(["bench", "convs", "--size", "100"]) == 2
+  assert "--size: expected a multiple of 8" in capsys.readouterr().err
