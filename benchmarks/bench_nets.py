@@ -92,7 +92,7 @@ def main(argv=None) -> None:
   model = JohnsonNet(JohnsonSpec(), rngs=nnx.Rngs(0))
   photos = jnp.asarray(rng.uniform(0, 255, (args.batch, args.crop, args.crop, 3)), jnp.float32)
   train_plan = conv.summary(plan(model, model, photos, jnp.ones((args.batch, 1)), grad=True,
-                                      conv=args.conv))  # As jaxstyle.nets.train.train does.
+                                 conv=args.conv))  # As jaxstyle.nets.train.train does.
   graphdef, state = nnx.split(model)
   state = nnx.to_pure_dict(state)
   import optax

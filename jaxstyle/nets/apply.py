@@ -32,8 +32,7 @@ class _Compiled:
     shape = tuple(x_NxHxWx3.shape)
     if shape not in self._programs:
       call = getattr(self.net, self.method)
-      self.plans[shape] = plan(self.net, call, x_NxHxWx3, *args, conv=self.conv,
-                                     log=self.log)
+      self.plans[shape] = plan(self.net, call, x_NxHxWx3, *args, conv=self.conv, log=self.log)
       graphdef, state = nnx.split(self.net)
       method = self.method
 
@@ -47,7 +46,7 @@ class _Compiled:
   def record(self) -> dict:
     """What ``--conv`` asked and what each layer ran, per input shape (``"1x512x512x3"``)."""
     return {"conv": self.conv,
-            "plans": {"x".join(map(str, shape)): plan for shape, plan in self.plans.items()}}
+            "plans": {"x".join(map(str, shape)): chosen for shape, chosen in self.plans.items()}}
 
 
 class Stylizer:

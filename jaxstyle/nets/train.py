@@ -354,9 +354,9 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   net = JohnsonNet(JohnsonSpec(config.width, styles, config.residual_blocks, config.upsample),
                    rngs=nnx.Rngs(config.seed))
   chosen = plan(net, net, jax.ShapeDtypeStruct((config.batch, config.crop, config.crop, 3),
-                                                     jnp.float32),
-                      jax.ShapeDtypeStruct((config.batch, styles), jnp.float32), grad=True,
-                      conv=objective_config.conv, log=log)
+                                                jnp.float32),
+                jax.ShapeDtypeStruct((config.batch, styles), jnp.float32), grad=True,
+                conv=objective_config.conv, log=log)
   graphdef, state = nnx.split(net)
   state = nnx.to_pure_dict(state)
   static = _Static(spec, styles, config.lr, config.lr_decay)
