@@ -207,7 +207,7 @@ def _network(args, style) -> tuple:
   """The stylizer of ``args.model`` with ``style`` (an index or mix), what outputs record of
   the model, and of its styles. The model's training history stays in its model.json
   (identified by the params' sha256), not in every output."""
-  from jaxstyle import images, memory
+  from jaxstyle import conv, images, memory
   from jaxstyle.files import sha256_file
   from jaxstyle.nets import models
   from jaxstyle.nets.apply import stylizer_for
@@ -231,7 +231,6 @@ def _network(args, style) -> tuple:
         lambda side: memory.adain_style_bytes(net.spec.width, max(
             h * w for h, w in (images.fitted_shape(s, side) for s in shapes))),
         args.style_size, option="--style-size", what="the style images' statistics")
-  from jaxstyle import conv
   stylizer = stylizer_for(net, style=style, alpha=args.alpha, style_images=[
       images.load_image(p, size=args.style_size) for p in args.style_image],
       conv=args.conv, log=conv.stderr_log)
@@ -569,6 +568,7 @@ def build_parser(base: StyleConfig | None = None) -> argparse.ArgumentParser:
 
 def _cmd_bench_convs(args) -> int:
   from jaxstyle import conv
+  from jaxstyle.nets.layers import network_shapes
   for option, value in (("--size", args.size), ("--crop", args.crop)):
     if value < 8 or value % 8:
       raise JaxstyleError(f"{option}: expected a multiple of 8 (the AdaIN encoder pools three "
@@ -577,7 +577,6 @@ def _cmd_bench_convs(args) -> int:
     raise JaxstyleError(f"--batch/--width: expected positive values, got {args.batch} and "
                         f"{args.width}")
   cache = conv.ChoiceCache.default()
-  from jaxstyle.nets.layers import network_shapes
   shapes = network_shapes(size=args.size, crop=args.crop, batch=args.batch, width=args.width)
   rows = conv.measure_all(shapes, cache, refresh=args.refresh, log=conv.stderr_log)
   print(f"convolution choices ({cache.path or 'not cached: the cache is disabled'}); "

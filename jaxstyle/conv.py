@@ -52,6 +52,7 @@ same bytes.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -280,10 +281,7 @@ class LayerShape:
 
 def summary(chosen: dict[str, str]) -> dict[str, int]:
   """How many layers run each algorithm: ``{"direct": 12, "subpixel": 2}`` (for logs)."""
-  counts: dict[str, int] = {}
-  for algorithm in chosen.values():
-    counts[algorithm] = counts.get(algorithm, 0) + 1
-  return dict(sorted(counts.items()))
+  return dict(sorted(collections.Counter(chosen.values()).items()))
 
 
 # ---- Measuring and caching the choice -----------------------------------------------------------
@@ -424,12 +422,12 @@ def measure_all(shapes: dict[str, LayerShape], cache: ChoiceCache, *, refresh: b
   ``refresh``), missing ones measured now; the cache keeps the results."""
   rows = []
   for name, shape in shapes.items():
+    key = shape.measured_as().key()
     if refresh:
-      cache.entries.pop(shape.measured_as().key(), None)
+      cache.entries.pop(key, None)
     algorithm = choose(shape, cache, log=log)
-    entry = cache.entries.get(shape.measured_as().key(), {})
-    rows.append({"layer": name, "shape": shape.measured_as().key(), "algorithm": algorithm,
-                 "seconds": entry.get("seconds", {})})
+    rows.append({"layer": name, "shape": key, "algorithm": algorithm,
+                 "seconds": cache.entries.get(key, {}).get("seconds", {})})
   return rows
 
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import winograd
+from jaxstyle.conv import CHOICES
 from jaxstyle.errors import ConfigError
 
 
@@ -237,6 +238,7 @@ winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
 WINOGRAD_MIN_CHANNEL_PRODUCT = 256 * 256
 """Layers with Cin·Cout below this keep the direct convolution (see :func:`winograd_tile`)."""
 
+
 def resolve_conv(conv: str, backend: str | None = None) -> str:
   """VGG's convolutions for ``--conv`` (:data:`jaxstyle.conv.CHOICES`): ``winograd`` or ``direct``.
 
@@ -246,7 +248,6 @@ def resolve_conv(conv: str, backend: str | None = None) -> str:
   includes Winograd). The style networks' other algorithms do not apply to
   VGG's 'SAME' stride-1 layers, which then convolve directly.
   """
-  from jaxstyle.conv import CHOICES
   if conv not in CHOICES:
     raise ConfigError(f"conv must be one of {CHOICES}, got {conv!r}")
   if conv == "auto":

@@ -101,11 +101,12 @@ def plan(net: nnx.Module, call, *args, grad: bool = False, conv: str = "auto",
   """
   if conv not in CHOICES:
     raise ConfigError(f"--conv: expected one of {', '.join(CHOICES)}, got {conv!r}")
+  if conv == "auto" and cache is None:
+    cache = ChoiceCache.default()  # Read once for the whole network, not once per layer.
   chosen = {}
   for name, shape in layer_shapes(net, call, *args, grad=grad).items():
     if conv == "auto":
-      chosen[name] = choose(shape, cache if cache is not None else ChoiceCache.default(),
-                            log=log)
+      chosen[name] = choose(shape, cache, log=log)
     else:
       chosen[name] = conv if applies(conv, shape.kernel, shape.stride, shape.upsample,
                                      shape.cin) else "direct"
