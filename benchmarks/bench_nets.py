@@ -78,7 +78,7 @@ def main(argv=None) -> None:
   forward = stylizer._forward  # The same compiled program, before rounding: compare with torch.
   out = forward(jnp.asarray(image[None]), jnp.ones((1, 1)))
   difference = float(np.abs(np.asarray(out[0]) - np.load(work / "torch_out.npy")).max())
-  plan = conv.summary(next(iter(stylizer.conv_record()["plans"].values())))
+  apply_plan = conv.summary(next(iter(stylizer.conv_record()["plans"].values())))
 
   # (b) one training step.
   weights = jaxstyle.random_weights(seed=0, network="vgg16")
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
       "fast_neural_style's TransformerNet; both sides run the same weights (torch saved them, "
       "jaxstyle converted the file); compile times apart",
       f"the outputs of (a) differ by at most {difference:.2e} (values 0-255 scale)",
-      f"--conv {args.conv}: apply ran {plan}; the training step {train_plan} (layers per "
+      f"--conv {args.conv}: apply ran {apply_plan}; the training step {train_plan} (layers per "
       "algorithm); apply's time includes rounding to uint8 and the copy to the host")
   report += ("| what | jaxstyle (s) | PyTorch (s) | jaxstyle / PyTorch | jaxstyle compile (s) |\n"
              "|---|---|---|---|---|\n"

@@ -259,3 +259,19 @@ def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypat
   assert cli.main(argv + ["--refresh"]) == 0 and len(calls) == 2 * timed
   assert cli.main(["bench", "convs", "--size", "100"]) == 2
   assert "--size: expected a multiple of 8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pad", [1, 2, 4])
+def test_reflection_padding_gradient_is_its_adjoint_by_numpy(pad):
+  # <reflect(x), g> = <x, reflect^T(g)>: the transpose built index by index from NumPy's padding
+  # of an index grid, for odd and even sides and bands that reach the middle (pad = n - 1).
+  rng = np.random.default_rng(pad)
+  for h, w in [(5, 7), (pad + 1, 6), (8, pad + 2)]:
+    x = rng.standard_normal((2, h, w, 3))
+    g = rng.standard_normal((2, h + 2 * pad, w + 2 * pad, 3))
+    index = np.pad(np.arange(h * w).reshape(h, w), pad, mode="reflect")
+    want = np.zeros((2, h * w, 3))
+    np.add.at(want, (slice(None), index.ravel()), g.reshape(2, -1, 3))
+    with jax.enable_x64(True):
+      got = jax.vjp(lambda x: conv._reflect(x, pad), jnp.asarray(x))[1](jnp.asarray(g))[0]
+    np.testing.assert_allclose(np.asarray(got), want.reshape(2, h, w, 3), rtol=1e-12)
