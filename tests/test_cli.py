@@ -12,6 +12,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cli, provenance
+from jaxstyle.cli import pixels
 from tests.conftest import FIXTURES
 from tests.test_convert import http_server  # noqa: F401  (fixture)
 
@@ -502,10 +503,37 @@ def test_a_run_whose_loss_rose_says_so_and_names_the_fix(image_files, tmp_path, 
                      *extra]) == 0
     captured = capsys.readouterr()
     initial, final = map(float, captured.out.split("loss ")[1].split(",")[0].split(" -> "))
-    assert final > cli.DIVERGED * initial
+    assert final > pixels.DIVERGED * initial
     warning = [line for line in captured.err.splitlines() if "the loss ended" in line]
     assert len(warning) == 1 and f"{final / initial:.3g}x above where it started" in warning[0]
     assert fix in warning[0], warning
   assert cli.main(["stylize", str(content), str(style), "-o", str(tmp_path / "o.png"),
                    *TINY]) == 0
   assert "the loss ended" not in capsys.readouterr().err  # A run that descends: nothing.
+
+
+def test_the_command_table_is_the_parser_and_the_compile_cache_list(tmp_path, monkeypatch):
+  import argparse
+  from jaxstyle.cli import table
+
+  names = [c.name for c in table.COMMANDS]
+  assert len(names) == len(set(names))
+  parser = cli.build_parser()
+  for command in table.COMMANDS:
+    sub = parser
+    for word in command.name.split():
+      sub = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+    output = next((a for a in sub._actions if "-o" in a.option_strings), None)
+    assert (output.metavar if output else None) == (command.output or (None,))[0], command.name
+    options = {o for a in sub._actions for o in a.option_strings}
+    for shared, wanted in (("--quiet", command.quiet), ("--preset", command.preset),
+                           ("--distributed", command.distributed is not None)):
+      assert (shared in options) == wanted, (command.name, shared)
+  # The compile cache: turned on by a command that compiles (its directory appears), not by one
+  # that does not.
+  assert "stylize" in table.COMPILING and "presets" not in table.COMPILING
+  calls = []
+  monkeypatch.setattr("jaxstyle.cache.enable", lambda *a: calls.append(a))
+  assert cli.main(["presets"]) == 0 and calls == []
+  assert cli.main(["stylize", "missing.png", "missing.png", "-o", str(tmp_path / "o.png")]) == 2
+  assert calls == [()]

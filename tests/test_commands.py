@@ -68,7 +68,7 @@ def test_training_offers_only_objective_options_and_each_reaches_the_objective(c
     base = cli.config_from_args(cli.build_parser().parse_args(args + ["--data", "d", "-o", "m"]))
     value = _other_value(name, base)
     argv = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
-    flag = cli._flag(name)
+    flag = cli.flag(name)
     if isinstance(value, bool):
       flag, argv = (flag if value else "--no-" + flag[2:]), []
     parsed = cli.build_parser().parse_args(args + ["--data", "d", "-o", "m", flag, *argv])
@@ -113,7 +113,7 @@ def test_every_preset_trains(name, photos, tmp_path, capsys):
   if dropped:
     assert len(notes) == 1 and "train does not use" in notes[0], err
     for f in dropped:
-      assert cli._flag(f.name) in notes[0], (f.name, notes)
+      assert cli.flag(f.name) in notes[0], (f.name, notes)
     assert GROUPS["pixels"] in notes[0]
   else:
     assert not notes, err
@@ -157,7 +157,7 @@ def test_video_refuses_the_other_methods_options_instead_of_ignoring_them(photos
     else:
       value = _other_value(dest, base)
       argv = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
-    flag = cli._flag(dest)
+    flag = cli.flag(dest)
     if isinstance(options[dest], argparse.BooleanOptionalAction):
       flag, argv = (flag if not options[dest].default else "--no-" + flag[2:]), []
     method = (["--model", str(johnson_model)] if dest in optimisation_only
@@ -166,7 +166,7 @@ def test_video_refuses_the_other_methods_options_instead_of_ignoring_them(photos
     assert cli.main(["video", str(photos / "photos"), "-o", str(out), *method, flag,
                      *argv]) == 2, dest
     err = capsys.readouterr().err
-    assert f"{cli._flag(dest)}: not used by video {method[0]}" in err, err
+    assert f"{cli.flag(dest)}: not used by video {method[0]}" in err, err
     assert len(err.splitlines()) == 1, err
     assert not out.exists()
 
