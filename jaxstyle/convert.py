@@ -56,7 +56,6 @@ TORCHVISION_FILES = {
     "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
     "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
 }
-KERAS_URL, KERAS_FILENAME, KERAS_MD5 = KERAS_FILES["vgg19"]
 
 
 def detect_format(path) -> str:

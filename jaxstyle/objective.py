@@ -279,6 +279,11 @@ def features(params, rgb_HxWx3, layers, spec):
   return _features_jit(params, jnp.asarray(rgb_HxWx3), tuple(layers), spec)
 
 
+TERMS = ("content", "style", "tv")
+"""The loss terms every objective has, by the names every record (history, metrics, PNG text)
+uses; a video frame's adds ``"temporal"``."""
+
+
 def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
   """The unweighted loss terms of one image in RGB 0-255.
 

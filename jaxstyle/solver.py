@@ -17,10 +17,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxstyle.config import StyleConfig
-from jaxstyle.objective import ObjectiveSpec, objective, objective_terms
+from jaxstyle.objective import TERMS, ObjectiveSpec, objective, objective_terms
 from jaxstyle.optimizers import torch_lbfgs
-
-TERMS = ("content", "style", "tv")
 
 
 def recorded_terms(targets) -> tuple[str, ...]:

@@ -89,8 +89,6 @@ def torchvision_feature_indices(network: str = "vgg19") -> tuple[int, ...]:
   return tuple(indices)
 
 
-TORCHVISION_FEATURE_INDICES: tuple[int, ...] = torchvision_feature_indices("vgg19")
-
 _ALIAS = re.compile(r"^(relu|conv)(\d)_(\d)$")
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -61,13 +61,14 @@ def write_keras_h5(path, params, *, style="keras1"):
 
 @pytest.mark.parametrize("style", ["keras1", "keras2"])
 def test_keras_conversion_preserves_features(narrow_weights, tmp_path, style):
-  src = write_keras_h5(tmp_path / convert.KERAS_FILENAME, narrow_weights.params, style=style)
+  src = write_keras_h5(tmp_path / convert.KERAS_FILES["vgg19"].filename, narrow_weights.params,
+                       style=style)
   dst = tmp_path / "vgg19.h5"
   assert convert.convert(src, dst) == "keras"
   loaded = jaxstyle.load_weights(dst)
   assert loaded.convention == "caffe"
   with h5py.File(dst) as f:
-    assert f.attrs["source_name"] == convert.KERAS_FILENAME
+    assert f.attrs["source_name"] == convert.KERAS_FILES["vgg19"].filename
     assert f.attrs["source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
   # Features from the converted file vs a NumPy forward over the *source* arrays.
   with h5py.File(src) as f:
@@ -214,7 +215,8 @@ def http_server(tmp_path):
 
 def test_download_checks_md5_and_converts(http_server, narrow_weights, tmp_path):
   root, base = http_server
-  src = write_keras_h5(root / convert.KERAS_FILENAME, narrow_weights.params)
+  src = write_keras_h5(root / convert.KERAS_FILES["vgg19"].filename,
+                       narrow_weights.params)
   md5 = hashlib.md5(src.read_bytes()).hexdigest()
   dest = tmp_path / "weights" / "vgg19.h5"
   with pytest.raises(jaxstyle.WeightsError, match=f"has md5 {md5}, expected 0000"):
@@ -228,10 +230,13 @@ def test_download_checks_md5_and_converts(http_server, narrow_weights, tmp_path)
 
 
 def test_published_constants():
-  assert convert.KERAS_MD5 == "253f8cb515780f3b799900260a226db6"
-  assert convert.KERAS_URL.endswith("vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
-  assert vgg.TORCHVISION_FEATURE_INDICES == (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
-  assert vgg.torchvision_feature_indices("vgg16") == (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+  assert convert.KERAS_FILES["vgg19"].md5 == "253f8cb515780f3b799900260a226db6"
+  assert convert.KERAS_FILES["vgg19"].url.endswith(
+      "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
+  assert vgg.torchvision_feature_indices("vgg19") == (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25,
+                                                     28, 30, 32, 34)
+  assert vgg.torchvision_feature_indices("vgg16") == (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26,
+                                                     28)
   assert convert.KERAS_FILES["vgg16"].md5 == "6d6bbae143d832006294945121d1f1fc"
   assert convert.KERAS_FILES["vgg16"].url.endswith(
       "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -256,7 +261,7 @@ def keras_vgg19(tmp_path_factory):
   with jax.numpy_rank_promotion("allow"):  # Keras's own ops broadcast biases by rank.
     model = keras.applications.VGG19(weights=None, include_top=False,
                                      input_shape=(None, None, 3))
-  path = tmp_path_factory.mktemp("keras") / convert.KERAS_FILENAME
+  path = tmp_path_factory.mktemp("keras") / convert.KERAS_FILES["vgg19"].filename
   with h5py.File(path, "w") as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, model)
   return model, path

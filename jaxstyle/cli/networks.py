@@ -99,7 +99,8 @@ def train_adain(args) -> int:
 
 
 def models_convert_arguments(parser, base) -> None:
-  parser.add_argument("src", metavar="SRC.pth", help="a fast_neural_style TransformerNet state dict")
+  parser.add_argument("src", metavar="SRC.pth",
+                      help="a fast_neural_style TransformerNet state dict")
   parser.add_argument("dst", metavar="MODEL_DIR", help="the model directory to write")
   parser.add_argument("--label", default=None, help="the style's name (default: the file's stem)")
 

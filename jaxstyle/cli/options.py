@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import re
 import typing
+from pathlib import Path
 
 from jaxstyle.config import StyleConfig, unwrap_optional
 
@@ -225,10 +226,8 @@ def given(parser: argparse.ArgumentParser, args) -> frozenset[str]:
                    if a.option_strings and getattr(args, a.dest, a.default) != a.default)
 
 
-def output_dir(path) -> "Path":
+def output_dir(path) -> Path:
   """``path`` as an output directory to be: refused (one line) if it is a file."""
-  from pathlib import Path
-
   from jaxstyle.errors import JaxstyleError
   outdir = Path(path)
   if outdir.exists() and not outdir.is_dir():
