@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jaxstyle
+from jaxstyle import cache
 
 # Tiny shapes make silent broadcasting bugs easy to miss; make them errors.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -19,14 +20,21 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # before the backend starts; subprocesses inherit it, except where a test gives its own.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_backend_optimization_level=0").strip()
-# The CLI's persistent compilation cache goes to a directory of this session's
-# own (not ~/.cache), shared by the CLI runs in this process and in the
-# subprocesses the tests start: each program a test session needs compiles
-# once. tests/test_cache.py gives its runs their own directory.
-_CACHE = tempfile.TemporaryDirectory(prefix="jaxstyle-test-xla-")
-os.environ["JAXSTYLE_CACHE_DIR"] = _CACHE.name
-# The convolution choices measured (jaxstyle.conv) likewise: this session's own.
-os.environ["JAXSTYLE_CONV_CACHE_DIR"] = os.path.join(_CACHE.name, "convs")
+# XLA's persistent compilation cache, for this process and every CLI run the tests start
+# (they inherit the variable): outside the clone, kept between sessions, so a second run of
+# the suite loads most programs instead of compiling them (tests/README.md: cold and warm
+# times). $JAXSTYLE_TEST_CACHE_DIR moves it; set empty, a session starts cold in a
+# directory of its own. A cached program computes what a compiled one does (test_cache.py),
+# so no test depends on the cache being warm, and JAX keys entries by program, flags
+# (the optimisation level above), versions and device. tests/test_cache.py gives its runs
+# their own directory.
+_SESSION = tempfile.TemporaryDirectory(prefix="jaxstyle-test-")
+_XLA_CACHE = os.environ.get("JAXSTYLE_TEST_CACHE_DIR", os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxstyle", "tests-xla"))
+os.environ["JAXSTYLE_CACHE_DIR"] = _XLA_CACHE or os.path.join(_SESSION.name, "xla")
+cache.enable()
+# The convolution choices measured (jaxstyle.conv) are timings: each session its own.
+os.environ["JAXSTYLE_CONV_CACHE_DIR"] = os.path.join(_SESSION.name, "convs")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"

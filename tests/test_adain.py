@@ -67,6 +67,7 @@ def _numpy_adain(params, flat_decoder, photo, styles, mix, alpha):
   return x
 
 
+@pytest.mark.slow
 def test_adain_forward_matches_a_numpy_transcription(encoder):
   net = AdaINNet(AdaINSpec(NARROW), encoder.params, rngs=nnx.Rngs(3))
   flat = {k.removeprefix("decoder."): v for k, v in models.flat_params(net).items()
@@ -99,6 +100,7 @@ TRAIN = ["--weights", "random:0:0.125", "--steps", "4", "--batch", "2", "--crop"
          "--lr", "0.002", "--checkpoint-every", "0", "--sample-every", "2", "--quiet"]
 
 
+@pytest.mark.slow
 def test_adain_trains_on_two_folders_and_applies_with_any_style(tmp_path, encoder, capsys):
   from PIL import Image
 

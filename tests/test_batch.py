@@ -27,6 +27,7 @@ def _assert_same_run(batched, single):
   assert np.abs(batched.image.astype(int) - single.image.astype(int)).max() <= 2
 
 
+@pytest.mark.slow
 def test_members_equal_single_runs(narrow_weights):
   batch = jaxstyle.stylize_batch(CONTENT, STYLES, CONFIGS, weights=narrow_weights)
   assert len(batch) == 3
@@ -36,6 +37,7 @@ def test_members_equal_single_runs(narrow_weights):
   assert not np.array_equal(batch[0].image, batch[1].image)
 
 
+@pytest.mark.slow
 def test_max_members_splits_into_programs_of_one_shape(narrow_weights):
   whole = jaxstyle.stylize_batch(CONTENT, STYLES, CONFIGS, weights=narrow_weights)
   transfer.run_chunks.clear_cache()  # Count the split run's programs only.
@@ -140,6 +142,7 @@ SHARDED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.subprocess
 def test_members_are_sharded_over_devices():
   root = str(Path(__file__).resolve().parents[1])
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",

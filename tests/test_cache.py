@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from jaxstyle import cache
 from tests.conftest import smooth_image
 
@@ -18,6 +20,7 @@ def test_cache_dir_lookup(monkeypatch, tmp_path):
   assert cache.default_dir() == tmp_path / "xdg" / "jaxstyle" / "xla"
 
 
+@pytest.mark.subprocess
 def test_a_second_cli_run_loads_the_compiled_programs(tmp_path):
   from PIL import Image
   content, style = tmp_path / "c.png", tmp_path / "s.png"

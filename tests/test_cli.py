@@ -71,6 +71,7 @@ def test_weights_info_names_vgg16(tmp_path, capsys):
   assert "block5_conv3  kernel (3, 3, 16, 16)" in out and "block5_conv4" not in out
 
 
+@pytest.mark.slow
 def test_demo_writes_result_comparison_and_plot(tmp_path, monkeypatch, capsys):
   monkeypatch.setenv("JAXSTYLE_IMAGES", str(tmp_path / "no-images-here"))
   out = tmp_path / "demo"
@@ -118,6 +119,7 @@ def _main(*args):
     return e.code
 
 
+@pytest.mark.subprocess
 def test_bad_inputs_exit_2_with_one_line(image_files, bad_inputs, tmp_path, capsys):
   content, style = map(str, image_files)
   out = str(tmp_path / "out.png")
@@ -152,6 +154,7 @@ def test_missing_weights_say_how_to_get_them(image_files, tmp_path, monkeypatch,
   assert "--weights random" in err
 
 
+@pytest.mark.subprocess
 def test_offline_download_exits_2_quickly(tmp_path):
   proc = run_cli("weights", "download", "--dest", str(tmp_path / "w" / "vgg19.h5"),
                  "--url", "http://127.0.0.1:9/vgg19.h5", "--timeout", "3")
@@ -170,6 +173,7 @@ def test_non_finite_loss_saves_last_finite_image_and_exits_1(image_files, tmp_pa
   assert (tmp_path / "out.last-finite.png").exists() and not out.exists()
 
 
+@pytest.mark.slow
 def test_batch_runs_the_product_of_lists(image_files, tmp_path, capsys):
   content, style = image_files
   other = tmp_path / "other.png"
@@ -362,6 +366,7 @@ def test_sweep_max_members_splits_each_program(tmp_path, program_sizes):
   assert {r["members_in_program"] for r in records} == {2}
 
 
+@pytest.mark.slow
 def test_demo_uses_the_sample_images(shared_images, tmp_path, monkeypatch, capsys):
   monkeypatch.delenv("JAXSTYLE_IMAGES", raising=False)
   out = tmp_path / "demo"
@@ -473,6 +478,7 @@ def test_every_argument_of_every_command_says_what_it_is():
   assert not missing, missing
 
 
+@pytest.mark.subprocess
 def test_version_classic_option_names_and_a_closed_pipe(capsys):
   with pytest.raises(SystemExit) as e:
     cli.main(["--version"])
@@ -491,6 +497,7 @@ def test_version_classic_option_names_and_a_closed_pipe(capsys):
   assert proc.wait() == cli.EXIT_BROKEN_PIPE and err == "", err
 
 
+@pytest.mark.slow
 def test_a_run_whose_loss_rose_says_so_and_names_the_fix(image_files, tmp_path, capsys):
   content, style = image_files
   # Adam with a huge step; the PyTorch tutorial's unit L-BFGS steps without a linesearch

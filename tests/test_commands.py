@@ -90,6 +90,7 @@ def photos(tmp_path_factory):
   return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(presets.PRESETS))
 def test_every_preset_trains(name, photos, tmp_path, capsys):
   out = tmp_path / "model"

@@ -51,6 +51,7 @@ def test_gray_and_style_statistics_inits():
   np.testing.assert_allclose(x0.std(0), style.reshape(-1, 3).std(0), rtol=0.05)
 
 
+@pytest.mark.slow
 def test_luminance_transfer_keeps_the_content_chroma(narrow_weights):
   config = jaxstyle.StyleConfig(size=48, iters=10, preserve_colors="luminance",
                                 style_weight=1e6)
@@ -114,6 +115,7 @@ def test_multiscale_settings_are_checked():
   assert jaxstyle.StyleConfig(size=512, scales=3, scale_factor=2 ** 0.5).scale_sizes == (256, 362, 512)
 
 
+@pytest.mark.slow
 def test_iterate_averaging_outputs_the_bias_corrected_average(narrow_weights):
   config = jaxstyle.StyleConfig(size=32, optimizer="adam", lr=20.0)
   x1 = jaxstyle.stylize(CONTENT, STYLE, config.replace(iters=1), weights=narrow_weights).image
@@ -145,6 +147,7 @@ def _w2_reference(F_HxWxC, S_HxWxC):
   return np.sum((m1 - m2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * np.trace(cross)
 
 
+@pytest.mark.slow
 def test_w2_style_loss_matches_scipy_and_its_gradient_is_right():
   from jaxstyle import losses
   rng = np.random.default_rng(0)
@@ -164,6 +167,7 @@ def test_w2_style_loss_matches_scipy_and_its_gradient_is_right():
                                rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_w2_stylization_reduces_the_w2_distance(narrow_weights):
   config = jaxstyle.StyleConfig(size=40, iters=20, style_loss="w2", content_weight=0.0,
                                 style_layers=("relu1_1", "relu2_1"), tv_weight=0.0)
@@ -196,6 +200,7 @@ def _image_grad(params, config, x, **target_kwargs):
                                                                   spec)[0]))(x))
 
 
+@pytest.mark.slow
 def test_normalized_gradients_make_each_layer_push_with_its_weight(narrow_weights):
   from jaxstyle import losses
   F, P = np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype(np.float32)
@@ -275,6 +280,7 @@ def test_masks_from_the_cli(image_files, tmp_path):
                    "--style-masks", str(left), str(right)]) == 2  # Two masks, one style.
 
 
+@pytest.mark.slow
 def test_lbfgs_restart_forgets_the_history(narrow_weights):
   config = jaxstyle.StyleConfig(size=32, iters=8)
   spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")
@@ -300,6 +306,7 @@ def test_lbfgs_restart_forgets_the_history(narrow_weights):
   assert not np.allclose(never.image, every3.image)
 
 
+@pytest.mark.slow
 def test_fixed_step_lbfgs_takes_one_evaluation_per_iteration(narrow_weights):
   # A well-scaled objective: Torch's fixed step has no linesearch to catch an overshoot,
   # and on the default weights at 32 px its second step overshoots 1e16-fold (as torch's).
@@ -313,6 +320,7 @@ def test_fixed_step_lbfgs_takes_one_evaluation_per_iteration(narrow_weights):
   assert zoom.evaluations > 7  # The linesearch's first steps take several.
 
 
+@pytest.mark.slow
 def test_bfloat16_changes_precision_not_the_objective(narrow_weights):
   x = jnp.asarray(np.random.default_rng(1).uniform(0, 255, (40, 48, 3)), jnp.float32)
   config = jaxstyle.StyleConfig(size=48)
@@ -333,6 +341,7 @@ def test_bfloat16_changes_precision_not_the_objective(narrow_weights):
   assert result.history["total"][-1] < 0.7 * result.initial["total"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("linesearch", ["zoom", "none"])
 def test_pixel_range_changes_the_optimisers_units_not_the_objective(linesearch, narrow_weights):
   """With --pixel-range 1 the optimiser works on x/255, but the carry's value and gradient

@@ -37,6 +37,7 @@ def _relative(got, want):
   return float(jnp.abs(got - want).max() / jnp.abs(want).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", conv.ALGORITHMS)
 def test_every_algorithm_equals_lax_in_float64_values_and_gradients(algorithm):
   rng = np.random.default_rng(0)
@@ -165,6 +166,7 @@ def test_margin_keeps_direct_on_a_near_tie():
   assert conv.fastest({"direct": 1.0, "s2d": 1.2}) == "direct"
 
 
+@pytest.mark.slow
 def test_every_plan_gives_the_same_network_output_to_float_rounding():
   net = _johnson()
   x = jax.random.uniform(jax.random.key(1), (2, 20, 24, 3), maxval=255.0)
@@ -261,6 +263,7 @@ def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypat
   assert "--size: expected a multiple of 8" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pad", [1, 2, 4])
 def test_reflection_padding_gradient_is_its_adjoint_by_numpy(pad):
   # <reflect(x), g> = <x, reflect^T(g)>: the transpose built index by index from NumPy's padding

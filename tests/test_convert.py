@@ -267,6 +267,7 @@ def keras_vgg19(tmp_path_factory):
   return model, path
 
 
+@pytest.mark.slow
 def test_keras3_file_converts_to_features_equal_to_keras_forward(keras_vgg19, tmp_path):
   import jax
   import keras

@@ -29,6 +29,7 @@ def reserved_port():
     yield s.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_two_processes_split_a_sweep_and_match_one(sweep_file, tmp_path,  # noqa: F811
                                                    reserved_port):
   rundir = tmp_path / "two"
@@ -54,6 +55,7 @@ def test_two_processes_split_a_sweep_and_match_one(sweep_file, tmp_path,  # noqa
                                rtol=1e-5)
 
 
+@pytest.mark.subprocess
 def test_two_processes_train_one_network_as_one_process_does(training, tmp_path,
                                                              reserved_port):
   from jaxstyle.nets import models

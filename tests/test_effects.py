@@ -90,6 +90,7 @@ def _assert_terms(got, want, weights=(1.0, 1e4, 1e2)):
   np.testing.assert_allclose(got["total"], total, rtol=2e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_objective_controls_change_the_objective_as_documented(name, files, narrow_weights):
   changes, reference, styles = CASES[name]
@@ -188,6 +189,7 @@ def _gradient_at(x, config, weights):
       weights.params, targets, y, loss_weights, spec)[0]))(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lr", [3.0, 7.0])
 def test_adam_first_step_moves_each_pixel_by_lr_against_the_gradient(lr, files, narrow_weights):
   # Adam's bias-corrected first step is lr · g / (|g| + ε): every pixel moves by lr.
@@ -200,6 +202,7 @@ def test_adam_first_step_moves_each_pixel_by_lr_against_the_gradient(lr, files, 
   np.testing.assert_array_equal(image[clear], want[clear])
 
 
+@pytest.mark.slow
 def test_lbfgs_memory_is_the_number_of_pairs_kept(narrow_weights):
   # With m pairs, iteration k uses min(k, m) of them: runs with memory 2 and
   # 20 agree for the first three iterations, then part ways. The compiled
@@ -216,6 +219,7 @@ def test_lbfgs_memory_is_the_number_of_pairs_kept(narrow_weights):
     assert state.s_memory.shape == state.y_memory.shape == (m, 8, 8, 3)
 
 
+@pytest.mark.slow
 def test_terms_are_recorded_every_n_iterations_and_at_the_last_or_not_at_all(narrow_weights):
   config = BASE.replace(size=32, iters=7, terms_every=3)
   runs = {every: jaxstyle.stylize(CONTENT, STYLE, config.replace(terms_every=every),
@@ -246,6 +250,7 @@ def _compiled_gradient(config, weights):
   return compiled.as_text().count("convolution("), np.asarray(compiled(x))
 
 
+@pytest.mark.slow
 def test_remat_recomputes_the_forward_and_keeps_the_gradient(narrow_weights):
   # Without remat the backward pass reuses the stored activations; with it,
   # the blocks' forward convolutions run again (10 of the 13 here: XLA needs
@@ -257,6 +262,7 @@ def test_remat_recomputes_the_forward_and_keeps_the_gradient(narrow_weights):
   np.testing.assert_allclose(g_remat, g_plain, rtol=1e-5, atol=1e-6 * np.abs(g_plain).max())
 
 
+@pytest.mark.slow
 def test_histogram_preservation_gives_the_output_the_contents_colours(narrow_weights):
   # A reddish photo, a bluish painting, and only style and TV in the objective:
   # the output takes its colours from the style's statistics.
@@ -275,6 +281,7 @@ def test_histogram_preservation_gives_the_output_the_contents_colours(narrow_wei
   assert np.abs(kept - red.reshape(-1, 3).mean(0)).max() < 15, kept
 
 
+@pytest.mark.slow
 def test_masks_confine_each_style_to_its_region_in_the_output(files, narrow_weights):
   red = np.full((40, 40, 3), (220, 30, 30), np.uint8)
   blue = np.full((40, 40, 3), (30, 30, 220), np.uint8)

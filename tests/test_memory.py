@@ -3,6 +3,8 @@
 The estimate against measured peaks, through the commands: test_memory_estimates.py.
 """
 
+import pytest
+
 import jaxstyle
 from jaxstyle import cli, memory
 
@@ -41,6 +43,7 @@ def test_refusal_names_the_largest_size_that_fits():
   assert memory.estimate_bytes(config, largest + 16, largest + 16) > need // 4
 
 
+@pytest.mark.slow
 def test_dry_run_predicts_and_writes_nothing(image_files, tmp_path, capsys):
   content, style = image_files
   out = tmp_path / "out.png"

@@ -102,6 +102,10 @@ def measured(inputs):
     return dict(zip(jobs, results))
 
 
+# One xdist worker takes every case (--dist loadgroup): the module fixture measures them all, and
+# a second worker would measure them all again (measured: 225 s each).
+@pytest.mark.subprocess
+@pytest.mark.xdist_group("memory_estimates")
 @pytest.mark.parametrize("command", list(CASES))
 def test_the_estimate_is_within_a_quarter_of_the_measured_peak_at_two_sizes(measured, command):
   option, values, _ = CASES[command]

@@ -115,6 +115,7 @@ def test_convert_refuses_other_state_dicts(tmp_path):
     models.convert_pth(bad, tmp_path / "m")
 
 
+@pytest.mark.slow
 def test_models_convert_info_and_apply_from_the_cli(tmp_path, capsys):
   from PIL import Image
 
@@ -165,6 +166,7 @@ def test_models_convert_info_and_apply_from_the_cli(tmp_path, capsys):
 
 # --- Training ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_training_writes_a_model_that_lowers_the_objective_on_held_out_photos(training):
   from jaxstyle import images, presets
   from jaxstyle.nets.data import crop_square
@@ -207,6 +209,7 @@ def test_training_writes_a_model_that_lowers_the_objective_on_held_out_photos(tr
   assert all(a["seconds"] < b["seconds"] for a, b in zip(lines, lines[1:]))
 
 
+@pytest.mark.slow
 def test_training_killed_then_resumed_ends_bit_identical(training, tmp_path):
   from jaxstyle import cli
   from tests.interrupt import run_killed

@@ -38,6 +38,7 @@ def test_iterates_equal_torch_lbfgs_in_float64():
   assert kept > 3 and skipped > 0
 
 
+@pytest.mark.slow
 def test_first_step_is_lr_over_the_gradients_l1_norm():
   """torch: t = lr·min(1, 1/‖g‖₁) at the first iteration (optax's fixed step uses ‖g‖₂)."""
   g = jnp.asarray([3.0, -4.0, 1.0])

@@ -103,6 +103,7 @@ def test_every_preset_has_a_transcription():
   assert set(CASES) == set(presets.PRESETS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_preset_objective_matches_its_source(name):
   config = presets.get(name).replace(size=W)
@@ -141,6 +142,7 @@ def test_sweep_preset_axis(tmp_path):
                                      presets.pytorch_tutorial().replace(size=64)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_preset_runs_from_the_cli(name, image_files, tmp_path):
   """``--preset NAME`` runs with the preset's settings (tiny: 32 px, 2 iterations)."""
@@ -180,6 +182,7 @@ def _replay_inputs(preset):
   return (runs, key, config, jaxstyle.Weights(params, convention, "vgg19_narrow_zip.pth", None))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(REPLAYS))
 def test_preset_replays_its_sources_run_in_float64(preset):
   """The preset's run is its source's: jaxstyle's solver in float64 follows torch's float64
@@ -208,6 +211,7 @@ def test_preset_replays_its_sources_run_in_float64(preset):
   np.testing.assert_allclose(losses, runs[f"{key}_float64"], rtol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(REPLAYS))
 def test_preset_run_follows_its_source_as_closely_as_torchs_own_float32(preset):
   """``stylize`` with the preset (float32) against torch's float64 run of the source, while

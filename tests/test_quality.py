@@ -40,6 +40,7 @@ def test_content_kept_is_the_edge_correlation_scipy_computes():
     quality.content_kept(photo[:20], photo)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threshold, warnings", [(1.01, 1), (-1.01, 0)])
 def test_training_reports_content_kept_and_warns_once_when_it_is_low(
     training, tmp_path, capsys, monkeypatch, threshold, warnings):

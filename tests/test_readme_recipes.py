@@ -31,6 +31,7 @@ def _output(argv: list[str], value: str) -> list[str]:
   return argv[:i + 1] + [value] + argv[i + 2:]
 
 
+@pytest.mark.slow
 def test_the_readme_offline_training_recipe_trains_and_applies(shared_images, tmp_path,
                                                                monkeypatch, capsys):
   monkeypatch.chdir(ROOT)  # Its paths are relative to the project, as a reader runs them.
@@ -46,6 +47,7 @@ def test_the_readme_offline_training_recipe_trains_and_applies(shared_images, tm
   assert "trained on RANDOM VGG features" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_feed_forward_demo_writes_a_photo_it_never_saw(shared_images, tmp_path, capsys):
   assert readme_command("jaxstyle demo --feed-forward") == ["jaxstyle", "demo", "--feed-forward"]
   out = tmp_path / "demo"

@@ -35,6 +35,7 @@ def uninterrupted(inputs, tmp_path_factory):
   return out.read_bytes()
 
 
+@pytest.mark.subprocess
 def test_sigkill_then_resume_is_bit_identical(inputs, uninterrupted, tmp_path):
   out = tmp_path / "out.png"
   # Killed right after its second checkpoint (iteration 20 of 40), in a real process.
@@ -50,6 +51,7 @@ def test_sigkill_then_resume_is_bit_identical(inputs, uninterrupted, tmp_path):
   assert not (tmp_path / "out.ckpt.npz").exists()  # Removed once the run is done.
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_writes_image_and_checkpoint_and_exits_130(inputs, uninterrupted, tmp_path,
                                                           monkeypatch, capsys):
   out = tmp_path / "out.png"
@@ -65,6 +67,7 @@ def test_ctrl_c_writes_image_and_checkpoint_and_exits_130(inputs, uninterrupted,
   assert out.read_bytes() == uninterrupted
 
 
+@pytest.mark.subprocess
 def test_a_second_ctrl_c_stops_at_once(inputs, tmp_path, monkeypatch, capsys):
   out = tmp_path / "out.png"
   interrupt.hook(monkeypatch.setattr, "checkpoint", 1, ["INT", "INT"])
@@ -99,6 +102,7 @@ def test_resume_refuses_a_missing_or_mismatched_checkpoint(inputs, tmp_path, cap
     jaxstyle.stylize(content, style, config, checkpoint=tmp_path / "out.ckpt.npz", resume=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale_iters", [(8, 0), (6, 6)])
 def test_multiscale_resumes_in_the_scale_it_stopped(scale_iters, tmp_path, narrow_weights):
   content, style = smooth_image(64, 80, seed=1), smooth_image(56, 40, seed=2)

@@ -99,6 +99,7 @@ def test_sweep_command_writes_records_sheet_and_curves(sweep_file, tmp_path, cap
   assert "4 records" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_failing_members_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
   # Member 1 has no style image yet; member 2 diverges (Adam with an absurd step);
   # member 3 runs out of memory (simulated: XLA's error, raised for lr 2).
@@ -162,6 +163,7 @@ lr = [1.0, 1.0, 1e37, 2.0]
   assert red.mean() > 0.75, red.mean()
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
   # tv_beta shapes the program: one program per member, so records arrive one by one.
   path = write_sweep(tmp_path, 'content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\n'
@@ -178,6 +180,7 @@ def test_a_sweep_killed_half_way_finishes_on_rerun(tmp_path):
   assert all(r["status"] == "ok" for r in records)
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_between_sub_batches_keeps_the_finished_one(tmp_path):
   # Three members of one program, run two at a time: sub-batches {0, 1} and {2 (+ a pad)}.
   path = write_sweep(tmp_path, 'content = "photo.png"\nstyle = "a.png"\n[base]\nsize = 32\n'

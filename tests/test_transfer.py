@@ -42,6 +42,7 @@ def test_objective_matches_numpy_reference(narrow_weights):
   np.testing.assert_allclose(total, 2 * want_content + 300 * want_style + 0.5 * want_tv, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_objective_gradient_matches_finite_differences(narrow_weights):
   config = jaxstyle.StyleConfig(size=20, tv_beta=2.5)
   with jax.enable_x64(True):
@@ -79,6 +80,7 @@ def test_adam_lowers_the_objective(narrow_weights):
   assert result.history["total"][-1] < result.initial["total"] / 3
 
 
+@pytest.mark.slow
 def test_chunks_compile_once_whatever_their_length(narrow_weights):
   config = jaxstyle.StyleConfig(size=32, iters=9, style_layers=("relu2_1",), pooling="avg")
   transfer.run_chunks.clear_cache()  # Count this test's programs only, whatever ran before.
@@ -94,6 +96,7 @@ def test_chunks_compile_once_whatever_their_length(narrow_weights):
   assert transfer.run_chunks._cache_size() == 2
 
 
+@pytest.mark.slow
 def test_same_seed_same_image_other_seed_other_image(narrow_weights):
   config = jaxstyle.StyleConfig(size=32, iters=5, init="noise")
   a = jaxstyle.stylize(CONTENT, STYLE, config, weights=narrow_weights)
@@ -127,6 +130,7 @@ def test_init_from_file_and_bad_arrays(narrow_weights, tmp_path):
     image_io.as_rgb(CONTENT[..., 0], 48, what="content")
 
 
+@pytest.mark.slow
 def test_real_photo_and_painting(narrow_weights, shared_images):
   content, style = shared_images
   photo = jaxstyle.load_image(content)

@@ -91,6 +91,7 @@ def test_preprocess_conventions_match_their_definitions():
     jaxstyle.preprocess(rgb, "tf")
 
 
+@pytest.mark.slow
 def test_random_vgg_is_he_initialised():
   params = jaxstyle.random_vgg(key=jax.random.key(0))
   for name, shapes in vgg.expected_shapes(1.0).items():

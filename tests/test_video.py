@@ -113,6 +113,7 @@ def test_temporal_term_and_its_gradient_against_numpy(narrow_weights):
                      weights=narrow_weights)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_the_temporal_weight_reaches_a_real_runs_objective_in_the_amount_the_loss_predicts(
     narrow_weights, optimizer):
@@ -143,6 +144,7 @@ def test_the_temporal_weight_reaches_a_real_runs_objective_in_the_amount_the_los
   assert distance[1e6] < 0.5 * distance[0.0], distance
 
 
+@pytest.mark.slow
 def test_the_temporal_term_is_zero_on_a_static_clip(tmp_path):
   # Every frame the same: the flow is 0, the previous stylized frame is its own warp, so the
   # term starts at exactly 0 on every frame after the first (and frame 0's c is 0).
@@ -190,6 +192,7 @@ def _frames(folder):
   return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame_*.png"))]
 
 
+@pytest.mark.slow
 def test_temporal_consistency_lowers_the_warping_error(clip, capsys):
   root, _, runs = clip
   inputs = [np.asarray(Image.open(root / "in" / f"{t + 1}.png")) for t in range(6)]
@@ -207,6 +210,7 @@ def test_temporal_consistency_lowers_the_warping_error(clip, capsys):
   assert f"{errors['temporal']:.6g} (on the PNG frames in {runs['temporal']})" in out
 
 
+@pytest.mark.subprocess
 def test_a_killed_clip_resumes_at_the_first_missing_frame_and_equals_an_unbroken_run(
     clip, tmp_path, capsys):
   root, style, runs = clip
@@ -222,6 +226,7 @@ def test_a_killed_clip_resumes_at_the_first_missing_frame_and_equals_an_unbroken
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_leaves_a_playable_partial_clip_and_a_rerun_finishes_it(clip, tmp_path, capsys,
                                                                      monkeypatch):
   root, style, runs = clip
@@ -239,6 +244,7 @@ def test_ctrl_c_leaves_a_playable_partial_clip_and_a_rerun_finishes_it(clip, tmp
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.subprocess
 def test_video_files_in_and_out_with_audio_and_a_network(clip, tmp_path, capsys):
   from jaxstyle.nets import models
   from jaxstyle.nets.apply import Stylizer
@@ -269,6 +275,7 @@ def test_video_files_in_and_out_with_audio_and_a_network(clip, tmp_path, capsys)
   assert len(vio.read_clip(tmp_path / "out.gif").frames) == 2
 
 
+@pytest.mark.subprocess
 def test_bad_clips_are_one_line_and_exit_2(clip, tmp_path, capsys):
   root, style, _ = clip
   bad = tmp_path / "bad.mp4"
@@ -304,6 +311,7 @@ def _ffmpeg():
   return __import__("imageio_ffmpeg").get_ffmpeg_exe()
 
 
+@pytest.mark.subprocess
 def test_video_and_video_metrics_score_the_same_frames_of_an_mp4(clip, tmp_path, capsys):
   # Made with --frames and --every, written as an mp4: video scores the decoded frames a
   # viewer sees (not the PNGs it encoded), and video-metrics with the same selection agrees.
@@ -335,6 +343,7 @@ def test_video_and_video_metrics_score_the_same_frames_of_an_mp4(clip, tmp_path,
   assert cli.main(["video-metrics", str(tmp_path / "nope.mp4"), str(src)]) == 2
 
 
+@pytest.mark.subprocess
 def test_frames_and_every_on_odd_variable_rate_and_rotated_mp4s(tmp_path):
   # Seven numbered frames (an odd count), each with its index in the red channel and a white
   # marker at the top left, encoded three ways by the ffmpeg imageio-ffmpeg ships.

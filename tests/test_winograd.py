@@ -15,6 +15,7 @@ def _direct(x, k):
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tile", winograd.TILES)
 @pytest.mark.parametrize("hw", [(12, 8), (7, 9), (1, 1), (5, 2)])
 def test_conv_matches_numpy_reference_in_float64(tile, hw):
@@ -29,6 +30,7 @@ def test_conv_matches_numpy_reference_in_float64(tile, hw):
     np.testing.assert_allclose(got[n], want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tile, tolerance", [(2, 2e-6), (4, 2e-5)])
 def test_float32_rounding_is_as_documented(tile, tolerance):
   rng = np.random.default_rng(0)
@@ -49,6 +51,7 @@ def test_bad_tile_and_mismatched_kernel_are_explained():
     winograd.conv3x3(jnp.zeros((1, 4, 4, 5)), winograd.transform_kernel(k, 2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tile", winograd.TILES)
 def test_image_gradient_equals_the_direct_convolutions(tile, monkeypatch):
   """The custom rule's image gradient (Winograd of the transposed kernel) equals autodiff
@@ -93,6 +96,7 @@ def test_prepare_picks_the_deep_layers():
   assert prepared["block4_conv1"]["winograd_t"].shape == (4, 4, 512, 256)
 
 
+@pytest.mark.slow
 def test_prepared_features_match_numpy_reference(narrow_weights):
   x = np.random.default_rng(0).normal(scale=50, size=(1, 35, 42, 3)).astype(np.float32)
   params = vgg.prepare_convs(narrow_weights.params, min_channel_product=0)
@@ -107,6 +111,7 @@ def test_prepared_features_match_numpy_reference(narrow_weights):
                                atol=2e-4 * np.abs(want[reference_name]).max())
 
 
+@pytest.mark.slow
 def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights, monkeypatch):
   """prepare_weights does a run's preparation once: run_params hands its params back as
   they are, and runs given them equal runs given the raw weights bit for bit, by Winograd
@@ -138,6 +143,7 @@ def test_auto_is_winograd_on_cpu_only():
     vgg.resolve_conv("fft")
 
 
+@pytest.mark.slow
 def test_winograd_run_matches_direct_and_compiles_once(narrow_weights, monkeypatch):
   """A whole run by Winograd (every layer, narrow network) follows the direct run's losses."""
   monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNEL_PRODUCT", 0)
