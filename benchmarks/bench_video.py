@@ -73,14 +73,14 @@ def main(argv=None) -> None:
       source = video.read_clip(clip, size=args.size)
       prev_time = time.perf_counter()
       flow_total = 0.0
+      method = video.ByOptimisation(style, config, weights)
       for t in range(args.frames):  # The driver's own per-frame steps, timed one by one.
         tick = time.perf_counter()
-        init, temporal = video._temporal_inputs(source, out, t, config)
+        previous = video.previous_frame(source, out, t) if t and method.temporal else None
         flow_total += (time.perf_counter() - tick) if t else 0.0
-        result = video.stylize_frame(source.frames[t], style, config, init=init,
-                                     temporal=temporal, weights=weights)
+        ((image, _),) = method.stylize(source.frames[t][None], previous)
         out.mkdir(exist_ok=True)
-        vio.write_frame(out, t, result.image)
+        vio.write_frame(out, t, image)
         now = time.perf_counter()
         stamps.append(now - prev_time)
         prev_time = now

@@ -376,3 +376,53 @@ def test_frames_and_every_on_odd_variable_rate_and_rotated_mp4s(tmp_path):
   assert upright.shape == (40, 24, 3)  # Displayed as portrait, as a player shows it.
   ys, xs = np.nonzero(upright[..., 1] > 128)  # The marker: turned 90 degrees counterclockwise.
   assert (ys.min(), ys.max(), xs.min(), xs.max()) == (30, 37, 2, 5)
+
+
+def test_any_frame_stylizer_is_driven_with_the_previous_output_and_flow_or_in_batches(tmp_path):
+  # Two toy methods through the driver, as a third method would be: a temporal one sees frame
+  # t−1's output as written and the flows between the input frames t and t−1 (checked against
+  # the pan's true motion), one frame per call; a batched one gets frames in threes, no flow.
+  frames = pan(5, 32, 40, seed=4)
+  (tmp_path / "in").mkdir()
+  for t, frame in enumerate(frames):
+    Image.fromarray(frame).save(tmp_path / "in" / f"{t}.png")
+  calls = []
+
+  class Temporal:
+    temporal, batch = True, 3  # batch is ignored for a temporal method: one frame per call.
+
+    def stylize(self, frames_BxHxWx3, previous):
+      calls.append(("temporal", len(frames_BxHxWx3), previous))
+      # Frame t's output is frame t−1's output plus 10 (so a stale or missing previous shows).
+      base = np.zeros_like(frames_BxHxWx3[0]) if previous is None else previous.output_HxWx3
+      return [(base + 10, {"toy": "temporal"})]
+
+  class Batched:
+    temporal, batch = False, 3
+
+    def stylize(self, frames_BxHxWx3, previous):
+      calls.append(("batched", len(frames_BxHxWx3), previous))
+      return [(255 - f, {"toy": "batched"}) for f in frames_BxHxWx3]
+
+  for method in (Temporal(), Batched()):
+    out = tmp_path / type(method).__name__
+    video.stylize_video(tmp_path / "in", out, config=jaxstyle.StyleConfig(), method=method)
+    written = _frames(out)
+    assert len(written) == 5
+    if method.temporal:
+      assert [c[1] for c in calls] == [1] * 5 and calls[0][2] is None
+      for t, (_, _, previous) in enumerate(calls[1:], start=1):
+        np.testing.assert_array_equal(previous.output_HxWx3, written[t - 1])
+        inside = (slice(4, -4), slice(4, -4))
+        np.testing.assert_allclose(np.median(previous.backward_HxWx2[inside].reshape(-1, 2), 0),
+                                   STEP, atol=0.3)
+        np.testing.assert_allclose(np.median(previous.forward_HxWx2[inside].reshape(-1, 2), 0),
+                                   np.negative(STEP), atol=0.3)
+      assert [int(w[0, 0, 0]) for w in written] == [10, 20, 30, 40, 50]
+    else:
+      assert [(c[1], c[2]) for c in calls] == [(3, None), (2, None)]
+      for got, frame in zip(written, frames, strict=True):
+        np.testing.assert_array_equal(got, 255 - frame)
+    record = json.loads(Image.open(out / "frame_000004.png").text["jaxstyle"])
+    assert record["toy"] == type(method).__name__.lower() and record["frame"] == 4
+    calls.clear()

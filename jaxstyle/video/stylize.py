@@ -11,17 +11,26 @@ temporal target of weight c = 0, so its objective has the same structure).
 
 Feed-forward: frames go through the network in batches.
 
+The two are implementations of one small interface, :class:`FrameStylizer`
+(:class:`ByOptimisation`, :class:`ByNetwork`): stylize frames, given the previous
+output and the flow (:class:`Previous`) where the method builds on them. The
+driver, :func:`stylize_video`, owns the clip, resuming, the frames' records and
+the warping error; a new method is one class.
+
 Frames are written as they finish (``frame_000000.png`` ..., each with its
 provenance); a rerun resumes at the first missing frame from the stylized
 frame before it, on disk, so a resumed clip equals an uninterrupted one.
-Ctrl-C encodes the frames done so far (a playable partial clip) and stops.
+Ctrl-C finishes the frames in hand, encodes the frames done so far (a playable
+partial clip) and stops; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import numpy as np
@@ -30,6 +39,7 @@ from jaxstyle import images, provenance
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, Interrupted
 from jaxstyle.files import sha256_file
+from jaxstyle.interrupts import ctrl_c_flag
 from jaxstyle.objective import Temporal, prepare_weights
 from jaxstyle.progress import bar as progress_bar
 from jaxstyle.video import flow as flows
@@ -49,26 +59,109 @@ def _frame_text(record: dict) -> dict:
   return {provenance.PNG_KEY: json.dumps(record, sort_keys=True)}
 
 
+class Previous(NamedTuple):
+  """What frame t builds on: frame t−1 as stylized (read back from disk, so a resumed clip
+  equals an uninterrupted one) and the optical flow between the input frames t and t−1
+  (backward: t → t−1, forward: t−1 → t; :func:`jaxstyle.video.flow.optical_flow`)."""
+
+  output_HxWx3: np.ndarray
+  backward_HxWx2: np.ndarray
+  forward_HxWx2: np.ndarray
+
+
+class FrameStylizer(Protocol):
+  """One way of stylizing a clip's frames; :func:`stylize_video` drives any of them.
+
+  ``temporal``: frame t builds on frame t−1's output and the flow. The driver then passes
+  one frame per call with its :class:`Previous` (None for the first frame stylized);
+  otherwise up to ``batch`` frames at once and no previous, and computes no flow.
+  ``stylize`` returns each frame stylized, with what its PNG records beyond the clip's
+  record (the input, the frame index, versions).
+  """
+
+  temporal: bool
+  batch: int
+
+  def stylize(self, frames_BxHxWx3: np.ndarray,
+              previous: Previous | None) -> list[tuple[np.ndarray, dict]]: ...
+
+
+@dataclass
+class ByNetwork:
+  """A trained network (:func:`jaxstyle.nets.apply.stylizer_for`), ``batch`` frames per
+  forward pass; each frame on its own."""
+
+  stylizer: Any
+  model_record: dict | None = None
+  batch: int = 4
+  temporal: bool = False
+
+  def stylize(self, frames_BxHxWx3, previous=None):
+    return [(rgb, {"model": self.model_record, "convolutions": self.stylizer.conv_record()})
+            for rgb in self.stylizer(frames_BxHxWx3)]
+
+
+@dataclass
+class ByOptimisation:
+  """Pixel optimisation with ``config``; with a temporal weight, Ruder et al.'s: frame t starts
+  from frame t−1's output warped by the flow, and the temporal term holds it there where the
+  flow is reliable. ``weights``: resolved VGG weights, prepared once for the clip."""
+
+  style: Any
+  config: StyleConfig
+  weights: Any
+  batch: int = 1
+
+  def __post_init__(self):
+    if self.config.scales != 1:
+      raise ConfigError("video: --scales must be 1 (each frame starts from the previous one)")
+    self.weights = prepare_weights(self.weights, self.config)
+    self.style_ref = ({"path": str(self.style), "sha256": sha256_file(self.style)}
+                      if isinstance(self.style, (str, Path)) else None)
+
+  @property
+  def temporal(self) -> bool:
+    return bool(self.config.temporal_weight)
+
+  def stylize(self, frames_BxHxWx3, previous=None):
+    (frame,) = frames_BxHxWx3
+    init, temporal = temporal_inputs(frame, previous, self.config)
+    result = stylize_frame(frame, self.style, self.config, init=init, temporal=temporal,
+                           weights=self.weights)
+    final = ({k: float(v[-1]) for k, v in result.history.items()} if result.iterations
+             else result.initial)
+    return [(result.image, {"style": self.style_ref, "config": self.config.to_dict(),
+                            "weights": result.weights, "final_loss": final["total"],
+                            "initial": result.initial,
+                            "terms": {k: v for k, v in final.items() if k != "total"}})]
+
+
 def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, model_record=None,
-                  frames: str | None = None, every: int = 1, size: int | None = None,
-                  weights=None, batch: int = 4, progress: bool = False, log=print) -> dict:
+                  method: FrameStylizer | None = None, frames: str | None = None,
+                  every: int = 1, size: int | None = None, weights=None, batch: int = 4,
+                  progress: bool = False, log=print) -> dict:
   """Stylizes the clip ``src`` into ``out`` (a video file or a folder of frames).
 
-  Either ``style`` (a style image: optimisation with ``config``, whose
-  ``temporal_weight`` switches Ruder's temporal term on) or ``stylizer``
-  (a trained network's :func:`jaxstyle.nets.apply.stylizer_for`, with its
-  ``model_record`` for provenance). Returns a summary: frames, seconds per
-  frame, the warping error of the output against the input.
+  One of ``style`` (a style image: optimisation with ``config``, whose
+  ``temporal_weight`` switches Ruder's temporal term on; :class:`ByOptimisation`),
+  ``stylizer`` (a trained network's :func:`jaxstyle.nets.apply.stylizer_for`, with its
+  ``model_record`` for provenance; :class:`ByNetwork`) or ``method``, any
+  :class:`FrameStylizer` (its memory is its own to check; ``size``: the frames' longest
+  side). Returns a summary: frames, seconds per frame, the warping error of the output
+  against the input.
   """
-  if (style is None) == (stylizer is None):
+  if sum(x is not None for x in (style, stylizer, method)) != 1:
     raise ConfigError("video: expected a style image (--style) or a model (--model), not both")
   probed = vio.probe(src, frames=frames, every=every)  # A bad clip: before anything else.
-  if stylizer is None and weights is None:  # Once for the clip (and its warning once).
+  if style is not None and weights is None:  # Once for the clip (and its warning once).
     from jaxstyle.weights import resolve_weights
     weights = resolve_weights(config.weights, network=config.network)
-  size = size if stylizer is not None else config.size
-  check_fits(src, probed, size=size, config=config, stylizer=stylizer, batch=batch,
-             weights=weights)
+  size = size if stylizer is not None or method is not None else config.size
+  if method is None:
+    check_fits(src, probed, size=size, config=config, stylizer=stylizer, batch=batch,
+               weights=weights)
+    method = (ByNetwork(stylizer, model_record, batch) if stylizer is not None else
+              ByOptimisation(style, config, weights))
   clip = read_clip(src, size=size, frames=frames, every=every)
   folder = frames_dir(out)
   if folder.exists() and not folder.is_dir():
@@ -82,36 +175,24 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
                     "frames": frames}, "versions": provenance.versions()}
   bar = progress_bar(count, desc="video", unit="frame", enabled=progress, initial=start)
   began, flow_seconds = time.perf_counter(), 0.0
+  step = 1 if method.temporal else method.batch  # Frame t builds on t−1: one at a time.
   try:
-    if stylizer is not None:
-      for first in range(start, count, batch):
-        group = clip.frames[first:first + batch]
-        for i, rgb in enumerate(stylizer(np.stack(group)), start=first):
-          vio.write_frame(folder, i, rgb, _frame_text(
-              base | {"frame": clip.indices[i], "model": model_record,
-                      "convolutions": stylizer.conv_record()}))
+    with ctrl_c_flag() as interrupted:  # Ctrl-C: the frames in hand are written, then stop.
+      for first in range(start, count, step):
+        if interrupted["hit"]:
+          raise KeyboardInterrupt
+        previous = None
+        if method.temporal and first > 0:
+          tick = time.perf_counter()
+          previous = previous_frame(clip, folder, first)
+          flow_seconds += time.perf_counter() - tick
+        group = np.stack(clip.frames[first:first + step])
+        for i, (rgb, record) in enumerate(method.stylize(group, previous), start=first):
+          vio.write_frame(folder, i, rgb,
+                          _frame_text(base | {"frame": clip.indices[i]} | record))
           bar.update(1)
-    else:
-      if config.scales != 1:
-        raise ConfigError("video: --scales must be 1 (each frame starts from the previous one)")
-      style_ref = ({"path": str(style), "sha256": sha256_file(style)}
-                   if isinstance(style, (str, Path)) else None)
-      weights = prepare_weights(weights, config)  # Once for the clip, not once per frame.
-      for t in range(start, count):
-        tick = time.perf_counter()
-        init, temporal = _temporal_inputs(clip, folder, t, config)
-        flow_seconds += time.perf_counter() - tick
-        result = stylize_frame(clip.frames[t], style, config, init=init, temporal=temporal,
-                               weights=weights)
-        final = ({k: float(v[-1]) for k, v in result.history.items()} if result.iterations
-                 else result.initial)
-        record = base | {"frame": clip.indices[t], "style": style_ref,
-                         "config": config.to_dict(), "weights": result.weights,
-                         "final_loss": final["total"], "initial": result.initial,
-                         "terms": {k: v for k, v in final.items() if k != "total"}}
-        vio.write_frame(folder, t, result.image, _frame_text(record))
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['final_loss']:.4g}", refresh=False)
+          if "final_loss" in record:
+            bar.set_postfix(loss=f"{record['final_loss']:.4g}", refresh=False)
   except KeyboardInterrupt:
     bar.close()
     done = first_missing(folder, count)  # What is on disk (Ctrl-C may land mid-bookkeeping).
@@ -162,19 +243,24 @@ def _viewed_frames(out) -> tuple[list, str]:
                   f"the PNG frames in {out}")
 
 
-def _temporal_inputs(clip: Clip, folder: Path, t: int, config: StyleConfig):
-  """Frame t's init and temporal target: the previous stylized frame warped to t, and c."""
+def previous_frame(clip: Clip, folder: Path, t: int) -> Previous:
+  """Frame t−1 as stylized, read from ``folder``, and the flows between input frames t and
+  t−1."""
+  frame, before = clip.frames[t], clip.frames[t - 1]
+  return Previous(images.load_image(frame_path(folder, t - 1), min_side=1),
+                  flows.optical_flow(frame, before), flows.optical_flow(before, frame))
+
+
+def temporal_inputs(frame_HxWx3, previous: Previous | None, config: StyleConfig):
+  """A frame's init image and temporal target: frame t−1's output warped to t, and c."""
   if not config.temporal_weight:
     return None, None  # Per-frame stylization: the configured init, no temporal term.
-  frame = clip.frames[t]
-  if t == 0:  # Same structure as later frames, so one program; c = 0 switches the term off.
-    return None, Temporal(np.asarray(frame, np.float32), np.zeros(frame.shape[:2], np.float32))
-  previous = images.load_image(frame_path(folder, t - 1), min_side=1)  # On disk: resumable.
-  backward = flows.optical_flow(frame, clip.frames[t - 1])
-  forward = flows.optical_flow(clip.frames[t - 1], frame)
-  warped = flows.warp(previous, backward)
+  if previous is None:  # Same structure as later frames, so one program; c = 0: no term.
+    return None, Temporal(np.asarray(frame_HxWx3, np.float32),
+                          np.zeros(frame_HxWx3.shape[:2], np.float32))
+  warped = flows.warp(previous.output_HxWx3, previous.backward_HxWx2)
   return (np.clip(np.round(warped), 0, 255).astype(np.uint8),
-          Temporal(warped, flows.reliable(backward, forward)))
+          Temporal(warped, flows.reliable(previous.backward_HxWx2, previous.forward_HxWx2)))
 
 
 def stylize_frame(frame, style, config: StyleConfig, *, init=None, temporal=None, weights=None):
