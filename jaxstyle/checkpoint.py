@@ -34,7 +34,7 @@ class Saved(NamedTuple):
   leaves: list
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
   """Where to checkpoint and how often, and what to resume from.
 
@@ -42,7 +42,7 @@ class Plan:
     path: the checkpoint file.
     every: write one every this many iterations (0: only when interrupted).
     resume: the checkpoint to continue from, or None.
-    stage: the scale being run (set by the multi-scale driver).
+    stage: the scale being run (the multi-scale driver gives each scale its own plan).
     prior: summaries of the finished scales' results, per member.
     configs: the members' configs as dicts, which a resumed run must match.
   """

@@ -9,10 +9,8 @@ checkpoints and answers Ctrl-C. Coarse-to-fine runs go scale by scale.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import math
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -26,6 +24,7 @@ from jaxstyle import color, memory, vgg
 from jaxstyle import images as image_io
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, Interrupted, NonFiniteLossError
+from jaxstyle.interrupts import ctrl_c_flag
 from jaxstyle.members import init_states, run_chunks, shard_members, shared_program
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, features,
                                 make_targets, mask_pyramid, normalised_weights, objective,
@@ -309,7 +308,7 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   weights = prepare_weights(weights, config)  # Once for all scales; a no-op if prepared.
   first_stage = 0
   if checkpoint is not None:
-    checkpoint.configs = [c.to_dict() for c in configs]
+    checkpoint = dataclasses.replace(checkpoint, configs=[c.to_dict() for c in configs])
     if checkpoint.resume is not None:  # The options now; the inputs once they are loaded.
       ckpt.check_matches(checkpoint.resume, checkpoint.path, configs=checkpoint.configs)
       first_stage = checkpoint.resume.meta["stage"]
@@ -327,19 +326,19 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
       continue
     scaled = [c.replace(size=size, iters=count, scales=1, scale_iters=None) for c in configs]
     final = size == config.scale_sizes[-1]
+    here = None  # This scale's plan: only the scale a checkpoint was written in resumes.
     if checkpoint is not None:
-      checkpoint.stage = stage
-      checkpoint.prior = [[_summary(r) for r in done] for done in stages]
+      here = dataclasses.replace(checkpoint, stage=stage,
+                                 prior=[[_summary(r) for r in done] for done in stages],
+                                 resume=checkpoint.resume if stage == first_stage else None)
     try:
       stages.append(_run_scale(scaled, content_img, style_imgs, keys, weights=weights,
                                progress=progress, init_images=previous,
                                callback=callback if final else None, save_every=save_every,
-                               checkpoint=checkpoint))
+                               checkpoint=here))
     except image_io.ImageError as e:
       raise image_io.ImageError(f"{e} (at the {size} px scale of --scales {config.scales}; "
                                 "use fewer scales or a smaller --scale-factor)") from None
-    if checkpoint is not None:
-      checkpoint.resume = None  # Only the scale it was written in resumes from it.
     previous = [r.image for r in stages[-1]]
   return [Result(image=last.image,
                  history={k: np.concatenate([s[i].history[k] for s in stages]) for k in
@@ -369,28 +368,41 @@ def _from_summary(summary: dict, config: StyleConfig, weights: Weights) -> Resul
                 evaluations=summary["evaluations"])
 
 
-@contextlib.contextmanager
-def _interrupt_flag(enabled: bool):
-  """While running, Ctrl-C only sets a flag that the loop checks between chunks.
+class _Problem(NamedTuple):
+  """What one scale solves, fixed for its whole run.
 
-  A second Ctrl-C interrupts at once. Off the main thread (where signals
-  cannot be handled) or when ``enabled`` is False, Ctrl-C behaves as usual.
+  ``config`` is the members' shared program (:func:`~jaxstyle.members.shared_program`);
+  ``x0`` and ``loss_weights`` are stacked over the members (sharded over ``mesh`` when
+  there is one); ``finish`` turns an output image into the result (colour
+  preservation); ``inputs`` are the arrays a checkpoint of this scale must match.
   """
-  flag = {"hit": False}
-  if not enabled or threading.current_thread() is not threading.main_thread():
-    yield flag
-    return
 
-  def handler(signum, frame):
-    if flag["hit"]:
-      raise KeyboardInterrupt
-    flag["hit"] = True
+  configs: list
+  config: StyleConfig
+  spec: ObjectiveSpec
+  solver: SolverSpec
+  params: dict
+  targets: Targets
+  x0: jax.Array
+  loss_weights: LossWeights
+  mesh: object
+  finish: Callable
+  inputs: list
 
-  previous = signal.signal(signal.SIGINT, handler)
-  try:
-    yield flag
-  finally:
-    signal.signal(signal.SIGINT, previous)
+
+@dataclasses.dataclass
+class _Progress:
+  """How far a scale's run has come: what a checkpoint saves and a resume restores.
+
+  ``history``, ``initial`` and ``errors`` are per member; ``seconds_before`` is the
+  time spent in earlier processes (a resumed run's).
+  """
+
+  done: int
+  history: list
+  initial: list
+  errors: list
+  seconds_before: float = 0.0
 
 
 def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, progress,
@@ -403,18 +415,49 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
   ``checkpoint`` says where and how often to write checkpoints, and holds the
   one to resume from; with it, Ctrl-C writes one and raises Interrupted.
   ``temporal``: a video frame's temporal target, shared by the members.
+
+  Phases: pose the problem (:func:`_pose`), take the first step's measure and compile
+  (:func:`_start`), restore a checkpoint (:func:`_resume`), iterate in chunks
+  (:func:`_iterate`), and read the results back (:func:`_results`).
   """
   config = shared_program(configs)
   if temporal is None and any(c.temporal_weight for c in configs):
     raise ConfigError("--temporal-weight: the temporal loss needs the previous frame of a "
                       "clip; use jaxstyle video (or pass temporal= to stylize)")
+  with progress_bar(config.iters, desc="stylize", unit="it", enabled=progress) as bar, \
+      ctrl_c_flag(checkpoint is not None) as interrupted:
+    bar.set_description_str("compiling")
+    compile_start = time.perf_counter()
+    problem = _pose(configs, content_img, style_imgs, keys, weights=weights,
+                    init_images=init_images, temporal=temporal)
+    states, run = _start(problem)
+    compile_seconds = time.perf_counter() - compile_start
+    bar.set_description_str("stylize")
+    bar.reset(total=config.iters)  # Rate and ETA from here on, compilation excluded.
+    fingerprint = None
+    if checkpoint is not None:
+      fingerprint = ckpt.fingerprint(*problem.inputs)
+      if checkpoint.resume is not None:
+        states, run = _resume(problem, states, checkpoint, fingerprint)
+        bar.update(run.done)
+    states, seconds = _iterate(problem, states, run, bar, callback=callback,
+                               save_every=save_every, checkpoint=checkpoint,
+                               fingerprint=fingerprint, interrupted=interrupted)
+  return _results(problem, states, run, weights, compile_seconds, seconds)
+
+
+def _pose(configs, content_img, style_imgs, keys, *, weights: Weights, init_images,
+          temporal) -> _Problem:
+  """The scale's problem: content features, each member's style targets and starting image,
+  the temporal target, stacked and placed on the devices."""
+  config = shared_program(configs)
   spec = ObjectiveSpec.from_config(config, weights.convention)
-  solver = SolverSpec.from_config(config)
   params = run_params(weights, spec)
   original_content = image_io.as_rgb(content_img, config.size, what="content")
   content, finish = original_content, (lambda image: image)
   if config.preserve_colors == "luminance":  # Transfer luminance; chroma from the content.
     content = color.luminance_image(original_content)
+
     def finish(image):
       return color.with_chroma_of(image, original_content)
   n = len(configs)
@@ -424,128 +467,152 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
     from jax.sharding import Mesh
     usable = max(d for d in range(1, len(devices) + 1) if n % d == 0)
     mesh = Mesh(np.array(devices[:usable]), ("members",))
+  at_content = features(params, content, spec.layers, spec)  # Shared by all members.
+  masks = None
+  if config.style_masks is not None:
+    masks = mask_pyramid(np.stack([image_io.load_mask(m, *content.shape[:2])
+                                   for m in config.style_masks]), at_content, spec)
+  member_targets, x0s, inputs = [], [], [content]
+  for c, style, key in zip(configs, style_imgs, keys):
+    styles = _prepare_styles(style, c, original_content)
+    inputs += styles
+    member_targets.append(style_targets(params, at_content, styles, spec,
+                                         c.style_blend_weights, masks))
+    x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key,
+                             styles=styles, blend_weights=c.style_blend_weights))
+  if init_images is not None:  # Coarse to fine: start from the upsampled previous scale.
+    x0s = [jnp.asarray(_as_init(img, content.shape, config), jnp.float32) for img in init_images]
+  if temporal is not None:
+    temporal = _temporal_target(temporal, content.shape, config)
+    inputs += [np.asarray(temporal.image_HxWx3), np.asarray(temporal.weights_HxW)]
+  targets = Targets(content={n: at_content[n] for n in spec.content_layers},
+                    style=stack(member_targets), masks=masks, temporal=temporal)
+  x0 = jnp.stack(x0s)
+  loss_weights = stack([LossWeights.from_config(c) for c in configs])
+  if mesh is not None:
+    targets = targets._replace(style=shard_members(targets.style, mesh))
+    x0, loss_weights = shard_members((x0, loss_weights), mesh)
+  inputs += [] if masks is None else jax.tree.leaves(masks)
+  return _Problem(configs, config, spec, SolverSpec.from_config(config), params, targets, x0,
+                  loss_weights, mesh, finish, inputs)
 
-  with progress_bar(config.iters, desc="stylize", unit="it", enabled=progress) as bar, \
-      _interrupt_flag(checkpoint is not None) as interrupted:
-    bar.set_description_str("compiling")
-    compile_start = time.perf_counter()
-    at_content = features(params, content, spec.layers, spec)  # Shared by all members.
-    masks = None
-    if config.style_masks is not None:
-      masks = mask_pyramid(np.stack([image_io.load_mask(m, *content.shape[:2])
-                                     for m in config.style_masks]), at_content, spec)
-    member_targets, x0s, inputs = [], [], [content]
-    for c, style, key in zip(configs, style_imgs, keys):
-      styles = _prepare_styles(style, c, original_content)
-      inputs += styles
-      member_targets.append(style_targets(params, at_content, styles, spec,
-                                           c.style_blend_weights, masks))
-      x0s.append(initial_image(c, content, key=jax.random.key(c.seed) if key is None else key,
-                               styles=styles, blend_weights=c.style_blend_weights))
-    if init_images is not None:  # Coarse to fine: start from the upsampled previous scale.
-      x0s = [jnp.asarray(_as_init(img, content.shape, config), jnp.float32) for img in init_images]
-    if temporal is not None:
-      image = np.asarray(temporal.image_HxWx3, np.float32)
-      if image.shape != content.shape or np.shape(temporal.weights_HxW) != content.shape[:2]:
-        raise ConfigError(f"temporal target of shape {image.shape} and weights "
-                          f"{np.shape(temporal.weights_HxW)}, expected the frame's "
-                          f"{content.shape} and {content.shape[:2]}")
-      if config.preserve_colors == "luminance":  # The iterate lives in luminance space.
-        image = color.luminance_image(np.clip(np.round(image), 0, 255).astype(np.uint8))
-      temporal = Temporal(jnp.asarray(image, jnp.float32),
-                          jnp.asarray(temporal.weights_HxW, jnp.float32))
-      inputs += [np.asarray(temporal.image_HxWx3), np.asarray(temporal.weights_HxW)]
-    targets = Targets(content={n: at_content[n] for n in spec.content_layers},
-                      style=stack(member_targets), masks=masks, temporal=temporal)
-    x0 = jnp.stack(x0s)
-    loss_weights = stack([LossWeights.from_config(c) for c in configs])
-    if mesh is not None:
-      targets = targets._replace(style=shard_members(targets.style, mesh))
-      x0, loss_weights = shard_members((x0, loss_weights), mesh)
-    states, terms0 = init_states(params, targets, x0, loss_weights, spec, solver, mesh)
-    initial = [{"total": float(v), **{k: float(t[i]) for k, t in terms0.items()}}
-               for i, v in enumerate(np.asarray(states.value))]
-    if config.iters:  # Zero steps: compiles the chunk program without running it, to time
-      # it apart. A run of no iterations (the initial loss alone) never needs it.
-      states, _ = run_chunks(params, targets, states, jnp.int32(0), loss_weights, spec, solver,
-                             mesh, jnp.int32(config.iters))
-    jax.block_until_ready(states)
-    compile_seconds = time.perf_counter() - compile_start
-    bar.set_description_str("stylize")
-    bar.reset(total=config.iters)  # Rate and ETA from here on, compilation excluded.
 
-    history = [{k: [] for k in ("total",) + recorded_terms(targets)} for _ in range(n)]
-    errors: list[str | None] = [
-        None if math.isfinite(v["total"]) else
-        f"the objective is {v['total']} at the initial image ({_describe(v)}); check the "
-        "weights file and the loss weights" for v in initial]
-    done, chunk, seconds_before = 0, 1, 0.0
-    if checkpoint is not None:
-      inputs = ckpt.fingerprint(*inputs, *([] if masks is None else jax.tree.leaves(masks)))
-      if checkpoint.resume is not None:
-        ckpt.check_matches(checkpoint.resume, checkpoint.path, configs=checkpoint.configs,
-                           inputs=inputs, stage=checkpoint.stage)
-        states = _restore(states, checkpoint.resume.leaves, checkpoint.path, mesh)
-        meta = checkpoint.resume.meta
-        history, initial, errors = meta["history"], meta["initial"], meta["errors"]
-        done, seconds_before = meta["done"], meta["seconds"]
-        bar.update(done)
+def _temporal_target(temporal: Temporal, shape, config: StyleConfig) -> Temporal:
+  """A frame's temporal target, checked against the frame's shape, in the iterate's space."""
+  image = np.asarray(temporal.image_HxWx3, np.float32)
+  if image.shape != shape or np.shape(temporal.weights_HxW) != shape[:2]:
+    raise ConfigError(f"temporal target of shape {image.shape} and weights "
+                      f"{np.shape(temporal.weights_HxW)}, expected the frame's "
+                      f"{shape} and {shape[:2]}")
+  if config.preserve_colors == "luminance":  # The iterate lives in luminance space.
+    image = color.luminance_image(np.clip(np.round(image), 0, 255).astype(np.uint8))
+  return Temporal(jnp.asarray(image, jnp.float32), jnp.asarray(temporal.weights_HxW, jnp.float32))
 
-    def save_checkpoint():
-      ckpt.save(checkpoint.path, {
-          "configs": checkpoint.configs, "inputs": inputs, "stage": checkpoint.stage,
-          "done": done, "history": history, "initial": initial, "errors": errors,
-          "prior": checkpoint.prior, "backend": jax.default_backend(),
-          "seconds": seconds_before + time.perf_counter() - start,
-      }, jax.device_get(jax.tree.leaves(states)))
 
-    start = time.perf_counter()
-    while done < config.iters and not all(errors):
-      todo = min(chunk, config.iters - done, CHUNK_CAPACITY)
-      for every in (save_every, checkpoint.every if checkpoint else 0):
-        if every:  # End the chunk where an image or a checkpoint is due.
-          todo = min(todo, every - done % every)
-      chunk_start = time.perf_counter()
-      states, hist = run_chunks(params, targets, states, jnp.int32(todo), loss_weights, spec,
-                                solver, mesh, jnp.int32(config.iters))
-      hist, steps, finite = jax.device_get((hist, states.step, states.finite))
-      for i in range(n):
-        ran = int(steps[i]) - len(history[i]["total"])
-        for k in history[i]:
-          history[i][k].extend(hist[k][i, :ran].tolist())
-        if not finite[i] and errors[i] is None:
-          errors[i] = (f"the objective became NaN or inf at iteration {steps[i] + 1} (last "
-                       f"finite: {_describe(_latest(history[i], initial[i]))}); lower --lr "
-                       "or the loss weights")
-      done += todo
-      latest = [_latest(h, v) for h, v in zip(history, initial)]
-      bar.update(todo)
-      bar.set_postfix(loss=f"{min(v['total'] for v in latest):.4g}", refresh=False)
-      if callback is not None and save_every and done % save_every == 0:
-        callback(done, [finish(to_uint8(x)) for x in jax.vmap(output_image, (0, None))(
-            states, solver)], latest)
-      if checkpoint is not None and checkpoint.every and done % checkpoint.every == 0:
-        save_checkpoint()
-      if interrupted["hit"] and done < config.iters:
-        save_checkpoint()
-        raise Interrupted(
-            f"interrupted at iteration {done} of {config.iters}; checkpoint written to "
-            f"{checkpoint.path}", checkpoint=checkpoint.path, iteration=done,
-            images=[finish(to_uint8(x)) for x in jax.device_get(
-                jax.vmap(output_image, (0, None))(states, solver))])
-      # Size the next chunk so that progress is reported about once a second.
-      rate = todo / max(time.perf_counter() - chunk_start, 1e-6)
-      chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
-    seconds = seconds_before + time.perf_counter() - start
-  images, evaluations = jax.device_get(
-      (jax.vmap(output_image, (0, None))(states, solver), states.evaluations))
+def _start(problem: _Problem) -> tuple[RunState, _Progress]:
+  """The members' optimiser states at their starting images and the initial losses, with the
+  chunk program compiled (so that compilation is timed apart from iterating)."""
+  p = problem
+  states, terms0 = init_states(p.params, p.targets, p.x0, p.loss_weights, p.spec, p.solver,
+                               p.mesh)
+  initial = [{"total": float(v), **{k: float(t[i]) for k, t in terms0.items()}}
+             for i, v in enumerate(np.asarray(states.value))]
+  if p.config.iters:  # Zero steps: compiles the chunk program without running it, to time
+    # it apart. A run of no iterations (the initial loss alone) never needs it.
+    states, _ = run_chunks(p.params, p.targets, states, jnp.int32(0), p.loss_weights, p.spec,
+                           p.solver, p.mesh, jnp.int32(p.config.iters))
+  jax.block_until_ready(states)
+  errors = [None if math.isfinite(v["total"]) else
+            f"the objective is {v['total']} at the initial image ({_describe(v)}); check the "
+            "weights file and the loss weights" for v in initial]
+  history = [{k: [] for k in ("total",) + recorded_terms(p.targets)} for _ in p.configs]
+  return states, _Progress(0, history, initial, errors)
+
+
+def _resume(problem: _Problem, template: RunState, checkpoint: ckpt.Plan,
+            fingerprint: str) -> tuple[RunState, _Progress]:
+  """The states and progress a checkpoint of this scale saved, after checking that it was
+  written for these configs, inputs and scale."""
+  ckpt.check_matches(checkpoint.resume, checkpoint.path, configs=checkpoint.configs,
+                     inputs=fingerprint, stage=checkpoint.stage)
+  states = _restore(template, checkpoint.resume.leaves, checkpoint.path, problem.mesh)
+  meta = checkpoint.resume.meta
+  return states, _Progress(meta["done"], meta["history"], meta["initial"], meta["errors"],
+                           meta["seconds"])
+
+
+def _iterate(problem: _Problem, states: RunState, run: _Progress, bar, *, callback, save_every,
+             checkpoint: ckpt.Plan | None, fingerprint, interrupted) -> tuple[RunState, float]:
+  """Iterates in compiled chunks until ``config.iters`` or every member has failed; between
+  chunks: the history, progress, images every ``save_every``, checkpoints, Ctrl-C. Updates
+  ``run``; returns the states and the seconds spent iterating (earlier processes included)."""
+  p = problem
+  iters = p.config.iters
+  start, chunk = time.perf_counter(), 1
+  while run.done < iters and not all(run.errors):
+    todo = min(chunk, iters - run.done, CHUNK_CAPACITY)
+    for every in (save_every, checkpoint.every if checkpoint else 0):
+      if every:  # End the chunk where an image or a checkpoint is due.
+        todo = min(todo, every - run.done % every)
+    chunk_start = time.perf_counter()
+    states, hist = run_chunks(p.params, p.targets, states, jnp.int32(todo), p.loss_weights,
+                              p.spec, p.solver, p.mesh, jnp.int32(iters))
+    hist, steps, finite = jax.device_get((hist, states.step, states.finite))
+    for i, history in enumerate(run.history):
+      ran = int(steps[i]) - len(history["total"])
+      for k in history:
+        history[k].extend(hist[k][i, :ran].tolist())
+      if not finite[i] and run.errors[i] is None:
+        run.errors[i] = (f"the objective became NaN or inf at iteration {steps[i] + 1} (last "
+                         f"finite: {_describe(_latest(history, run.initial[i]))}); lower --lr "
+                         "or the loss weights")
+    run.done += todo
+    latest = [_latest(h, v) for h, v in zip(run.history, run.initial)]
+    bar.update(todo)
+    bar.set_postfix(loss=f"{min(v['total'] for v in latest):.4g}", refresh=False)
+    if callback is not None and save_every and run.done % save_every == 0:
+      callback(run.done, _images(p, states), latest)
+    if checkpoint is not None and checkpoint.every and run.done % checkpoint.every == 0:
+      _save_checkpoint(checkpoint, fingerprint, states, run,
+                       run.seconds_before + time.perf_counter() - start)
+    if interrupted["hit"] and run.done < iters:  # Read after the save: Ctrl-C may come in it.
+      _save_checkpoint(checkpoint, fingerprint, states, run,
+                       run.seconds_before + time.perf_counter() - start)
+      raise Interrupted(f"interrupted at iteration {run.done} of {iters}; checkpoint written "
+                        f"to {checkpoint.path}", checkpoint=checkpoint.path,
+                        iteration=run.done, images=_images(p, states))
+    # Size the next chunk so that progress is reported about once a second.
+    rate = todo / max(time.perf_counter() - chunk_start, 1e-6)
+    chunk = max(1, min(CHUNK_CAPACITY, int(rate * TARGET_CHUNK_SECONDS)))
+  return states, run.seconds_before + time.perf_counter() - start
+
+
+def _images(problem: _Problem, states: RunState) -> list[np.ndarray]:
+  """The members' current output images, finished (uint8 RGB)."""
+  return [problem.finish(to_uint8(x)) for x in jax.device_get(
+      jax.vmap(output_image, (0, None))(states, problem.solver))]
+
+
+def _save_checkpoint(checkpoint: ckpt.Plan, fingerprint: str, states: RunState, run: _Progress,
+                     seconds: float) -> None:
+  ckpt.save(checkpoint.path, {
+      "configs": checkpoint.configs, "inputs": fingerprint, "stage": checkpoint.stage,
+      "done": run.done, "history": run.history, "initial": run.initial, "errors": run.errors,
+      "prior": checkpoint.prior, "backend": jax.default_backend(), "seconds": seconds,
+  }, jax.device_get(jax.tree.leaves(states)))
+
+
+def _results(problem: _Problem, states: RunState, run: _Progress, weights: Weights,
+             compile_seconds: float, seconds: float) -> list[Result]:
+  """Each member's result: its finished image, history, losses, time and error."""
+  images, evaluations = _images(problem, states), jax.device_get(states.evaluations)
   used = {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
-  return [Result(image=finish(to_uint8(images[i])),
-                 history={k: np.asarray(v, np.float32) for k, v in history[i].items()},
-                 initial=initial[i], iterations=len(history[i]["total"]), seconds=seconds,
-                 compile_seconds=compile_seconds, config=configs[i], weights=used,
-                 error=errors[i], evaluations=int(evaluations[i]))
-          for i in range(n)]
+  return [Result(image=images[i],
+                 history={k: np.asarray(v, np.float32) for k, v in history.items()},
+                 initial=run.initial[i], iterations=len(history["total"]), seconds=seconds,
+                 compile_seconds=compile_seconds, config=config, weights=used,
+                 error=run.errors[i], evaluations=int(evaluations[i]))
+          for i, (history, config) in enumerate(zip(run.history, problem.configs))]
 
 
 def _restore(template: RunState, leaves, path, mesh) -> RunState:
