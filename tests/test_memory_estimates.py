@@ -24,7 +24,9 @@ from jaxstyle import cli, memory
 TOLERANCE = 0.25
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is torn down whenever an xdist worker's next test comes from
+# another module, and `measured` (every command measured, ~4 minutes) ran twice that way.
+@pytest.fixture(scope="session")
 def inputs(tmp_path_factory):
   """Photos, a style, a training folder, a clip, a sweep file and two models."""
   from flax import nnx
@@ -92,7 +94,7 @@ CASES = {  # command: (the option varied, its two values, argv with {v} for the 
 #   is tested below.
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def measured(inputs):
   """Every case's two runs, two processes at a time (one per core; each peak its own)."""
   jobs = [(command, value) for command, (_, values, _) in CASES.items() for value in values]
@@ -102,8 +104,8 @@ def measured(inputs):
     return dict(zip(jobs, results))
 
 
-# One xdist worker takes every case (--dist loadgroup): the module fixture measures them all, and
-# a second worker would measure them all again (measured: 225 s each).
+# One xdist worker takes every case (--dist loadgroup): the fixture measures them all, and a
+# second worker would measure them all again (measured: 225 s each).
 @pytest.mark.subprocess
 @pytest.mark.xdist_group("memory_estimates")
 @pytest.mark.parametrize("command", list(CASES))
