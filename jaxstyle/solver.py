@@ -9,6 +9,7 @@ chunks to report progress, save an image or write a checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -44,9 +45,9 @@ class SolverSpec:
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> "SolverSpec":
-    return cls(config.optimizer, config.lr, config.lbfgs_memory, config.record_terms,
-               config.ema_decay, config.lbfgs_restart, config.lbfgs_linesearch,
-               config.terms_every, config.pixel_range, config.clamp)
+    """The optimiser's settings from the config's fields of the same names (each field is
+    declared once, in StyleConfig; this class only says which ones the optimiser reads)."""
+    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
   @property
   def unit(self) -> float:
