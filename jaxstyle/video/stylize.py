@@ -126,8 +126,9 @@ class ByOptimisation:
   def stylize(self, frames_BxHxWx3, previous=None):
     (frame,) = frames_BxHxWx3
     init, temporal = temporal_inputs(frame, previous, self.config)
-    result = stylize_frame(frame, self.style, self.config, init=init, temporal=temporal,
-                           weights=self.weights)
+    from jaxstyle.transfer import stylize
+    result = stylize(frame, self.style, self.config, key=jax.random.key(self.config.seed),
+                     weights=self.weights, init_image=init, temporal=temporal)
     final = ({k: float(v[-1]) for k, v in result.history.items()} if result.iterations
              else result.initial)
     return [(result.image, {"style": self.style_ref, "config": self.config.to_dict(),
@@ -261,14 +262,6 @@ def temporal_inputs(frame_HxWx3, previous: Previous | None, config: StyleConfig)
   warped = flows.warp(previous.output_HxWx3, previous.backward_HxWx2)
   return (np.clip(np.round(warped), 0, 255).astype(np.uint8),
           Temporal(warped, flows.reliable(previous.backward_HxWx2, previous.forward_HxWx2)))
-
-
-def stylize_frame(frame, style, config: StyleConfig, *, init=None, temporal=None, weights=None):
-  """One frame by optimisation: :func:`jaxstyle.stylize` with an init image and a temporal target."""
-  from jaxstyle.transfer import stylize
-  return stylize(frame, style, config, key=jax.random.key(config.seed), weights=weights,
-                 init_image=init, temporal=temporal)
-
 
 
 def metrics(output, source, *, frames: str | None = None, every: int = 1) -> dict:
