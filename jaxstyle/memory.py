@@ -144,8 +144,10 @@ def johnson_forward_bytes(width: float, pixels: int, images: int = 1) -> int:
 
 def adain_style_bytes(width: float, style_pixels: int) -> int:
   """Peak of taking an AdaIN model's (encoder ``width``) style statistics of an image of
-  ``style_pixels`` (jaxstyle apply --style-size)."""
-  return int((70 + 250 * width) * MIB + style_pixels * (89 + 274 * width))
+  ``style_pixels`` (jaxstyle apply --style-size). The constant covers compiling the encoder,
+  which dominates up to about 1024 px (docs/BENCHMARKS.md, 2026-12-05: 70 MiB measured too
+  low at 512 px)."""
+  return int((120 + 250 * width) * MIB + style_pixels * (89 + 274 * width))
 
 
 def adain_forward_bytes(width: float, pixels: int, images: int = 1) -> int:
