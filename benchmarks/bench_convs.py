@@ -39,7 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import add_network_comparison_options, heading, publish  # noqa: E402
 
-from jaxstyle import conv, vgg, winograd  # noqa: E402
+from jaxstyle import conv, vgg
+from jaxstyle.optim import winograd  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
 from jaxstyle.nets.layers import layer_shapes  # noqa: E402
 

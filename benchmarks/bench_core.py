@@ -49,9 +49,9 @@ import optax
 
 import jaxstyle
 from jaxstyle import demo
-from jaxstyle.members import init_states, run_chunks
+from jaxstyle.optim.members import init_states, run_chunks
 from jaxstyle.objective import features, prepare_params_jit
-from jaxstyle.solver import value_and_grad
+from jaxstyle.optim.solver import value_and_grad
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ content), for ``--iters`` iterations:
   the iterations so that its loss at torch's final wall time is measured,
   not extrapolated, when it is the faster per iteration;
 * jaxstyle, L-BFGS with a fixed step (``--lbfgs-linesearch none``, history
-  100): Torch's iteration (jaxstyle.optimizers.torch_lbfgs), compiled;
+  100): Torch's iteration (jaxstyle.optim.optimizers.torch_lbfgs), compiled;
 * scipy's ``fmin_l_bfgs_b`` (history 10, as the classic Keras example uses
   it) calling jaxstyle's jitted value-and-gradient from the host;
 * PyTorch's ``torch.optim.LBFGS`` (history 100, no line search, lr 1, as

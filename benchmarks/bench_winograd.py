@@ -33,9 +33,10 @@ import numpy as np
 
 import jaxstyle
 from bench_core import heading, images, publish
-from jaxstyle import vgg, winograd
+from jaxstyle import vgg
+from jaxstyle.optim import winograd
 from jaxstyle.objective import prepare_params_jit
-from jaxstyle.solver import value_and_grad
+from jaxstyle.optim.solver import value_and_grad
 
 
 def best_of(fns: dict, repeats: int) -> dict:

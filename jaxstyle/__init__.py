@@ -6,8 +6,8 @@ losses, and an optax L-BFGS / Adam loop over pixels compiled on device.
 
 from jaxstyle import checkpoint, presets
 from jaxstyle.config import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, StyleConfig
-from jaxstyle.convert import convert as convert_weights
-from jaxstyle.convert import download as download_weights
+from jaxstyle.vgg.convert import convert as convert_weights
+from jaxstyle.vgg.convert import download as download_weights
 from jaxstyle.errors import (ConfigError, ImageError, Interrupted, JaxstyleError,
                              NonFiniteLossError, WeightsError)
 from jaxstyle.images import load_image, save_image
@@ -16,12 +16,12 @@ from jaxstyle.losses import (content_loss, gram_loss, gram_matrix, normalized_gr
                              w2_targets)
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, make_targets,
                                 objective, objective_terms, prepare_weights)
-from jaxstyle.optimizers import TorchLBFGSState, torch_lbfgs
-from jaxstyle.solver import RunState, SolverSpec
+from jaxstyle.optim.optimizers import TorchLBFGSState, torch_lbfgs
+from jaxstyle.optim.solver import RunState, SolverSpec
 from jaxstyle.transfer import Estimate, Result, estimate, stylize, stylize_batch
 from jaxstyle.vgg import (LAYER_NAMES, canonical_layer, deprocess, layer_names, network_of,
                           preprocess, random_vgg, vgg_features)
-from jaxstyle.weights import (RandomWeightsWarning, Weights, load_weights, random_weights,
+from jaxstyle.vgg.weights import (RandomWeightsWarning, Weights, load_weights, random_weights,
                               resolve_weights, save_weights)
 
 __version__ = "0.4.0"

@@ -19,7 +19,7 @@ any of :data:`ALGORITHMS`, all exact (they differ only in float rounding):
     The literal form, reflection pad then a ``VALID`` convolution (jaxstyle
     0.3 and earlier): kept so the benchmarks measure what it cost.
 ``winograd``
-    3x3 stride 1: Winograd F(2x2, 3x3) (:mod:`jaxstyle.winograd`) on the
+    3x3 stride 1: Winograd F(2x2, 3x3) (:mod:`jaxstyle.optim.winograd`) on the
     reflection-padded image, its zero-padded ring cropped.
 ``s2d``
     Stride 2: space-to-depth. The padded image's 2x2 pixel blocks become
@@ -70,7 +70,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import winograd
+from jaxstyle.optim import winograd
 from jaxstyle.errors import ConfigError
 
 ALGORITHMS = ("direct", "winograd", "s2d", "unfold", "subpixel", "valid")

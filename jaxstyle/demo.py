@@ -40,7 +40,7 @@ def demo_weights(spec: str | None, network: str, *, fallback: str):
   """The weights spec a demo runs on and its weights: ``spec``, else $JAXSTYLE_WEIGHTS, else
   the default file, else the random features ``fallback``, announced by the :func:`banner`
   (which says it louder than the usual warning, so that one is not repeated)."""
-  from jaxstyle import weights
+  from jaxstyle.vgg import weights
   spec = spec or os.environ.get(weights.ENV_VAR)
   if spec is None and not weights.default_path(network).exists():
     print(banner(network), end="")

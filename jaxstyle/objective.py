@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
-from jaxstyle.weights import Weights
+from jaxstyle.vgg.weights import Weights
 
 
 @dataclass(frozen=True)

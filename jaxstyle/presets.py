@@ -10,7 +10,7 @@ objective against a NumPy transcription of its source's formulas.
 
 Each docstring ends with what of the source's *run* the preset replays.
 The Torch-based ones replay it: ``lbfgs_linesearch="none"`` is Torch's
-fixed-step L-BFGS exactly (:func:`jaxstyle.optimizers.torch_lbfgs`), with
+fixed-step L-BFGS exactly (:func:`jaxstyle.optim.optimizers.torch_lbfgs`), with
 the tutorial's [0, 1] pixels and clamp, and ``tests/test_presets.py`` checks
 their loss per iteration against runs of the sources made by torch. The
 Keras ones cannot: scipy's L-BFGS-B searches every step with its own

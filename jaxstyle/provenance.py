@@ -74,7 +74,7 @@ def rerun(record: dict, *, weights_spec: str | None = None, progress: bool = Fal
   from jaxstyle.errors import JaxstyleError
   from jaxstyle.files import sha256_file
   from jaxstyle.transfer import stylize
-  from jaxstyle.weights import resolve_weights
+  from jaxstyle.vgg.weights import resolve_weights
 
   def checked(ref: dict, what: str) -> str:
     path = ref.get("path")

@@ -230,10 +230,10 @@ def run_sweep(sweep: Sweep, rundir, *, max_members: int | None = None,
   from jaxstyle import provenance
   from jaxstyle.distributed import my_share
   from jaxstyle.files import sha256_file
-  from jaxstyle.members import MEMBER_FIELDS
+  from jaxstyle.optim.members import MEMBER_FIELDS
   from jaxstyle.objective import prepare_weights
   from jaxstyle.transfer import stylize_batch
-  from jaxstyle.weights import resolve_weights
+  from jaxstyle.vgg.weights import resolve_weights
 
   if max_members is not None and max_members < 1:
     raise ConfigError(f"--max-members: expected at least 1, got {max_members}")

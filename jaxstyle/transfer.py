@@ -2,7 +2,7 @@
 
 The run driver: it loads and prepares the inputs, builds the targets
 (:mod:`jaxstyle.objective`), runs the compiled optimiser loop
-(:mod:`jaxstyle.solver`) over one or many members (:mod:`jaxstyle.members`)
+(:mod:`jaxstyle.optim.solver`) over one or many members (:mod:`jaxstyle.optim.members`)
 in chunks, and between chunks reports progress, saves images, writes
 checkpoints and answers Ctrl-C. Coarse-to-fine runs go scale by scale.
 """
@@ -25,14 +25,14 @@ from jaxstyle import images as image_io
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, Interrupted, NonFiniteLossError
 from jaxstyle.interrupts import ctrl_c_flag
-from jaxstyle.members import init_states, run_chunks, shard_members, shared_program
+from jaxstyle.optim.members import init_states, run_chunks, shard_members, shared_program
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, features,
                                 make_targets, mask_pyramid, normalised_weights, objective,
                                 prepare_weights, run_params, stack, style_targets)
 from jaxstyle.progress import bar as progress_bar
-from jaxstyle.solver import (CHUNK_CAPACITY, RunState, SolverSpec, output_image,
+from jaxstyle.optim.solver import (CHUNK_CAPACITY, RunState, SolverSpec, output_image,
                              recorded_terms)
-from jaxstyle.weights import Weights, resolve_weights
+from jaxstyle.vgg.weights import Weights, resolve_weights
 
 TARGET_CHUNK_SECONDS = 1.0  # Aim for a progress update about once a second.
 
@@ -371,7 +371,7 @@ def _from_summary(summary: dict, config: StyleConfig, weights: Weights) -> Resul
 class _Problem(NamedTuple):
   """What one scale solves, fixed for its whole run.
 
-  ``config`` is the members' shared program (:func:`~jaxstyle.members.shared_program`);
+  ``config`` is the members' shared program (:func:`~jaxstyle.optim.members.shared_program`);
   ``x0`` and ``loss_weights`` are stacked over the members (sharded over ``mesh`` when
   there is one); ``finish`` turns an output image into the result (colour
   preservation); ``inputs`` are the arrays a checkpoint of this scale must match.

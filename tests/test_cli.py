@@ -387,7 +387,7 @@ def test_weights_download_checks_the_md5_converts_and_info_names_the_network(
   import hashlib
 
   import jaxstyle
-  from jaxstyle import convert
+  from jaxstyle.vgg import convert
   from tests.conftest import NARROW
   from tests.test_convert import write_keras_h5
   root, base = http_server

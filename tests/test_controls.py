@@ -7,7 +7,7 @@ import pytest
 
 import jaxstyle
 from jaxstyle import color, transfer
-from jaxstyle.solver import init_state, run_chunk
+from jaxstyle.optim.solver import init_state, run_chunk
 from jaxstyle.images import as_rgb
 from tests import reference as ref
 from tests.conftest import smooth_image
@@ -347,7 +347,7 @@ def test_pixel_range_changes_the_optimisers_units_not_the_objective(linesearch, 
   """With --pixel-range 1 the optimiser works on x/255, but the carry's value and gradient
   stay f and ∇ₓf at the carried image (RGB 0-255), and the run differs from one in 0-255
   units (L-BFGS's first step is not scale-invariant)."""
-  from jaxstyle import solver
+  from jaxstyle.optim import solver
   config = jaxstyle.StyleConfig(size=32, lbfgs_linesearch=linesearch, style_weight=1.0,
                                 tv_weight=1e-2, conv="direct")
   spec = jaxstyle.ObjectiveSpec.from_config(config, "caffe")

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import convert, vgg
-from jaxstyle.pth import load_state_dict
+from jaxstyle import vgg
+from jaxstyle.vgg import convert
+from jaxstyle.vgg.pth import load_state_dict
 from tests import reference as ref
 from tests.conftest import FIXTURES
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cli, sweep
-from jaxstyle.pth import load_state_dict
+from jaxstyle.vgg.pth import load_state_dict
 from tests.conftest import FIXTURES
 
 FAST = settings(max_examples=150, deadline=None, derandomize=True,

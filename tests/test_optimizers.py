@@ -1,4 +1,4 @@
-"""jaxstyle.optimizers.torch_lbfgs against torch.optim.LBFGS itself (a fixture torch made)."""
+"""jaxstyle.optim.optimizers.torch_lbfgs against torch.optim.LBFGS itself (a fixture torch made)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxstyle.optimizers import torch_lbfgs
+from jaxstyle.optim.optimizers import torch_lbfgs
 from tests.conftest import FIXTURES
 
 RUNS = FIXTURES / "presets_torch_runs.npz"  # tests/fixtures/make_preset_fixtures.py

@@ -174,7 +174,7 @@ REPLAYS = {"pytorch-tutorial": ("tutorial", "torch", {}),
 
 
 def _replay_inputs(preset):
-  from jaxstyle.convert import read_torchvision
+  from jaxstyle.vgg.convert import read_torchvision
   runs = np.load(FIXTURES / "presets_torch_runs.npz")
   key, convention, changes = REPLAYS[preset]
   params = read_torchvision(FIXTURES / "vgg19_narrow_zip.pth")
@@ -190,7 +190,7 @@ def test_preset_replays_its_sources_run_in_float64(preset):
   tutorial its [0, 1] pixels and clamp). Measured: ≤ 1e-13 for the tutorial, ≤ 4e-8 for
   neural-style, whose run amplifies round-off ~1e6-fold (its float32 run leaves its float64
   one by 2e-3 at iteration 2: see the next test)."""
-  from jaxstyle import solver
+  from jaxstyle.optim import solver
   from jaxstyle.objective import LossWeights, ObjectiveSpec, make_targets
   runs, key, config, weights = _replay_inputs(preset)
   with jax.enable_x64(True):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import weights as W
+from jaxstyle.vgg import weights as W
 
 
 def test_save_load_roundtrip(narrow_weights, narrow_h5):

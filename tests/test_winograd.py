@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import transfer, vgg, winograd
+from jaxstyle import transfer, vgg
+from jaxstyle.optim import winograd
 from tests import reference as ref
 
 

@@ -13,7 +13,7 @@ from jaxstyle.cli.options import (EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRU
 from jaxstyle.cli.table import COMPILING, build_parser
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import Interrupted, JaxstyleError, NonFiniteLossError
-from jaxstyle.weights import RandomWeightsWarning
+from jaxstyle.vgg.weights import RandomWeightsWarning
 
 
 def _note_dropped(preset: str, args) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jaxstyle.cli.options import config_from_args, flag, output_dir
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.weights import RandomWeightsWarning
+from jaxstyle.vgg.weights import RandomWeightsWarning
 
 MODEL_DIR_OUTPUT = ("MODEL_DIR", "the model directory to write (created; with --resume, "
                                  "continued)")

@@ -15,7 +15,7 @@ def weights_convert_arguments(parser, base) -> None:
 
 
 def weights_convert(args) -> int:
-  from jaxstyle.convert import convert
+  from jaxstyle.vgg.convert import convert
   fmt = convert(args.src, args.dst)
   print(f"converted {args.src} ({fmt}) -> {args.dst}")
   return 0
@@ -31,7 +31,7 @@ def weights_download_arguments(parser, base) -> None:
 
 
 def weights_download(args) -> int:
-  from jaxstyle import convert
+  from jaxstyle.vgg import convert
   dest = convert.download(args.dest, network=args.network, url=args.url, timeout=args.timeout)
   print(f"downloaded, verified (md5 {convert.KERAS_FILES[args.network].md5}) and converted "
         f"-> {dest}")
@@ -44,7 +44,7 @@ def weights_info_arguments(parser, base) -> None:
 
 def weights_info(args) -> int:
   from jaxstyle.vgg import layer_names
-  from jaxstyle.weights import load_weights, read_info
+  from jaxstyle.vgg.weights import load_weights, read_info
 
   info = read_info(args.file)
   loaded = load_weights(args.file)  # Full validation: a file that prints fine also loads.

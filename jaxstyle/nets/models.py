@@ -284,7 +284,7 @@ def convert_pth(src, dst, *, label: str | None = None) -> Path:
   refused by name.
   """
   from jaxstyle.errors import WeightsError
-  from jaxstyle.pth import load_state_dict
+  from jaxstyle.vgg.pth import load_state_dict
   src = Path(src)
   try:
     state = load_state_dict(src)

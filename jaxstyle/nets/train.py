@@ -51,7 +51,7 @@ from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features, n
                                 objective, run_params, stack, style_targets)
 from jaxstyle.progress import bar as progress_bar
 from jaxstyle.vgg import infer_width_scale
-from jaxstyle.weights import Weights, resolve_weights
+from jaxstyle.vgg.weights import Weights, resolve_weights
 
 TERMS = ("total",) + OBJECTIVE_TERMS
 """What a training step reports: the objective and each of its terms."""

@@ -42,7 +42,7 @@ from jaxstyle.nets.train import (OBJECTIVE_GROUPS, Job, TrainConfig, batch_place
 from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, network_features, objective,
                                 run_params, style_target_of)
 from jaxstyle.vgg import infer_width_scale
-from jaxstyle.weights import Weights, resolve_weights
+from jaxstyle.vgg.weights import Weights, resolve_weights
 
 #: Huang & Belongie's training schedule, as a TrainConfig.
 ADAIN_TRAINING = TrainConfig(steps=160000, batch=8, lr=1e-4, lr_decay=5e-5)

@@ -155,7 +155,7 @@ def stylize_video(src, out, *, config: StyleConfig, style=None, stylizer=None, m
     raise ConfigError("video: expected a style image (--style) or a model (--model), not both")
   probed = vio.probe(src, frames=frames, every=every)  # A bad clip: before anything else.
   if style is not None and weights is None:  # Once for the clip (and its warning once).
-    from jaxstyle.weights import resolve_weights
+    from jaxstyle.vgg.weights import resolve_weights
     weights = resolve_weights(config.weights, network=config.network)
   size = size if stylizer is not None or method is not None else config.size
   if method is None:

@@ -1,4 +1,7 @@
-"""VGG19 and VGG16 as pure functions over a plain params pytree.
+"""VGG19 and VGG16 as pure functions over a plain params pytree (this module), and their
+weights: the jaxstyle format and random weights (:mod:`~jaxstyle.vgg.weights`), converting
+Keras and torchvision files (:mod:`~jaxstyle.vgg.convert`), reading .pth files without torch
+(:mod:`~jaxstyle.vgg.pth`).
 
 The architectures are data (:data:`ARCHITECTURES`); params are a nested dict
 keyed by the Keras layer names::
@@ -26,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import winograd
+from jaxstyle.optim import winograd
 from jaxstyle.conv import CHOICES
 from jaxstyle.errors import ConfigError
 
@@ -212,8 +215,8 @@ conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 def winograd_conv3x3(x_NxHxWxCin, U, U_t):
   """:func:`conv3x3` by Winograd, from the kernel's transform ``U`` and its transpose's ``U_t``.
 
-  ``U``/``U_t`` are :func:`jaxstyle.winograd.transform_kernel` of the kernel
-  and of :func:`jaxstyle.winograd.transpose_kernel` of it, made once by
+  ``U``/``U_t`` are :func:`jaxstyle.optim.winograd.transform_kernel` of the kernel
+  and of :func:`jaxstyle.optim.winograd.transpose_kernel` of it, made once by
   :func:`prepare_convs`. The image's gradient is the transposed convolution,
   by Winograd from ``U_t`` (faster than autodiff's adjoint of the forward
   transforms, measured). The transformed kernels are constants: their

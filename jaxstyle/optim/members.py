@@ -22,7 +22,7 @@ import jax
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError
 from jaxstyle.objective import ObjectiveSpec, Targets, prepare_params
-from jaxstyle.solver import SolverSpec, init_state, run_chunk
+from jaxstyle.optim.solver import SolverSpec, init_state, run_chunk
 
 
 # Fields a batch's members may differ in: everything else shapes the program.

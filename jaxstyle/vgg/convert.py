@@ -11,7 +11,7 @@ Sources read (the network is recognised from the layers the file holds):
   Convention ``caffe``.
 * torchvision ``vgg19-dcbb9e9d.pth`` and ``vgg16-397923af.pth``:
   ``features.{0,2,5,...}.weight`` (OIHW) and ``.bias``, legacy or zip
-  serialisation, via the restricted reader in :mod:`jaxstyle.pth`.
+  serialisation, via the restricted reader in :mod:`jaxstyle.vgg.pth`.
   Convention ``torch``.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 from jaxstyle import vgg
 from jaxstyle.errors import WeightsError
 from jaxstyle.files import sha256_file
-from jaxstyle.weights import FORMATS, default_path, save_weights, validate_params
+from jaxstyle.vgg.weights import FORMATS, default_path, save_weights, validate_params
 
 
 class Published(NamedTuple):
@@ -117,7 +117,7 @@ def read_keras(path) -> dict:
 
 def read_torchvision(path) -> dict:
   """VGG19 or VGG16 params from a torchvision state dict (``torch`` convention)."""
-  from jaxstyle.pth import load_state_dict
+  from jaxstyle.vgg.pth import load_state_dict
 
   state = load_state_dict(path)
   params = {}

@@ -19,7 +19,7 @@ import optax
 
 from jaxstyle.config import StyleConfig
 from jaxstyle.objective import TERMS, ObjectiveSpec, objective, objective_terms
-from jaxstyle.optimizers import torch_lbfgs
+from jaxstyle.optim.optimizers import torch_lbfgs
 
 
 def recorded_terms(targets) -> tuple[str, ...]:
@@ -64,7 +64,7 @@ class SolverSpec:
 
     The fixed step is that of Torch's ``optim.lbfgs`` / PyTorch's ``LBFGS``
     without a line search, as neural-style and the PyTorch tutorial run it
-    (:func:`jaxstyle.optimizers.torch_lbfgs`, their algorithm exactly).
+    (:func:`jaxstyle.optim.optimizers.torch_lbfgs`, their algorithm exactly).
     """
     if self.optimizer == "lbfgs":
       if self.lbfgs_linesearch == "zoom":
