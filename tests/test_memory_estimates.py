@@ -86,7 +86,7 @@ CASES = {  # command: (the option varied, its two values, argv with {v} for the 
                     "train-adain --styles {r}/styles --data {r}/data -o {r}/d{v} --weights "
                     "random:0:0.25 --batch 2 --crop {v} " + " ".join(TRAIN)),
     "video": ("--size", (512, 1024),
-              "video {r}/clip -o {r}/v{v} --model {r}/johnson --size {v} --batch 2 --quiet"),
+              "video {r}/clip -o {r}/v{v} --model {r}/johnson --size {v} --batch 4 --quiet"),
     "batch": ("--size", (128, 256),
               "batch {r}/photo.png --styles {r}/style.png --style-weight 1e3 1e4 -o {r}/b{v} "
               "--size {v} --iters 1 --weights random:0:0.5 --quiet"),
