@@ -107,9 +107,14 @@ def _valid_by_padding(x, kernel, stride: int):
   return _lax_conv(x, kernel, stride, ((stride, stride), (stride, stride)))[:, 1:-1, 1:-1]
 
 
+def _numpy_reflect(x_NxHxWxC, pad: int):
+  """Reflection padding of H and W by ``pad`` as NumPy defines it, with autodiff's adjoint."""
+  return jnp.pad(x_NxHxWxC, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
 def _reflect(x, pad: int):
   if pad >= min(x.shape[1:3]):  # NumPy's repeated reflection, which the adjoint does not cover
-    return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    return _numpy_reflect(x, pad)
   return _reflect_pad(x, pad) if pad else x
 
 
@@ -117,7 +122,7 @@ def _reflect(x, pad: int):
 def _reflect_pad(x_NxHxWxC, pad: int):
   """Reflection padding of H and W by ``pad`` (the border pixel not repeated), with
   :func:`_reflect_adjoint` as its gradient."""
-  return jnp.pad(x_NxHxWxC, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+  return _numpy_reflect(x_NxHxWxC, pad)
 
 
 def _reflect_adjoint(g, pad: int, axis: int):
@@ -214,8 +219,7 @@ def _forward(x_NxHxWxCin, kernel_KxKxCinxCout, stride: int, upsample: int, algor
     return _subpixel(x_NxHxWxCin, kernel_KxKxCinxCout)
   upsampled = _upsample(x_NxHxWxCin, upsample)
   if algorithm == "valid":
-    return _lax_conv(jnp.pad(upsampled, ((0, 0), (k // 2,) * 2, (k // 2,) * 2, (0, 0)),
-                             mode="reflect"), kernel_KxKxCinxCout, stride, "VALID")
+    return _lax_conv(_numpy_reflect(upsampled, k // 2), kernel_KxKxCinxCout, stride, "VALID")
   padded = _reflect(upsampled, k // 2)
   if algorithm == "direct":
     return _valid_by_padding(padded, kernel_KxKxCinxCout, stride)

@@ -428,7 +428,7 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
       ctrl_c_flag(checkpoint is not None) as interrupted:
     bar.set_description_str("compiling")
     compile_start = time.perf_counter()
-    problem = _pose(configs, content_img, style_imgs, keys, weights=weights,
+    problem = _pose(configs, config, content_img, style_imgs, keys, weights=weights,
                     init_images=init_images, temporal=temporal)
     states, run = _start(problem)
     compile_seconds = time.perf_counter() - compile_start
@@ -446,11 +446,11 @@ def _run_scale(configs, content_img, style_imgs, keys, *, weights: Weights, prog
   return _results(problem, states, run, weights, compile_seconds, seconds)
 
 
-def _pose(configs, content_img, style_imgs, keys, *, weights: Weights, init_images,
-          temporal) -> _Problem:
+def _pose(configs, config: StyleConfig, content_img, style_imgs, keys, *, weights: Weights,
+          init_images, temporal) -> _Problem:
   """The scale's problem: content features, each member's style targets and starting image,
-  the temporal target, stacked and placed on the devices."""
-  config = shared_program(configs)
+  the temporal target, stacked and placed on the devices. ``config``: the members' shared
+  program."""
   spec = ObjectiveSpec.from_config(config, weights.convention)
   params = run_params(weights, spec)
   original_content = image_io.as_rgb(content_img, config.size, what="content")

@@ -8,7 +8,7 @@ import json
 import warnings
 from pathlib import Path
 
-from jaxstyle.cli.options import config_from_args, flag, output_dir
+from jaxstyle.cli.options import add_network_options, config_from_args, flag, output_dir
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.vgg.weights import RandomWeightsWarning
 
@@ -202,7 +202,6 @@ def check_network_fits(stylizer, shapes: list[tuple[int, int]], size: int | None
 
 
 def apply_arguments(parser, base) -> None:
-  from jaxstyle.cli.options import add_network_options
   parser.add_argument("model", metavar="MODEL_DIR",
                       help="a model directory (jaxstyle train, train-adain or models convert)")
   parser.add_argument("images", metavar="IMAGE", nargs="+", help="photos to stylize")

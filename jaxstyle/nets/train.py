@@ -46,9 +46,9 @@ from jaxstyle.nets import models, quality
 from jaxstyle.nets.data import Photos, Prefetch, crop_square
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 from jaxstyle.nets.layers import plan
-from jaxstyle.objective import TERMS as OBJECTIVE_TERMS
-from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features, network_features,
-                                objective, run_params, stack, style_targets)
+from jaxstyle.objective import (TERMS as OBJECTIVE_TERMS, LossWeights, ObjectiveSpec, Targets,
+                                features, network_features, objective, run_params, stack,
+                                style_targets)
 from jaxstyle.progress import bar as progress_bar
 from jaxstyle.vgg import infer_width_scale
 from jaxstyle.vgg.weights import Weights, resolve_weights

@@ -25,6 +25,8 @@ from jaxstyle.optim.optimizers import torch_lbfgs
 def recorded_terms(targets) -> tuple[str, ...]:
   """The terms a run records: :data:`TERMS`, and ``"temporal"`` for a video frame."""
   return TERMS + (("temporal",) if targets.temporal is not None else ())
+
+
 CHUNK_CAPACITY = 128  # History slots per compiled chunk; chunks are at most this long.
 
 
