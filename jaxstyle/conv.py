@@ -109,12 +109,33 @@ def _valid_by_padding(x, kernel, stride: int):
 
 def _numpy_reflect(x_NxHxWxC, pad: int):
   """Reflection padding of H and W by ``pad`` as NumPy defines it, with autodiff's adjoint."""
+  if not _concrete(x_NxHxWxC.shape[1:3]):  # An export: H, W > pad (its minimum side).
+    return _mirror(_mirror(x_NxHxWxC, pad, 1), pad, 2)
   return jnp.pad(x_NxHxWxC, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
+def _concrete(dims) -> bool:
+  """Whether every dimension is a number, not a symbol of an export (:mod:`jaxstyle.nets.export`)."""
+  return all(isinstance(d, int) for d in dims)
+
+
+def _mirror(x, pad: int, axis: int):
+  """Reflection padding of ``axis`` (size > ``pad``) as flipped slices and a concatenation.
+
+  What an ONNX export needs: ``jnp.pad(mode="reflect")`` of a symbolic size is a
+  gather, which jax2onnx fails to convert for sizes pooled by VGG (and which
+  onnxruntime runs slower than slices).
+  """
+  n = x.shape[axis]
+  head = jnp.flip(jax.lax.slice_in_dim(x, 1, pad + 1, axis=axis), axis)
+  tail = jnp.flip(jax.lax.slice_in_dim(x, n - pad - 1, n - 1, axis=axis), axis)
+  return jax.lax.concatenate([head, x, tail], axis)
+
+
 def _reflect(x, pad: int):
-  if pad >= min(x.shape[1:3]):  # NumPy's repeated reflection, which the adjoint does not cover
-    return _numpy_reflect(x, pad)
+  # An export's symbolic sizes are at least its minimum side, which is more than any pad.
+  if _concrete(x.shape[1:3]) and pad >= min(x.shape[1:3]):
+    return _numpy_reflect(x, pad)  # NumPy's repeated reflection, which the adjoint does not cover
   return _reflect_pad(x, pad) if pad else x
 
 

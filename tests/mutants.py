@@ -40,6 +40,7 @@ def m(name, file, old, new, *tests, more=()):
 
 EFFECTS = "test_effects.py::test_objective_controls_change_the_objective_as_documented"
 C = "test_conv.py::"
+X = "test_export.py::"
 MUTANTS = [
     # The four breaks issue 15 found passing the suite.
     m("style layer weights reversed", "objective.py",
@@ -439,7 +440,30 @@ MUTANTS = [
     m("apply's --conv ignored", "cli/networks.py",
       "      conv=args.conv, log=conv.stderr_log)", "      conv='auto', log=conv.stderr_log)",
       f"{C}test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache"),
-
+    # Export (issue 25).
+    m("export's mix not normalised", "nets/export.py",
+      "net(x, mix / mix.sum(1, keepdims=True))", "net(x, mix)",
+      f"{X}test_onnxruntime_runs_the_export_as_apply_does_at_any_size[cin]"),
+    m("export's reflection repeats the edge", "conv.py",
+      "head = jnp.flip(jax.lax.slice_in_dim(x, 1, pad + 1, axis=axis), axis)",
+      "head = jnp.flip(jax.lax.slice_in_dim(x, 0, pad, axis=axis), axis)",
+      f"{X}test_onnxruntime_runs_the_export_as_apply_does_at_any_size[johnson]",
+      f"{X}test_onnxruntime_runs_the_export_as_apply_does_at_any_size[adain]"),
+    m("padding to a multiple not flipped", "nets/apply.py",
+      "  tail = jnp.flip(jax.lax.slice_in_dim(x, n - multiple, n - 1, axis=axis), axis)",
+      "  tail = jax.lax.slice_in_dim(x, n - multiple, n - 1, axis=axis)",
+      f"{X}test_padding_to_a_multiple_is_numpys_reflection_at_the_end"),
+    m("the page ignores the query's mix", "nets/page/index.html",
+      "sliders.forEach((s, k) => { s.max = Math.max(1, weights[k]); s.value = weights[k]; });",
+      "",
+      f"{X}test_the_page_stylizes_as_onnxruntime_does_driven_by_its_query"),
+    m("the page ignores the query's alpha", "nets/page/index.html",
+      '$("alpha").value = alpha;', "",
+      f"{X}test_the_page_stylizes_as_onnxruntime_does_driven_by_its_query"),
+    m("the page swallows errors", "nets/page/index.html",
+      'function fail(message) { setState("error: " + message, message); }',
+      'function fail(message) { setState("done", ""); }',
+      f"{X}test_the_page_reports_bad_queries_on_the_page"),
 ]
 
 

@@ -130,6 +130,36 @@ def models_info(args) -> int:
   return 0
 
 
+def models_export_arguments(parser, base) -> None:
+  parser.add_argument("model", metavar="MODEL_DIR", help="a jaxstyle model directory")
+  parser.add_argument("--web", default=None, metavar="DIR",
+                      help="also (or instead) write a static page that stylizes in the browser "
+                           "into DIR: index.html, the model, onnxruntime-web's files; serve it "
+                           "with jaxstyle serve DIR")
+  parser.add_argument("--ort-web", default=None, metavar="PATH",
+                      help="onnxruntime-web's npm package (unpacked, or its dist/) for --web "
+                           "(default: fetched once with npm into ~/.cache/jaxstyle)")
+
+
+def models_export(args) -> int:
+  from jaxstyle.nets import export, models, web
+  if not args.output and not args.web:
+    raise JaxstyleError("models export: nothing to write; give -o FILE.onnx, --web DIR, or both")
+  if args.output and Path(args.output).suffix != ".onnx":
+    raise JaxstyleError(f"{args.output}: expected a .onnx file name")
+  net, meta = models.load_model(args.model)
+  if args.output:
+    export.export_onnx(net, args.output)
+    names = ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}"
+                      for name, shape in export.signature(net).items())
+    print(f"exported {args.model} -> {args.output} (inputs: {names}; RGB 0-255, any side >= "
+          f"{export.MIN_SIDE})")
+  if args.web:
+    web.write_page(net, meta, args.model, args.web, ort_web=args.ort_web)
+    print(f"wrote {args.web}/index.html; serve it with: jaxstyle serve {args.web}")
+  return 0
+
+
 # ---- running a trained network ---------------------------------------------------------------
 
 

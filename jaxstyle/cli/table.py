@@ -119,7 +119,7 @@ def _training_fields(architecture: str) -> tuple[Fields, ...]:
 
 GROUP_HELP = {
     "weights": "download, convert and inspect VGG19 / VGG16 weights",
-    "models": "convert and inspect trained feed-forward style networks",
+    "models": "convert, inspect and export trained feed-forward style networks",
     "bench": "measure this machine (convolution algorithms)",
 }
 """The command groups (``jaxstyle weights convert``): name and help."""
@@ -209,6 +209,20 @@ def _commands() -> tuple[Command, ...]:
           networks.models_info, networks.models_info_arguments,
           "Loads MODEL_DIR (checking model.safetensors against the sha256 in model.json) and "
           "summarises it; --json prints the whole model.json."),
+      Command(
+          "models export", "a model as ONNX (any image size), and as a page that stylizes "
+          "in the browser", networks.models_export, networks.models_export_arguments,
+          "Writes MODEL_DIR's network as one ONNX file (-o) whose height and width are free "
+          "(any side from 16 px): inputs image (N x H x W x 3, RGB 0-255, float32), and mix "
+          "(N x styles) for a network of several styles, or style (1 x Hs x Ws x 3) and alpha "
+          "for AdaIN; output stylized, RGB 0-255. --web DIR writes a static page around it "
+          "with onnxruntime-web, which works offline; index.html?photo=URL stylizes on load.",
+          output=("FILE.onnx", "the ONNX file to write"), output_default="", compiles=True),
+      Command(
+          "serve", "serve a page written by models export --web on this machine",
+          tools.serve, tools.serve_arguments,
+          "A static file server for DIR with the headers onnxruntime-web needs for threads "
+          "(cross-origin isolation) and the right types for .mjs and .wasm."),
       Command(
           "apply", "stylize photos with a trained network, one forward pass each",
           networks.apply, networks.apply_arguments,

@@ -117,3 +117,27 @@ def bench_convs(args) -> int:
     timings = ", ".join(f"{a} {s * 1e3:.1f}" for a, s in row["seconds"].items()) or "only one"
     print(f"{row['layer']:34} {row['shape']:38} -> {row['algorithm']:8} ({timings})")
   return 0
+
+
+# ---- serve -----------------------------------------------------------------------------------
+
+
+def serve_arguments(parser, base) -> None:
+  parser.add_argument("directory", metavar="DIR", help="a page written by models export --web")
+  parser.add_argument("--port", type=int, default=8000, help="(default: 8000)")
+  parser.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default: 127.0.0.1, this machine only)")
+
+
+def serve(args) -> int:
+  from jaxstyle.nets import web
+  httpd = web.server(args.directory, host=args.host, port=args.port, verbose=True)
+  host, port = httpd.server_address[:2]
+  print(f"serving {args.directory} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+  try:
+    httpd.serve_forever()
+  except KeyboardInterrupt:
+    pass
+  finally:
+    httpd.server_close()
+  return 0

@@ -119,14 +119,37 @@ class AdaINStylizer:
 
 
 def _padded(forward, imgs_NxHxWx3, multiple: int) -> np.ndarray:
-  """``forward`` on the images reflection-padded to sides that are multiples, cropped back, uint8."""
-  _, h, w, _ = imgs_NxHxWx3.shape
-  pad_h, pad_w = -h % multiple, -w % multiple
-  x = jnp.asarray(imgs_NxHxWx3, jnp.float32)
-  if pad_h or pad_w:
-    x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
-  out = forward(x)[:, :h, :w]
-  return np.asarray(jnp.clip(jnp.round(out), 0, 255)).astype(np.uint8)
+  """:func:`padded_forward` of the images, rounded to uint8."""
+  out = padded_forward(forward, jnp.asarray(imgs_NxHxWx3, jnp.float32), multiple)
+  return np.asarray(jnp.round(out)).astype(np.uint8)
+
+
+def padded_forward(forward, x_NxHxWx3, multiple: int):
+  """``forward`` on the images reflection-padded (bottom, right) to sides that are multiples of
+  ``multiple``, cropped back to the input's size and clipped to 0-255 (float).
+
+  The one definition of a network's output at any size: :class:`Stylizer`
+  rounds it, :mod:`jaxstyle.nets.export` writes it into the ONNX graph, where H
+  and W are symbols.
+  """
+  _, h, w, _ = x_NxHxWx3.shape
+  x = pad_to_multiple(pad_to_multiple(x_NxHxWx3, multiple, 1), multiple, 2)
+  out = jax.lax.slice_in_dim(jax.lax.slice_in_dim(forward(x), 0, h, axis=1), 0, w, axis=2)
+  return jnp.clip(out, 0, 255)
+
+
+def pad_to_multiple(x, multiple: int, axis: int):
+  """Reflection-pads ``axis`` at its end up to a multiple of ``multiple`` (size ≥ ``multiple``).
+
+  As the ``multiple - 1`` reflected rows appended, then cut at the multiple:
+  no comparison of sizes, so it traces with a symbolic size too.
+  """
+  n = x.shape[axis]
+  if isinstance(n, int) and n % multiple == 0:
+    return x
+  tail = jnp.flip(jax.lax.slice_in_dim(x, n - multiple, n - 1, axis=axis), axis)
+  return jax.lax.slice_in_dim(jax.lax.concatenate([x, tail], axis), 0,
+                              (n + multiple - 1) // multiple * multiple, axis=axis)
 
 
 def stylizer_for(net, *, style=0, style_images=(), alpha: float = 1.0, conv: str = "auto",

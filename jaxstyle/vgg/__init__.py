@@ -349,7 +349,9 @@ def without_winograd(params) -> dict:
 def _pool(x_NxHxWxC, pooling: str):
   """2x2 stride-2 pooling; an odd last row or column is dropped (XLA's 'VALID')."""
   n, h, w, c = x_NxHxWxC.shape
-  x = x_NxHxWxC[:, : h // 2 * 2, : w // 2 * 2]
+  # lax slices, not x[:, :h // 2 * 2]: indexing a symbolic size (an ONNX export) is a gather.
+  x = jax.lax.slice_in_dim(jax.lax.slice_in_dim(x_NxHxWxC, 0, h // 2 * 2, axis=1),
+                           0, w // 2 * 2, axis=2)
   if pooling == "max":
     return _max_pool(x)
   return x.reshape(n, h // 2, 2, w // 2, 2, c).mean((2, 4))
@@ -466,7 +468,7 @@ def preprocess(rgb_HxWx3, convention: str):
   """
   rgb = _as_float(rgb_HxWx3)
   if convention == "caffe":
-    return rgb[..., ::-1] - _channels(CAFFE_MEAN_BGR, rgb)
+    return jnp.flip(rgb, -1) - _channels(CAFFE_MEAN_BGR, rgb)
   if convention == "torch":
     return (rgb / 255.0 - _channels(TORCH_MEAN_RGB, rgb)) / _channels(TORCH_STD_RGB, rgb)
   raise ConfigError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
@@ -476,7 +478,7 @@ def deprocess(x_HxWx3, convention: str):
   """Inverse of :func:`preprocess`: network input -> RGB in [0, 255] (unclipped)."""
   x = _as_float(x_HxWx3)
   if convention == "caffe":
-    return (x + _channels(CAFFE_MEAN_BGR, x))[..., ::-1]
+    return jnp.flip(x + _channels(CAFFE_MEAN_BGR, x), -1)
   if convention == "torch":
     return (x * _channels(TORCH_STD_RGB, x) + _channels(TORCH_MEAN_RGB, x)) * 255.0
   raise ConfigError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
