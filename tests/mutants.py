@@ -180,7 +180,8 @@ MUTANTS = [
       "value = value.transpose(2, 3, 1, 0)  # OIHW", "value = value.transpose(3, 2, 1, 0)  # OIHW",
       "test_nets.py::test_converted_transformer_net_matches_torch_forward"),
     m("apply does not crop the padding back", "nets/apply.py",
-      "out = forward(x)[:, :h, :w]", "out = forward(x)",
+      "out = jax.lax.slice_in_dim(jax.lax.slice_in_dim(forward(x), 0, h, axis=1), 0, w, axis=2)",
+      "out = forward(x)",
       "test_nets.py::test_models_convert_info_and_apply_from_the_cli"),
     m("resume restores the params but not Adam's state", "nets/train.py",
       'state, opt_state = saved["state"], jax.tree.unflatten(',
@@ -464,6 +465,26 @@ MUTANTS = [
       'function fail(message) { setState("error: " + message, message); }',
       'function fail(message) { setState("done", ""); }',
       f"{X}test_the_page_reports_bad_queries_on_the_page"),
+    # Networks trained against flicker (issue 25).
+    m("training's temporal weight ignored", "nets/train.py",
+      'terms["total"] = terms["total"] + static.temporal_weight * terms["temporal"]',
+      'terms["total"] = terms["total"] + terms["temporal"]',
+      "test_nets.py::test_training_weighs_each_loss_term_by_its_own_option"),
+    m("motion's rotation reversed", "nets/motion.py",
+      "return jnp.stack([cy + (cos * y - sin * x) / motion.zoom,\n"
+      "                    cx + (cos * x + sin * y) / motion.zoom])",
+      "return jnp.stack([cy + (cos * y + sin * x) / motion.zoom,\n"
+      "                    cx + (cos * x - sin * y) / motion.zoom])",
+      "test_motion.py::test_the_moved_frame_puts_each_point_where_the_motion_takes_it",
+      "test_motion.py::test_the_warp_is_opencvs_remap_by_the_motions_flow"),
+    m("motion's key ignored", "nets/motion.py",
+      "motion = random_motion(key=key, side=min(h, w))",
+      "motion = random_motion(key=jax.random.key(0), side=min(h, w))",
+      "test_motion.py::test_a_moved_pair_is_seeded_bounded_and_masked_where_frame_one_saw_nothing"),
+    m("temporal term without the warp", "nets/motion.py",
+      "return losses.temporal_loss(out_moved_HxWx3, warp(out_HxWx3, coords_2xHxW), mask_HxW)",
+      "return losses.temporal_loss(out_moved_HxWx3, out_HxWx3, mask_HxW)",
+      "test_motion.py::test_the_temporal_term_is_zero_for_a_network_that_moves_with_its_input"),
 ]
 
 

@@ -307,7 +307,7 @@ def test_models_info_summarises_a_trained_model_and_refuses_a_damaged_one(traini
 @pytest.mark.slow
 def test_training_weighs_each_loss_term_by_its_own_option(tmp_path):
   # Asymmetric weights, given as users give them, that make the weighted terms comparable
-  # (about 6e3, 1e4 and 4e3 here): every step's recorded total is Σ_k w_k · term_k with these
+  # (about 6e3, 1e4, 4e3 and 1e3 here): every step's recorded total is Σ_k w_k · term_k with these
   # weights, so a dropped, defaulted or swapped weight fails.
   from PIL import Image
 
@@ -317,12 +317,12 @@ def test_training_weighs_each_loss_term_by_its_own_option(tmp_path):
   for i in range(2):
     Image.fromarray(smooth_image(36, 40, seed=50 + i)).save(tmp_path / "photos" / f"{i}.png")
   Image.fromarray(smooth_image(40, 40, seed=3)).save(tmp_path / "style.png")
-  weights = {"content": 2.0, "style": 0.03, "tv": 7.0}
+  weights = {"content": 2.0, "style": 0.03, "tv": 7.0, "temporal": 0.5}
   assert cli.main(["train", str(tmp_path / "style.png"), "--data", str(tmp_path / "photos"),
                    "-o", str(tmp_path / "model"), "--weights", "random:0:0.125", "--steps", "2",
                    "--batch", "2", "--crop", "32", "--width", "0.125", "--sample-every", "0",
                    "--checkpoint-every", "0", "--quiet", "--content-weight", "2",
-                   "--style-weight", "0.03", "--tv-weight", "7"]) == 0
+                   "--style-weight", "0.03", "--tv-weight", "7", "--temporal-weight", "0.5"]) == 0
   for line in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines():
     m = json.loads(line)
     assert all(m[k] > 0 for k in weights)

@@ -204,11 +204,13 @@ def stylizer_of(args, style) -> tuple:
 
 
 def check_network_fits(stylizer, shapes: list[tuple[int, int]], size: int | None,
-                       batch: int) -> dict:
+                       batch: int, tile: int | None = None) -> tuple[dict, int | None]:
   """Before any image is loaded: refuses a ``--size`` below the network's smallest side or
   one at which ``batch`` of these images cannot fit in memory (one line each), and returns
   the longest side each shape is loaded at (``size``, or its own; a photo smaller than the
-  network's smallest side is enlarged to it, with the warning any enlargement gives)."""
+  network's smallest side is enlarged to it, with the warning any enlargement gives), and the
+  tile side to stylize in: ``tile`` (``--tile``), else, for a network that tiles, the largest
+  that fits when a whole image does not, else None."""
   from jaxstyle import images, memory
   if size is not None and size < stylizer.min_side:
     raise JaxstyleError(f"--size: expected at least {stylizer.min_side} pixels (the network's "
@@ -220,15 +222,29 @@ def check_network_fits(stylizer, shapes: list[tuple[int, int]], size: int | None
     sides[(h, w)] = size if size is not None else own
   batch = min(batch, len(shapes))
 
-  def need(side: int) -> int:  # The largest image at ``side`` (or its own, if smaller).
-    pixels = max(fh * fw for fh, fw in (
+  def largest(side: int) -> int:  # Pixels of the largest image at ``side`` (or its own).
+    return max(fh * fw for fh, fw in (
         images.fitted_shape(s, side if size is not None else min(side, sides[s]))
         for s in shapes))
-    return stylizer.peak_bytes(pixels, batch)
-  memory.refuse_unless_fits(need, size or max(sides.values()), option="--size",
+
+  def need(side: int) -> int:
+    return stylizer.peak_bytes(largest(side), batch)
+  side = size or max(sides.values())
+  available = memory.available_bytes()[0]
+  if tile is None and stylizer.tiles and stylizer.peak_bytes(largest(side)) > available:
+    tile = stylizer.largest_tile(largest(side), available)
+  if tile is not None:
+    if not stylizer.tiles:
+      raise JaxstyleError("--tile: tiles are for Johnson and conditional-instance-norm "
+                          "networks; an AdaIN model's encoder statistics are not tiled yet")
+    memory.refuse_unless_fits(lambda t: stylizer.tiled_peak_bytes(t, largest(side)), tile,
+                              option="--tile", what="one tile's forward pass and the image",
+                              floor=4)
+    return sides, tile
+  memory.refuse_unless_fits(need, side, option="--size",
                             what=f"{batch} image{'s' if batch > 1 else ''} per forward pass "
                                  "(--batch)")
-  return sides
+  return sides, None
 
 
 def apply_arguments(parser, base) -> None:
@@ -246,6 +262,25 @@ def apply_arguments(parser, base) -> None:
   parser.add_argument("--preserve-colors", default="none", choices=("none", "luminance"),
                       help="keep the input's colours: the network's luminance, the input's "
                            "chroma (YIQ)")
+  parser.add_argument("--tile", type=int, default=None, metavar="N",
+                      help="stylize each image in tiles of N px (a multiple of 4), with the "
+                           "whole image's instance-norm statistics: the same result in one "
+                           "tile's memory, about 8x the time (default: tiles only for an image "
+                           "that does not fit in memory whole; Johnson networks)")
+
+
+def _tiled(stylizer, rgb, tile: int, path, *, quiet: bool):
+  """One image by :meth:`Stylizer.tiled`, with a progress bar over its passes' tiles."""
+  from jaxstyle.progress import bar as progress_bar
+  bar = progress_bar(0, desc=f"{Path(path).name} in tiles", unit="tile", enabled=not quiet)
+
+  def progress(done, total):
+    bar.total = total
+    bar.update(done - bar.n)
+  try:
+    return stylizer.tiled(rgb, tile, progress=progress)
+  finally:
+    bar.close()
 
 
 def apply(args) -> int:
@@ -268,7 +303,12 @@ def apply(args) -> int:
       raise JaxstyleError(f"{path}: has the same name as {names[name]}; their outputs would "
                           f"both be {outdir / name}")
     names[name] = path
-  sides = check_network_fits(stylizer, list(shapes.values()), args.size, args.batch)
+  sides, tile = check_network_fits(stylizer, list(shapes.values()), args.size, args.batch,
+                                   args.tile)
+  if tile is not None:
+    args.batch = 1  # One image at a time, each tile by tile.
+    print(f"apply: stylizing in tiles of {tile} px with whole-image statistics"
+          + ("" if args.tile else " (a whole image does not fit in memory)"))
   outdir.mkdir(parents=True, exist_ok=True)
   start, done = time.perf_counter(), 0
   for first in range(0, len(args.images), args.batch):
@@ -277,13 +317,16 @@ def apply(args) -> int:
       rgb = images.load_image(path, size=sides[shapes[path]], min_side=stylizer.min_side)
       group.setdefault(rgb.shape, []).append((path, rgb))
     for members in group.values():
-      outputs = stylizer(np.stack([rgb for _, rgb in members]))
+      if tile is None:
+        outputs = stylizer(np.stack([rgb for _, rgb in members]))
+      else:
+        outputs = [_tiled(stylizer, members[0][1], tile, members[0][0], quiet=args.quiet)]
       for (path, rgb), out in zip(members, outputs):
         if args.preserve_colors == "luminance":
           out = color.with_chroma_of(out, rgb)
         record = {"model": model_ref, **styles,
                   "input": {"path": str(path), "sha256": sha256_file(path)},
-                  "size": args.size, "preserve_colors": args.preserve_colors,
+                  "size": args.size, "preserve_colors": args.preserve_colors, "tile": tile,
                   "convolutions": stylizer.conv_record(), "versions": provenance.versions()}
         target = outdir / (Path(path).stem + ".png")
         images.save_image(target, out, text={provenance.PNG_KEY: json.dumps(record,

@@ -230,7 +230,7 @@ def _commands() -> tuple[Command, ...]:
           "to a multiple of 4 and cropped back) and writes OUTDIR/NAME.png with its "
           "provenance (model sha256, style weights, input).",
           output=("OUTDIR", "output directory (created): OUTDIR/NAME.png for each IMAGE"),
-          compiles=True),
+          quiet=True, compiles=True),
       Command(
           "video", "stylize a clip: by optimisation with temporal consistency, or by a network",
           video.video, video.video_arguments,

@@ -62,6 +62,7 @@ class Stylizer:
     self.style_S = style_vector(style, self.styles)
     self._forward = _Compiled(net, "__call__", conv, log)
     self.width = net.spec.width
+    self.net, self.conv, self.log = net, conv, log
 
   def conv_record(self) -> dict:
     """The convolution algorithms used so far (:meth:`_Compiled.record`), for provenance."""
@@ -77,6 +78,30 @@ class Stylizer:
   def __call__(self, imgs_NxHxWx3) -> np.ndarray:
     style = jnp.broadcast_to(self.style_S, (imgs_NxHxWx3.shape[0], self.styles))
     return _padded(lambda x: self._forward(x, style), imgs_NxHxWx3, 4)
+
+  #: Whether :meth:`tiled` can stylize an image larger than memory.
+  tiles = True
+
+  def tiled(self, img_HxWx3, tile: int, *, progress=None) -> np.ndarray:
+    """One image stylized tile by tile with whole-image statistics
+    (:func:`jaxstyle.nets.tiles.stylize_tiled`): the same pixels in one tile's memory."""
+    from jaxstyle.nets import tiles
+    return tiles.stylize_tiled(self.net, img_HxWx3, self.style_S, tile, conv=self.conv,
+                               log=self.log, progress=progress)
+
+  def tiled_peak_bytes(self, tile: int, pixels: int) -> int:
+    """Predicted peak of :meth:`tiled` on an image of ``pixels``: one tile's forward with its
+    halo, and the image four times over in uint8 (input, padded, output, the copy saved)."""
+    from jaxstyle.nets import tiles
+    side = tile + 2 * tiles.halo(self.net)
+    return self.peak_bytes(side * side) + 4 * 3 * pixels
+
+  def largest_tile(self, pixels: int, available: int) -> int | None:
+    """The largest tile side (2048 down to 256 px) whose :meth:`tiled_peak_bytes` fits."""
+    for tile in (2048, 1536, 1024, 768, 512, 384, 256):
+      if self.tiled_peak_bytes(tile, pixels) <= available:
+        return tile
+    return None
 
 
 class AdaINStylizer:
@@ -103,6 +128,7 @@ class AdaINStylizer:
     self.width = net.spec.width
 
   conv_record = Stylizer.conv_record
+  tiles = False
 
   #: The smallest side the network takes (the encoder pools three times).
   min_side = 8

@@ -31,6 +31,7 @@ pads and crops so that outputs keep the input's size.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 from dataclasses import dataclass
 
@@ -42,6 +43,10 @@ from jaxstyle.errors import ConfigError
 from jaxstyle.nets.layers import ReflectConv
 
 EPS = 1e-5  # torch.nn.InstanceNorm2d's default.
+
+# Set only while a tile of a larger image is traced (jaxstyle.nets.tiles): called with each
+# norm layer's input in turn, it gives the (mean, var) of the whole image at that layer.
+WHOLE_IMAGE: contextvars.ContextVar = contextvars.ContextVar("WHOLE_IMAGE", default=None)
 UPSAMPLING = ("nearest", "transposed")
 
 
@@ -76,7 +81,8 @@ class CondInstanceNorm(nnx.Module):
   """Instance norm whose scale and shift are mixed from N styles' (N x C each).
 
   y = γ(s) · (x − μ) / √(σ² + ε) + β(s), with μ, σ² the per-image, per-channel
-  mean and (biased) variance over H x W, and γ(s) = sᵀΓ, β(s) = sᵀB.
+  mean and (biased) variance over H x W, and γ(s) = sᵀΓ, β(s) = sᵀB. On a tile
+  of a larger image, μ and σ² are the whole image's (:data:`WHOLE_IMAGE`).
   """
 
   def __init__(self, channels: int, styles: int):
@@ -84,8 +90,12 @@ class CondInstanceNorm(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((styles, channels)))
 
   def __call__(self, x_NxHxWxC, style_NxS):
-    mean = x_NxHxWxC.mean((1, 2), keepdims=True)
-    var = jnp.square(x_NxHxWxC - mean).mean((1, 2), keepdims=True)
+    statistics = WHOLE_IMAGE.get()
+    if statistics is None:
+      mean = x_NxHxWxC.mean((1, 2), keepdims=True)
+      var = jnp.square(x_NxHxWxC - mean).mean((1, 2), keepdims=True)
+    else:  # A tile of a larger image: the whole image's statistics (jaxstyle.nets.tiles).
+      mean, var = statistics(x_NxHxWxC)
     normalised = (x_NxHxWxC - mean) * jax.lax.rsqrt(var + EPS)
     gamma, beta = style_NxS @ self.scale[...], style_NxS @ self.bias[...]
     return normalised * gamma[:, None, None, :] + beta[:, None, None, :]

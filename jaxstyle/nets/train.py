@@ -42,7 +42,7 @@ from jaxstyle import conv as convs
 from jaxstyle import images, memory
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, NonFiniteLossError
-from jaxstyle.nets import models, quality
+from jaxstyle.nets import models, motion, quality
 from jaxstyle.nets.data import Photos, Prefetch, crop_square
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 from jaxstyle.nets.layers import plan
@@ -81,6 +81,10 @@ class TrainConfig:
                       "machines)", "johnson")
   residual_blocks: int = _opt(5, "residual blocks", "johnson")
   upsample: str = _opt("nearest", "nearest (resize + conv) or transposed (Johnson's)", "johnson")
+  temporal_weight: float = _opt(
+      0.0, "weight of the temporal loss: each photo's output against the output of the photo "
+      "moved by a small random motion, warped back (jaxstyle.nets.motion; Huang et al. 2017), "
+      "so that video stylized frame by frame does not flicker; 0: none", "johnson")
   sample_every: int = _opt(500, "write a sample grid of held-out photos every N steps (0: never)")
   checkpoint_every: int = _opt(1000, "write a checkpoint every N steps (0: only at the end)")
 
@@ -94,6 +98,9 @@ class TrainConfig:
       raise ConfigError(f"--lr-decay: expected a non-negative decay, got {self.lr_decay}")
     if not self.lr > 0:
       raise ConfigError(f"--lr: expected a positive learning rate, got {self.lr}")
+    if not self.temporal_weight >= 0:
+      raise ConfigError(f"--temporal-weight: expected a non-negative weight, got "
+                        f"{self.temporal_weight}")
     if self.crop < 16:
       raise ConfigError(f"--crop: expected at least 16 px (VGG pools 4 times), got {self.crop}")
     JohnsonSpec(self.width, 1, self.residual_blocks, self.upsample)  # Checks those three.
@@ -112,10 +119,14 @@ class _Static:
   styles: int
   lr: float
   lr_decay: float = 0.0
+  temporal_weight: float = 0.0
 
 
-def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weights, static):
-  """Mean objective over the batch, and the mean of each term (see the module docstring)."""
+def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weights, static,
+          key=None):
+  """Mean objective over the batch, and the mean of each term (see the module docstring);
+  with ``static.temporal_weight`` and a ``key``, plus the weighted temporal term of each photo
+  and the photo moved (:mod:`jaxstyle.nets.motion`)."""
   net = nnx.merge(graphdef, state)
   onehot = jax.nn.one_hot(style_B, static.styles)
   out = net(photos_BxHxWx3, onehot)
@@ -130,6 +141,12 @@ def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weight
     return {"total": total, **terms}
 
   terms = jax.vmap(one)(out, content, style_B)
+  if static.temporal_weight and key is not None:
+    keys = jax.random.split(key, photos_BxHxWx3.shape[0])
+    moved, coords, masks = jax.vmap(lambda x, k: motion.moved_pair(x, key=k))(photos_BxHxWx3,
+                                                                           keys)
+    terms["temporal"] = jax.vmap(motion.temporal_term)(out, net(moved, onehot), coords, masks)
+    terms["total"] = terms["total"] + static.temporal_weight * terms["temporal"]
   means = {k: v.mean() for k, v in terms.items()}
   return means["total"], means
 
@@ -139,11 +156,12 @@ held_out_loss = jax.jit(_loss, static_argnames=("graphdef", "static"))
 
 @partial(jax.jit, static_argnames=("graphdef", "static"), donate_argnames=("state", "opt_state"))
 def train_step(state, opt_state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B,
-               weights, static: _Static):
-  """One Adam step on the batch; returns the new state, optimiser state and the loss terms."""
+               weights, static: _Static, key=None):
+  """One Adam step on the batch; returns the new state, optimiser state and the loss terms.
+  ``key``: the step's motions, when ``static.temporal_weight`` asks for them."""
   grads, terms = jax.grad(_loss, has_aux=True)(state, graphdef, vgg, style_targets_N,
                                                photos_BxHxWx3.astype(jnp.float32), style_B,
-                                               weights, static)
+                                               weights, static, key)
   updates, opt_state = optimizer(static.lr, static.lr_decay).update(grads, opt_state, state)
   return optax.apply_updates(state, updates), opt_state, terms
 
@@ -175,6 +193,7 @@ class Job:
     record: how the model is made (written into model.json with the history).
     evaluate: ``state -> {"objective", "content_kept"}`` on held-out examples (see
       :func:`held_out_evaluation`), or None.
+    terms: the scalars ``step`` reports (:data:`TERMS`, and ``"temporal"`` when trained so).
   """
 
   state: dict
@@ -185,6 +204,7 @@ class Job:
   sample: Callable | None
   record: dict
   evaluate: Callable | None = None
+  terms: tuple[str, ...] = TERMS
 
 
 def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progress: bool = False,
@@ -212,13 +232,13 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
   state, opt_state = job.state, job.opt_state
   manager = ocp.CheckpointManager((out_dir / "checkpoints").absolute(),
                                   options=ocp.CheckpointManagerOptions(max_to_keep=2))
-  start, history = 0, {k: [] for k in TERMS}
+  start, history = 0, {k: [] for k in job.terms}
   if resume:
     step = manager.latest_step()
     if step is None:
       raise ConfigError(f"{out_dir}: no checkpoint to resume from (run without --resume)")
     template = {"state": state, "opt_state": opt_state, "history": {k: np.zeros(step, np.float32)
-                                                                    for k in TERMS}}
+                                                                    for k in job.terms}}
     saved = manager.restore(step, args=ocp.args.StandardRestore(
         jax.tree.map(ocp.utils.to_shape_dtype_struct, template)))
     state, opt_state = saved["state"], jax.tree.unflatten(
@@ -254,7 +274,7 @@ def run(job: Job, config: TrainConfig, out_dir, *, resume: bool = False, progres
       if not math.isfinite(terms["total"]):
         raise NonFiniteLossError(f"the training loss became {terms['total']} at step {step + 1} "
                                  f"({json.dumps(terms)}); lower --lr or the loss weights")
-      for k in TERMS:
+      for k in job.terms:
         history[k].append(terms[k])
       now = time.perf_counter()
       rate = config.batch / max(now - tick, 1e-9)
@@ -361,12 +381,14 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
                 conv=objective_config.conv, log=log)
   graphdef, state = nnx.split(net)
   state = nnx.to_pure_dict(state)
-  static = _Static(spec, styles, config.lr, config.lr_decay)
+  static = _Static(spec, styles, config.lr, config.lr_decay, config.temporal_weight)
   place = batch_placement(config.batch)
+  motions = jax.random.key(config.seed)  # Step i's motions: fold_in(motions, i).
 
   def step(state, opt_state, batch, i):
     return train_step(state, opt_state, graphdef, vgg, targets_N, place(batch),
-                      place(style_indices(i, config.batch, styles)), loss_weights, static)
+                      place(style_indices(i, config.batch, styles)), loss_weights, static,
+                      jax.random.fold_in(motions, i) if config.temporal_weight else None)
 
   def save(state, record):
     return models.save_model(out_dir, nnx.merge(graphdef, state),
@@ -393,7 +415,8 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
             "weights": weights_record(weights),
             "convolutions": convs.record(chosen, objective_config.conv)}
   job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, photos.batch, save,
-            sample if held else None, record, evaluate if held else None)
+            sample if held else None, record, evaluate if held else None,
+            TERMS + ("temporal",) if config.temporal_weight else TERMS)
   return run(job, config, out_dir, resume=resume, progress=progress, log=log)
 
 
@@ -448,7 +471,7 @@ def _plot(history: dict, path: Path, held_out=()) -> bool:
   if plt is None:
     return False
   fig, ax = plt.subplots(figsize=(6, 3.5))
-  for k in TERMS:
+  for k in history:
     if history[k]:
       ax.semilogy(np.arange(1, len(history[k]) + 1), np.maximum(history[k], 1e-30), label=k)
   if held_out:
