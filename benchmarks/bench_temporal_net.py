@@ -1,7 +1,7 @@
 """Feed-forward video without flicker: a network trained with the temporal loss against one
 trained without it, and against optimisation per frame and Ruder et al.'s temporal optimisation.
 
-    python benchmarks/bench_temporal_net.py [--steps 300] [--temporal-weight 1] [--no-append]
+    python benchmarks/bench_temporal_net.py [--steps 300] [--temporal-weight 0.05 ...] [--no-append]
 
 Two Johnson networks, identical but for ``--temporal-weight`` (same seed,
 photos, steps; ``jaxstyle train``'s own code), are trained on three sample
@@ -32,7 +32,6 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import heading, publish  # noqa: E402
 
-import jaxstyle  # noqa: E402
 from jaxstyle import demo  # noqa: E402
 from jaxstyle.video import flow as flows  # noqa: E402
 from jaxstyle.video import io as vio  # noqa: E402
@@ -80,7 +79,8 @@ def main(argv=None) -> None:
   parser.add_argument("--batch", type=int, default=2)
   parser.add_argument("--crop", type=int, default=128)
   parser.add_argument("--width", type=float, default=0.5)
-  parser.add_argument("--temporal-weight", type=float, default=1.0)
+  parser.add_argument("--temporal-weight", type=float, nargs="+", default=[0.05],
+                      help="one network trained with each (and one without)")
   parser.add_argument("--content-weight", type=float, default=100.0,
                       help="random features need about 1e2 to keep the photo (style_mix.py)")
   parser.add_argument("--lr", type=float, default=5e-3)
@@ -106,7 +106,8 @@ def main(argv=None) -> None:
     held = images / "content" / f"{HELD_OUT}.jpg"
     photo = np.asarray(Image.open(held).convert("RGB"))
     found = clips(photo, args.frames, args.side, tmp)
-    for name, weight in (("network", 0.0), ("network + temporal loss", args.temporal_weight)):
+    for name, weight in [("network", 0.0)] + [(f"network + temporal loss x{w:g}", w)
+                                              for w in args.temporal_weight]:
       out = tmp / name.replace(" ", "_")
       trained[name] = train(out, tmp / "data", style, held, args, weight)
       net, _ = models.load_model(out)
@@ -142,7 +143,8 @@ def main(argv=None) -> None:
       argv, f"networks: Johnson width {args.width:g}, {args.steps} steps, batch {args.batch} x "
       f"{args.crop} px on {', '.join(TRAINING)} for starry_night.jpg, RANDOM VGG16 features, "
       f"content weight {args.content_weight:g}, lr {args.lr:g}; "
-      f"--temporal-weight {args.temporal_weight:g} against 0 (training took "
+      f"--temporal-weight {' and '.join(f'{w:g}' for w in args.temporal_weight)} against 0 "
+      "(training took "
       + ", ".join(f"{trained[k]['seconds']:.0f} s" for k in trained) + ")",
       f"clips: {args.frames} frames of {args.side} x {args.side} px from {HELD_OUT}.jpg, which no "
       "training photo comes from; optimisation rows: jaxstyle video --style, full-width random "

@@ -256,6 +256,12 @@ class StyleConfig:
       "network activations in float32, or bfloat16 (half the activation memory; losses still "
       "accumulate in float32)",
       choices=("float32", "bfloat16"))
+  tile: int = _opt(
+      "pixels", 0,
+      "compute the objective and its gradient tile by tile, N px a side (a multiple of 16): "
+      "the same numbers for an image larger than memory, one tile's VGG activations in memory "
+      "and one more forward pass of time (jaxstyle/tiled.py; the Gram style loss); 0: whole",
+      metavar="N")
   conv: str = _opt(
       "compute", "auto",
       "how convolutions run: auto (a style network's layers each take the fastest exact algorithm, "
@@ -305,6 +311,8 @@ class StyleConfig:
     need(self.size >= 16, "size", "at least 16 pixels (VGG19 pools 4 times)", self.size)
     need(self.iters >= 0, "iters", "a non-negative count", self.iters)
     need(self.terms_every >= 1, "terms_every", "at least 1", self.terms_every)
+    need(self.tile >= 0 and self.tile % 16 == 0, "tile", "0 or a multiple of 16 px",
+         self.tile)
     need(self.scales >= 1, "scales", "at least 1", self.scales)
     need(self.scale_factor > 1, "scale_factor", "a factor above 1", self.scale_factor)
     need(self.scale_sizes[0] >= 16, "scales", "a coarsest size of at least 16 px "

@@ -177,13 +177,18 @@ def mean_std_loss(F_HxWxC, target: dict, weights_HxW=None):
 @functools.partial(jax.jit, static_argnames="norm")
 def content_loss(F_HxWxC, P_HxWxC, *, norm: str = "half_sum"):
   """L = ½ Σ (F − P)² (eq. 1); ``"sum"``: Σ (F − P)²; ``"mean"``: Σ (F − P)² / (N M)."""
-  squared = jnp.sum(jnp.square(F_HxWxC - P_HxWxC))
+  return content_from_squared(jnp.sum(jnp.square(F_HxWxC - P_HxWxC)), norm, F_HxWxC.size)
+
+
+def content_from_squared(squared, norm: str, size: int):
+  """:func:`content_loss` from its sum Σ (F − P)² over ``size`` = N·M activations (a tiled
+  objective adds the sum up tile by tile)."""
   if norm == "half_sum":
     return 0.5 * squared
   if norm == "sum":
     return squared
   if norm == "mean":
-    return squared / F_HxWxC.size
+    return squared / size
   raise ValueError(f"content_loss: norm must be one of {CONTENT_NORMS}, got {norm!r}")
 
 

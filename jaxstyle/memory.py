@@ -53,12 +53,25 @@ def _layer_shapes(config, height: int, width: int, width_scale: float):
   return [(name, h, w, widths[name][1]) for name, (h, w) in shapes.items()]
 
 
+def _activated_shape(config, height: int, width: int) -> tuple[int, int]:
+  """The image whose activations are live at once: the whole, or with ``--tile`` one crop."""
+  if not config.tile:
+    return height, width
+  from jaxstyle import tiled, tiling
+  layers = [vgg.canonical_layer(n, config.network)
+            for n in config.content_layers + config.style_layers]
+  crop, _ = tiling.tiles(height, width, config.tile, tiled.halo(layers, config.network),
+                         tiled.ALIGN)
+  return crop
+
+
 def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,
                    members: int = 1) -> int:
-  """Predicted peak bytes of a run at height x width (see the module docstring)."""
-  shapes = _layer_shapes(config, height, width, width_scale)
+  """Predicted peak bytes of a run at height x width (see the module docstring); with
+  ``config.tile``, the activations are one crop's (jaxstyle.tiled)."""
+  shapes = _layer_shapes(config, *_activated_shape(config, height, width), width_scale)
   activations = sum(h * w * c for _, h, w, c in shapes)
-  content = sum(h * w * c for name, h, w, c in shapes
+  content = sum(h * w * c for name, h, w, c in _layer_shapes(config, height, width, width_scale)
                 if name in {vgg.canonical_layer(n, config.network).removesuffix(vgg.PREACT)
                             for n in config.content_layers})
   history = 2 * config.lbfgs_memory if config.optimizer == "lbfgs" else 2
@@ -100,6 +113,23 @@ def available_bytes(device=None) -> tuple[int, str]:
   except (OSError, KeyError, ValueError, IndexError):
     pages = os.sysconf("SC_AVPHYS_PAGES") if hasattr(os, "sysconf") else 0
     return int(pages * os.sysconf("SC_PAGE_SIZE")) if pages else 1 << 62, "this machine"
+
+
+def tile_to_fit(config, height: int, width: int, *, width_scale: float = 1.0, members: int = 1,
+                available: tuple[int, str] | None = None) -> int:
+  """``config.tile``, unless the run does not fit whole and the objective tiles (the Gram loss,
+  no masks, no normalised gradients): then the largest tile (1024 down to 128 px) that fits."""
+  if config.tile or (config.style_loss != "gram" or config.style_masks
+                     or config.normalize_gradients):
+    return config.tile
+  have = (available or available_bytes())[0]
+  if estimate_bytes(config, height, width, width_scale=width_scale, members=members) <= have:
+    return 0
+  for tile in (1024, 512, 256, 128):
+    if estimate_bytes(config.replace(tile=tile), height, width, width_scale=width_scale,
+                      members=members) <= have:
+      return tile
+  return 0
 
 
 def check_fits(config, height: int, width: int, *, width_scale: float = 1.0,

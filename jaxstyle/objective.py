@@ -40,6 +40,7 @@ class ObjectiveSpec:
   remat: bool = False
   precision: str = "float32"
   conv: str = "direct"  # Resolved: "direct" or "winograd" (see StyleConfig.conv).
+  tile: int = 0  # Tile side for images beyond memory (jaxstyle.tiled); 0: whole.
 
   @classmethod
   def from_config(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
@@ -52,7 +53,7 @@ class ObjectiveSpec:
         style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling,
         convention=convention, content_norm=config.content_norm, style_loss=config.style_loss,
         normalize_gradients=config.normalize_gradients, remat=config.remat,
-        precision=config.precision, conv=vgg.resolve_conv(config.conv))
+        precision=config.precision, conv=vgg.resolve_conv(config.conv), tile=config.tile)
 
   @property
   def dtype(self):
@@ -166,7 +167,15 @@ def make_targets(params, content_rgb_HxWx3, style_rgb, spec: ObjectiveSpec, *,
   With ``masks_KxHxW`` (one mask in [0, 1] per style image, at the content's
   size), style k is instead matched only where m_k is set (guided Grams).
   """
-  at_content = features(params, content_rgb_HxWx3, spec.layers, spec)
+  if spec.tile:  # An image that may not fit whole: the content layers tile by tile, and the
+    # shapes of the others (all the style targets need of the output).
+    from jaxstyle import tiled
+    content_rgb_HxWx3 = jnp.asarray(content_rgb_HxWx3)
+    at_content = {**tiled.layer_shapes(params, content_rgb_HxWx3, spec.layers, spec),
+                  **jax.jit(tiled.content_features, static_argnums=(2, 3))(
+                      params, content_rgb_HxWx3, spec.content_layers, spec)}
+  else:
+    at_content = features(params, content_rgb_HxWx3, spec.layers, spec)
   masks = None if masks_KxHxW is None else mask_pyramid(masks_KxHxW, at_content, spec)
   return Targets(content={n: at_content[n] for n in spec.content_layers},
                  style=style_targets(params, at_content, style_rgb, spec, blend_weights, masks),
@@ -199,9 +208,7 @@ def style_targets(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blen
   Gram one scaled by the mask's Σ m_k² instead of M_output.
   """
   styles = list(style_rgb) if isinstance(style_rgb, (list, tuple)) else [style_rgb]
-  stats = [features(params, style, spec.style_layers, spec) for style in styles]
-  moments = [{name: (f.mean((0, 1)), losses.gram_matrix(f) / _positions(f))
-              for name, f in feats.items()} for feats in stats]
+  moments = [_moments(params, style, spec) for style in styles]
   if masks:
     if len(styles) != next(iter(masks.values())).shape[0]:
       raise ConfigError(f"--style-masks: expected one mask per style image ({len(styles)}), "
@@ -216,6 +223,17 @@ def style_targets(params, at_content: dict, style_rgb, spec: ObjectiveSpec, blen
     second = sum(b * m[name][1] for b, m in zip(blend, moments))
     out[name] = _target(spec, mean, second, _positions(at_content[name]))
   return out
+
+
+def _moments(params, rgb_HxWx3, spec: ObjectiveSpec) -> dict:
+  """``{style layer: (μ, S = G / M)}`` of one image; tile by tile with ``spec.tile``."""
+  if spec.tile:
+    from jaxstyle import tiled
+    return jax.jit(tiled.moments, static_argnums=(2, 3))(
+        params, jnp.asarray(rgb_HxWx3), spec.style_layers, spec)
+  feats = features(params, rgb_HxWx3, spec.style_layers, spec)
+  return {name: (f.mean((0, 1)), losses.gram_matrix(f) / _positions(f))
+          for name, f in feats.items()}
 
 
 def style_target_of(F_HxWxC, spec: ObjectiveSpec, positions=None):
@@ -289,8 +307,13 @@ def objective_terms(params, targets: Targets, x_HxWx3, spec: ObjectiveSpec):
 
   Returns ``{"content": Σ_l content_loss, "style": Σ_l w_l E_l, "tv": TV}``,
   E_l the layer's style loss (summed over the masked styles, if any), and
-  ``"temporal"`` (:func:`jaxstyle.losses.temporal_loss`) when the targets have one.
+  ``"temporal"`` (:func:`jaxstyle.losses.temporal_loss`) when the targets have one. With
+  ``spec.tile``, the same terms and gradient tile by tile (:mod:`jaxstyle.tiled`).
   """
+  if spec.tile:
+    from jaxstyle import tiled
+    tiled.check_supported(spec, targets)
+    return tiled.objective_terms(params, targets, x_HxWx3, spec)
   feats = network_features(params, x_HxWx3[None], spec.layers, spec, remat=spec.remat)
   pixels = x_HxWx3.shape[0] * x_HxWx3.shape[1]
   content_fn = partial(losses.content_loss, norm=spec.content_norm)

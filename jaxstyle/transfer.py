@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -303,8 +304,15 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
   # the resize itself could exhaust memory.
   height, width = image_io.fitted_shape(image_io.source_shape(content_img, what="content"),
                                         config.size)
-  memory.check_fits(config, height, width, members=len(configs),
-                    width_scale=vgg.infer_width_scale(weights.params))
+  width_scale = vgg.infer_width_scale(weights.params)
+  tile = memory.tile_to_fit(config, height, width, members=len(configs), width_scale=width_scale)
+  if tile != config.tile:  # The image does not fit whole: the same objective, tile by tile.
+    warnings.warn(f"{width}x{height} px does not fit in memory whole: computing the "
+                  f"objective in tiles of {tile} px (--tile; the same result, one more "
+                  "forward pass of time)", stacklevel=2)
+    configs = [c.replace(tile=tile) for c in configs]
+    config = shared_program(configs)
+  memory.check_fits(config, height, width, members=len(configs), width_scale=width_scale)
   weights = prepare_weights(weights, config)  # Once for all scales; a no-op if prepared.
   first_stage = 0
   if checkpoint is not None:

@@ -327,6 +327,7 @@ def test_every_config_field_has_an_effect_test():
       "pixel_range": "test_presets.py::test_preset_replays_its_sources_run_in_float64",
       "clamp": "test_presets.py::test_preset_replays_its_sources_run_in_float64",
       "remat": "test_remat_recomputes_the_forward_and_keeps_the_gradient",
+      "tile": "test_tiled.py::test_tiled_float32_matches_within_1e4_and_the_program_...",
       "precision": "test_controls.py::test_bfloat16_changes_precision_not_the_objective",
       "conv": "test_winograd.py::test_winograd_run_matches_direct_and_compiles_once",
       "seed": "test_transfer.py::test_same_seed_same_image_other_seed_other_image",

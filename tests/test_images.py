@@ -182,7 +182,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path):
   bomb.write_bytes(_png_header_only(40000, 40000))
   assert "too large to be safe to decode" in _refusal(bomb)
   big = tmp_path / "big.png"
-  big.write_bytes(_png_header_only(12000, 10000))  # 120 Mpx: Pillow only warns; we refuse.
+  big.write_bytes(_png_header_only(15000, 12000))  # 180 Mpx: past Pillow's hard limit.
   assert "too large to be safe to decode" in _refusal(big)
 
 

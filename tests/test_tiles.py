@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from jaxstyle import cli
+from jaxstyle import cli, tiling
 from jaxstyle.nets import models, tiles
 from jaxstyle.nets.apply import Stylizer
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
@@ -23,14 +23,16 @@ def _net():
   return net
 
 
-@pytest.mark.parametrize("height, width, tile", [(152, 232, 32), (40, 300, 64), (64, 64, 256)])
-def test_tiles_own_every_pixel_once_with_a_halo_of_real_pixels(height, width, tile):
-  halo = 28
-  crop, found = tiles.tiles(height, width, tile, halo)
-  assert crop == (min(height, tile + 2 * halo), min(width, tile + 2 * halo))
+@pytest.mark.parametrize("height, width, tile, halo, align", [
+    (152, 232, 32, 28, 4), (40, 300, 64, 28, 4), (64, 64, 256, 28, 4),
+    (150, 237, 32, 32, 16), (333, 97, 48, 96, 16)])  # VGG's: sides not multiples of 16.
+def test_tiles_own_every_pixel_once_with_a_halo_of_real_pixels(height, width, tile, halo, align):
+  crop, found = tiling.tiles(height, width, tile, halo, align)
+  assert crop == (min(height, tile + 2 * halo + height % align),
+                  min(width, tile + 2 * halo + width % align))
   owned = np.zeros((height, width), int)
   for t in found:
-    assert t.y % 4 == 0 and t.x % 4 == 0
+    assert t.y % align == 0 and t.x % align == 0
     assert 0 <= t.y and t.y + crop[0] <= height and 0 <= t.x and t.x + crop[1] <= width
     owned[t.y + t.top:t.y + t.bottom, t.x + t.left:t.x + t.right] += 1
     # Context: a halo of real pixels on each side, unless that side is the image's edge.

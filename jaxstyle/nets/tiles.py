@@ -26,17 +26,15 @@ update), so a 100-megapixel image loses nothing to float32 sums.
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxstyle.errors import ConfigError
-from jaxstyle.nets.apply import pad_to_multiple
 from jaxstyle.nets.johnson import WHOLE_IMAGE, CondInstanceNorm, JohnsonNet
 from jaxstyle.nets.layers import plan
+from jaxstyle.tiling import Tile, tiles
 
 ALIGN = 4
 """Tiles start on multiples of this: the product of the network's strides."""
@@ -49,34 +47,6 @@ def halo(net: JohnsonNet) -> int:
   layer's slack for the transposed form, rounded up to a multiple of :data:`ALIGN`."""
   radius = 4 + 1 + 2 + 2 * net.spec.residual_blocks * 4 + 2 + 1 + 4 + 4
   return -(-radius // ALIGN) * ALIGN
-
-
-class Tile(NamedTuple):
-  """One tile: where its crop starts in the image, and the rows and columns of the crop that
-  it owns (writes and counts in the statistics), ``[top, bottom) x [left, right)``."""
-
-  y: int
-  x: int
-  top: int
-  bottom: int
-  left: int
-  right: int
-
-
-def tiles(height: int, width: int, tile: int, halo: int) -> tuple[tuple[int, int], list[Tile]]:
-  """The crop shape every tile shares and the tiles covering ``height x width`` (multiples of
-  :data:`ALIGN`), each owning a ``tile``-sided block (less at the far edges)."""
-  if tile % ALIGN or tile < ALIGN:
-    raise ConfigError(f"--tile: expected a multiple of {ALIGN} px, got {tile}")
-  crop = (min(height, tile + 2 * halo), min(width, tile + 2 * halo))
-  found = []
-  for top in range(0, height, tile):
-    y = min(max(top - halo, 0), height - crop[0])
-    for left in range(0, width, tile):
-      x = min(max(left - halo, 0), width - crop[1])
-      found.append(Tile(y, x, top - y, min(top + tile, height) - y, left - x,
-                        min(left + tile, width) - x))
-  return crop, found
 
 
 class _Statistics:
@@ -172,10 +142,12 @@ def stylize_tiled(net: JohnsonNet, img_HxWx3, style_S, tile: int, *, conv: str =
   h, w, _ = img_HxWx3.shape
   if min(h, w) < ALIGN:
     raise ConfigError(f"--tile: the image is {w}x{h}; expected sides of at least {ALIGN} px")
-  # The whole image padded to multiples of 4 as the untiled forward pads it, in uint8.
-  padded = np.asarray(pad_to_multiple(pad_to_multiple(jnp.asarray(img_HxWx3), ALIGN, 0),
-                                      ALIGN, 1))
-  crop, found = tiles(padded.shape[0], padded.shape[1], tile, halo(net))
+  # The whole image padded to multiples of 4 as the untiled forward pads it (pad_to_multiple
+  # is NumPy's reflection), on the host and in uint8: no copy when the sides are multiples.
+  padded = np.asarray(img_HxWx3)
+  if h % ALIGN or w % ALIGN:
+    padded = np.pad(padded, ((0, -h % ALIGN), (0, -w % ALIGN), (0, 0)), mode="reflect")
+  crop, found = tiles(padded.shape[0], padded.shape[1], tile, halo(net), ALIGN)
   style_1xS = jnp.asarray(style_S, jnp.float32)[None]
   example = jax.ShapeDtypeStruct((1, *crop, 3), jnp.float32)
   plan(net, net, example, jax.ShapeDtypeStruct(style_1xS.shape, jnp.float32), conv=conv,

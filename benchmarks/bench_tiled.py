@@ -1,0 +1,93 @@
+"""Gatys beyond memory: ``stylize --tile`` against the untiled run, and a 4096 px stylization.
+
+    python benchmarks/bench_tiled.py [--compare 768] [--big 4096] [--iters 3] [--no-append]
+
+Each row is ``jaxstyle stylize`` in a fresh process (the sample photo and
+painting, full-width **random** VGG19, L-BFGS, defaults otherwise), timed
+from the shell, its peak memory the child's maximum resident set:
+
+* at ``--compare`` px: untiled, and in tiles of 256 px; the last total
+  loss of each (the tiled objective is the untiled one to float rounding, so
+  a few iterations agree closely);
+* at ``--big`` px with no ``--tile``: the run that does not fit whole
+  (the memory estimate's verdict, printed) and is tiled on its own.
+
+The last column is what stylize printed: iterations, losses, and the
+seconds of the iterations apart from compiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_core import heading, publish  # noqa: E402
+from PIL import Image  # noqa: E402
+
+GIB = 2 ** 30
+
+
+def stylize(content: Path, style: Path, out: Path, size: int, iters: int, *extra):
+  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  start = time.perf_counter()
+  done = subprocess.run([sys.executable, "-m", "jaxstyle.cli", "stylize", str(content), str(style),
+                         "-o", str(out), "--size", str(size), "--iters", str(iters),
+                         "--weights", "random", "--quiet", *extra],
+                        capture_output=True, text=True)
+  seconds = time.perf_counter() - start
+  if done.returncode:
+    raise SystemExit(f"bench_tiled: stylize failed: {done.stderr[-1500:]}")
+  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+  if peak <= before * 1024:
+    raise SystemExit("bench_tiled: run the larger size last (peaks only grow)")
+  notes = [line.split("warning: ")[-1] for line in done.stderr.splitlines() if "tiles of" in line]
+  wrote = [line for line in done.stdout.splitlines() if line.startswith("wrote ")][-1]
+  return seconds, peak, notes, wrote.split(": ", 1)[-1]
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--compare", type=int, default=768)
+  parser.add_argument("--big", type=int, default=4096)
+  parser.add_argument("--iters", type=int, default=3)
+  parser.add_argument("--no-append", action="store_true")
+  args = parser.parse_args(argv)
+  from jaxstyle import demo, memory
+  from jaxstyle.config import StyleConfig
+  images = demo.sample_images_dir()
+  if images is None:
+    raise SystemExit("bench_tiled: the sample images (../shared/images) are needed")
+  content, style = images / demo.CONTENT, images / demo.STYLE
+  tmp = Path(tempfile.mkdtemp(prefix="bench-tiled-"))
+  rows = []
+  for name, size, extra in ((f"{args.compare} px, whole", args.compare, ()),
+                            (f"{args.compare} px, tiles of 256", args.compare, ("--tile", "256")),
+                            (f"{args.big} px, tiled on its own", args.big, ())):
+    out = tmp / f"{len(rows)}.png"
+    seconds, peak, notes, said = stylize(content, style, out, size, args.iters, *extra)
+    record = json.loads(Image.open(out).text["jaxstyle"])
+    rows.append((name, seconds, peak, record["final_loss"]["total"], notes, said))
+  whole = memory.estimate_bytes(StyleConfig(), args.big, args.big)
+  report = heading(
+      "Gatys beyond memory: stylize --tile", "bench_tiled.py", argv,
+      f"chelsea.jpg with starry_night.jpg, full-width RANDOM VGG19, L-BFGS {args.iters} "
+      "iterations, each row one `jaxstyle stylize` process (start-up, targets, compiling, "
+      "iterations, saving)",
+      f"{args.big} px whole: estimated {whole / GIB:.0f} GiB; "
+      + ("; ".join(rows[-1][4]) or "(no tiling message)")
+  ) + ("| run | seconds, shell to PNG | peak memory (GiB) | final total loss | stylize said |\n"
+         "|---|---|---|---|---|\n")
+  for name, seconds, peak, total, _, said in rows:
+    report += f"| {name} | {seconds:.0f} | {peak / GIB:.2f} | {total:.6g} | {said} |\n"
+  publish(report, append=not args.no_append)
+
+
+if __name__ == "__main__":
+  main()
