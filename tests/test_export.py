@@ -236,3 +236,33 @@ def test_the_page_reports_bad_queries_on_the_page(browser, pages):
   _, url = pages["adain"]
   state, _, _ = _drive(browser, f"{url}?photo=photo.png&style=style.png&alpha=2")
   assert state.startswith("error: alpha: expected a number in [0, 1], got 2"), state
+
+
+@pytest.mark.subprocess
+def test_serve_sends_the_types_and_headers_the_page_needs(pages, tmp_path):
+  """As users run it: jaxstyle serve DIR, fetched over HTTP, then Ctrl-C."""
+  import signal
+  import subprocess
+  import sys
+  import urllib.request
+  folder, _ = pages["cin"]
+  proc = subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "serve", str(folder), "--port",
+                           "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    line = proc.stdout.readline()
+    assert line.startswith(f"serving {folder} at http://127.0.0.1:"), line
+    url = line.split(" at ")[1].split()[0]
+    for path, kind in (("index.html", "text/html"), ("ort/ort-wasm-simd-threaded.wasm",
+                                                     "application/wasm"),
+                       ("ort/ort-wasm-simd-threaded.mjs", "text/javascript")):
+      with urllib.request.urlopen(url + path, timeout=10) as reply:
+        assert reply.headers["Content-Type"].startswith(kind), (path, reply.headers)
+        assert reply.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert reply.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+  finally:
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+  done = subprocess.run([sys.executable, "-m", "jaxstyle.cli", "serve", str(tmp_path)],
+                        capture_output=True, text=True, timeout=60)
+  assert done.returncode == 2 and "no index.html" in done.stderr
+  assert len(done.stderr.strip().splitlines()) == 1, done.stderr

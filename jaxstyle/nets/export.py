@@ -79,7 +79,8 @@ def _abstract_inputs(net) -> list[jax.ShapeDtypeStruct]:
 
 
 def to_onnx(net):
-  """The ONNX ModelProto of ``net``'s :func:`forward` (``net``'s layers are set to ``valid``)."""
+  """The ONNX ModelProto of ``net``'s :func:`forward`, its convolutions in the ``valid`` form
+  (``net`` itself keeps its plan)."""
   try:
     from jax2onnx import to_onnx as convert
   except ImportError:

@@ -79,6 +79,9 @@ def ort_web_dist(given: str | os.PathLike | None = None, *, log=print) -> Path:
                         "DIR with the package unpacked")
     unpacked = Path(tmp) / "unpacked"
     with tarfile.open(tarballs[0]) as tar:
+      if not hasattr(tarfile, "data_filter"):  # Python before 3.11.4: no filter to refuse with.
+        raise ConfigError("fetching onnxruntime-web needs Python 3.11.4 or newer (a safe "
+                          "tar extraction); give --ort-web DIR with the package unpacked")
       tar.extractall(unpacked, filter="data")
     with contextlib.suppress(OSError):  # Another export filled it meanwhile: keep theirs.
       unpacked.rename(cache)
