@@ -5,7 +5,7 @@
 One full-width Johnson network (random init, its last layer given a grey bias
 and a gain so that the output is a texture over the whole range: seams would
 show). Every run is ``jaxstyle apply`` in a fresh process, timed from the
-shell, its peak memory the child's maximum resident set (getrusage):
+shell, its peak memory the child's own peak resident set (VmHWM):
 
 * at ``--compare`` px (the sample photo astronaut.jpg, resized; both fit):
   untiled, and tiled at 256 px (many borders); the mean and largest
@@ -21,7 +21,6 @@ Appends a table to docs/BENCHMARKS.md unless --no-append.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,20 +36,23 @@ from bench_core import heading, publish  # noqa: E402
 GIB = 2 ** 30
 
 
+# The CLI in a child process that reports its own peak (VmHWM) as it exits: getrusage's
+# children's peak is the largest of all children so far, so a smaller run would hide.
+_CHILD = ("import sys; from jaxstyle.cli.main import main; from jaxstyle import memory; "
+          "code = main(sys.argv[1:]); print('peak', memory.process_peak_bytes(), "
+          "file=sys.stderr); sys.exit(code)")
+
+
 def run_apply(model: Path, photo: Path, out: Path, *extra) -> tuple[float, int]:
   """``jaxstyle apply`` in a child process: its seconds and peak resident bytes."""
-  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
   start = time.perf_counter()
-  done = subprocess.run([sys.executable, "-m", "jaxstyle.cli", "apply", str(model), str(photo),
+  done = subprocess.run([sys.executable, "-c", _CHILD, "apply", str(model), str(photo),
                          "-o", str(out), "--quiet", *extra], capture_output=True, text=True)
   seconds = time.perf_counter() - start
   if done.returncode:
     raise SystemExit(f"bench_tiles: apply failed: {done.stderr[-1500:]}")
-  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  if peak <= before:
-    raise SystemExit("bench_tiles: a child's peak was hidden by an earlier, larger one; run "
-                     "the sizes in separate invocations")
-  return seconds, peak * 1024
+  peak = [line for line in done.stderr.splitlines() if line.startswith("peak ")][-1]
+  return seconds, int(peak.split()[1])
 
 
 def seam_score(img_HxWx3: np.ndarray, tile: int) -> float:

@@ -43,6 +43,11 @@ ACTIVATION_COPIES = {  # Activations kept for the backward pass, temporaries, li
     ("winograd", "lbfgs"): 4.0, ("winograd", "adam"): 2.5,
 }
 RUNTIME_BYTES = 250 << 20  # XLA runtime and compiled program, measured on CPU.
+TILED_COPIES = 1.9
+"""With ``--tile``, a crop's activations count this many times more: the second pass's
+vector-Jacobian product runs inside a scan beside the first pass's forward. Measured on CPU:
+4096 x 2725 px in tiles of 1024, a peak of 16.6 GiB against 10.9 predicted without it
+(benchmarks/bench_tiled.py, docs/BENCHMARKS.md "Gatys beyond memory")."""
 
 
 def _layer_shapes(config, height: int, width: int, width_scale: float):
@@ -79,7 +84,8 @@ def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,
   weights = sum(3 * 3 * cin * cout + cout
                 for cin, cout in vgg.layer_widths(width_scale, config.network).values())
   live = members if config.optimizer == "adam" else 1
-  copies = ACTIVATION_COPIES[vgg.resolve_conv(config.conv), config.optimizer]
+  copies = ACTIVATION_COPIES[vgg.resolve_conv(config.conv), config.optimizer] * (
+      TILED_COPIES if config.tile else 1.0)
   floats = (copies * activations * live + image_buffers * members + 3 * weights
             + content + _winograd_floats(config, width_scale))
   return int(4 * floats) + RUNTIME_BYTES
