@@ -498,6 +498,10 @@ MUTANTS = [
       "self.m2 = self.m2 + m2 + delta ** 2 * self.n * n / total",
       "self.m2 = self.m2 + m2",
       "test_tiles.py::test_tiled_equals_the_untiled_forward"),
+    m("AdaIN's tiles normalised by their own statistics", "nets/adain.py",
+      "  if statistics is not None:\n    mean, var = statistics(F_NxHxWxC)",
+      "  if False:\n    mean, var = statistics(F_NxHxWxC)",
+      "test_tiles.py::test_tiled_adain_equals_the_untiled_forward"),
     m("apply's --tile ignored", "cli/networks.py",
       "  sides, tile = check_network_fits(stylizer, list(shapes.values()), args.size, args.batch,\n"
       "                                   args.tile)",

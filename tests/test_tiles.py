@@ -49,9 +49,26 @@ def test_tiled_equals_the_untiled_forward():
   img = np.random.default_rng(0).integers(0, 256, (150, 230, 3), dtype=np.uint8)
   mix = [0.3, 0.7]  # Asymmetric: a tile forward that lost the mix would differ.
   want = Stylizer(net, mix)(img[None])[0]
-  got = tiles.stylize_tiled(net, img, jnp.asarray(mix), 32)
+  got = tiles.stylize_tiled(net, img, (jnp.asarray(mix)[None],), 32)
   assert want.std() > 20
   diff = np.abs(got.astype(int) - want)
+  assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
+
+
+def test_tiled_adain_equals_the_untiled_forward(narrow_weights):
+  from jaxstyle.nets.adain import AdaINNet, AdaINSpec
+  from jaxstyle.nets.apply import AdaINStylizer
+  net = AdaINNet(AdaINSpec(0.125), narrow_weights.params, rngs=nnx.Rngs(2))
+  last = net.decoder.stages[-1][-1].conv
+  last.kernel[...] = last.kernel[...] * 40.0
+  last.bias[...] = last.bias[...] + 128.0
+  rng = np.random.default_rng(0)
+  img = rng.integers(0, 256, (203, 301, 3), dtype=np.uint8)  # Padded to multiples of 8.
+  stylizer = AdaINStylizer(net, [rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)], alpha=0.6)
+  assert tiles.halo(net) == 80 and tiles.align(net) == 8
+  want = stylizer(img[None])[0]
+  diff = np.abs(stylizer.tiled(img, 32).astype(int) - want)
+  assert want.std() > 20
   assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
 
 

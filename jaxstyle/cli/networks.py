@@ -209,8 +209,8 @@ def check_network_fits(stylizer, shapes: list[tuple[int, int]], size: int | None
   one at which ``batch`` of these images cannot fit in memory (one line each), and returns
   the longest side each shape is loaded at (``size``, or its own; a photo smaller than the
   network's smallest side is enlarged to it, with the warning any enlargement gives), and the
-  tile side to stylize in: ``tile`` (``--tile``), else, for a network that tiles, the largest
-  that fits when a whole image does not, else None."""
+  tile side to stylize in: ``tile`` (``--tile``), else the largest that fits when a whole image
+  does not, else None."""
   from jaxstyle import images, memory
   if size is not None and size < stylizer.min_side:
     raise JaxstyleError(f"--size: expected at least {stylizer.min_side} pixels (the network's "
@@ -231,12 +231,9 @@ def check_network_fits(stylizer, shapes: list[tuple[int, int]], size: int | None
     return stylizer.peak_bytes(largest(side), batch)
   side = size or max(sides.values())
   available = memory.available_bytes()[0]
-  if tile is None and stylizer.tiles and stylizer.peak_bytes(largest(side)) > available:
+  if tile is None and stylizer.peak_bytes(largest(side)) > available:
     tile = stylizer.largest_tile(largest(side), available)
   if tile is not None:
-    if not stylizer.tiles:
-      raise JaxstyleError("--tile: tiles are for Johnson and conditional-instance-norm "
-                          "networks; an AdaIN model's encoder statistics are not tiled yet")
     memory.refuse_unless_fits(lambda t: stylizer.tiled_peak_bytes(t, largest(side)), tile,
                               option="--tile", what="one tile's forward pass and the image",
                               floor=4)

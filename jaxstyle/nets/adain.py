@@ -35,7 +35,7 @@ from flax import nnx
 
 from jaxstyle import vgg
 from jaxstyle.errors import ConfigError
-from jaxstyle.nets.layers import ReflectConv
+from jaxstyle.nets.layers import WHOLE_IMAGE, ReflectConv
 
 EPS = 1e-5  # AdaIN's calc_mean_std.
 ENCODER_LAYER = "block4_conv1"  # relu4_1.
@@ -67,9 +67,14 @@ class AdaINSpec:
 
 
 def mean_std(F_NxHxWxC):
-  """Per-image, per-channel μ and σ = √(σ² + ε) over positions, each N x 1 x 1 x C."""
-  mean = F_NxHxWxC.mean((1, 2), keepdims=True)
-  var = jnp.square(F_NxHxWxC - mean).mean((1, 2), keepdims=True)
+  """Per-image, per-channel μ and σ = √(σ² + ε) over positions, each N x 1 x 1 x C; on a tile
+  of a larger image, the whole image's (:data:`jaxstyle.nets.layers.WHOLE_IMAGE`)."""
+  statistics = WHOLE_IMAGE.get()
+  if statistics is not None:
+    mean, var = statistics(F_NxHxWxC)
+  else:
+    mean = F_NxHxWxC.mean((1, 2), keepdims=True)
+    var = jnp.square(F_NxHxWxC - mean).mean((1, 2), keepdims=True)
   return mean, jnp.sqrt(var + EPS)
 
 

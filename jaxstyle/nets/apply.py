@@ -79,15 +79,16 @@ class Stylizer:
     style = jnp.broadcast_to(self.style_S, (imgs_NxHxWx3.shape[0], self.styles))
     return _padded(lambda x: self._forward(x, style), imgs_NxHxWx3, 4)
 
-  #: Whether :meth:`tiled` can stylize an image larger than memory.
-  tiles = True
-
   def tiled(self, img_HxWx3, tile: int, *, progress=None) -> np.ndarray:
     """One image stylized tile by tile with whole-image statistics
     (:func:`jaxstyle.nets.tiles.stylize_tiled`): the same pixels in one tile's memory."""
     from jaxstyle.nets import tiles
-    return tiles.stylize_tiled(self.net, img_HxWx3, self.style_S, tile, conv=self.conv,
-                               log=self.log, progress=progress)
+    return tiles.stylize_tiled(self.net, img_HxWx3, self._tile_args(), tile,
+                               method=self._forward.method, conv=self.conv, log=self.log,
+                               progress=progress)
+
+  def _tile_args(self):
+    return (self.style_S[None],)
 
   def tiled_peak_bytes(self, tile: int, pixels: int) -> int:
     """Predicted peak of :meth:`tiled` on an image of ``pixels``: one tile's forward with its
@@ -127,9 +128,14 @@ class AdaINStylizer:
     self.alpha = float(alpha)
     self._forward = _Compiled(net, "stylize", conv, log)
     self.width = net.spec.width
+    self.net, self.conv, self.log = net, conv, log
 
   conv_record = Stylizer.conv_record
-  tiles = False
+  tiled, tiled_peak_bytes, largest_tile = (Stylizer.tiled, Stylizer.tiled_peak_bytes,
+                                           Stylizer.largest_tile)
+
+  def _tile_args(self):
+    return (self.mean_KxC, self.std_KxC, self.style_S[None], jnp.float32(self.alpha))
 
   #: The smallest side the network takes (the encoder pools three times).
   min_side = 8

@@ -31,7 +31,6 @@ pads and crops so that outputs keep the input's size.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 from dataclasses import dataclass
 
@@ -40,13 +39,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxstyle.errors import ConfigError
-from jaxstyle.nets.layers import ReflectConv
+from jaxstyle.nets.layers import WHOLE_IMAGE, ReflectConv
 
 EPS = 1e-5  # torch.nn.InstanceNorm2d's default.
-
-# Set only while a tile of a larger image is traced (jaxstyle.nets.tiles): called with each
-# norm layer's input in turn, it gives the (mean, var) of the whole image at that layer.
-WHOLE_IMAGE: contextvars.ContextVar = contextvars.ContextVar("WHOLE_IMAGE", default=None)
 UPSAMPLING = ("nearest", "transposed")
 
 

@@ -26,6 +26,11 @@ from jaxstyle.errors import ConfigError
 _RECORDING: contextvars.ContextVar[list | None] = contextvars.ContextVar("_RECORDING",
                                                                          default=None)
 
+# Set only while a tile of a larger image is traced (jaxstyle.nets.tiles): called with the input
+# of each layer that normalises over the whole image (Johnson's instance norms, AdaIN's content
+# statistics), in turn, it gives that layer's (mean, var) of the whole image.
+WHOLE_IMAGE: contextvars.ContextVar = contextvars.ContextVar("WHOLE_IMAGE", default=None)
+
 
 class ReflectConv(nnx.Module):
   """``y = conv_stride(reflect_pad(up(x), k // 2), kernel) + bias`` by ``self.algorithm``.

@@ -1,4 +1,4 @@
-"""Stylizing an image larger than memory with Johnson's network, tile by tile, exactly.
+"""Stylizing an image larger than memory with a network, tile by tile, exactly.
 
 A network is fully convolutional but for its instance norms, whose mean and
 variance run over the whole image; a tile normalised by its own statistics
@@ -19,6 +19,10 @@ price is time: layer k's pass runs the network up to k, about 7.5x one
 forward for Johnson's 15 norms (the thumbnail's is one forward, plus an error
 that grows with the ratio of the sizes); the memory is one tile's.
 
+AdaIN's one such layer is its content statistics at relu4_1: one pass for
+them, then the tiles; its halo is the encoder's receptive field plus the
+decoder's (48 + 30, so 80 px), on the 8-px grid of the encoder's three pools.
+
 The moments are combined across tiles in float64 (Chan et al.'s pairwise
 update), so a 100-megapixel image loses nothing to float32 sums.
 """
@@ -31,22 +35,34 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxstyle import tiled
 from jaxstyle.errors import ConfigError
-from jaxstyle.nets.johnson import WHOLE_IMAGE, CondInstanceNorm, JohnsonNet
-from jaxstyle.nets.layers import plan
+from jaxstyle.nets.adain import ENCODER_LAYER, AdaINNet
+from jaxstyle.nets.johnson import CondInstanceNorm
+from jaxstyle.nets.layers import WHOLE_IMAGE, plan
 from jaxstyle.tiling import Tile, tiles
 
-ALIGN = 4
-"""Tiles start on multiples of this: the product of the network's strides."""
+
+def align(net) -> int:
+  """Tiles start on multiples of this: the product of the network's strides (Johnson's two
+  stride-2 convolutions; AdaIN's encoder's three pools, which its decoder undoes)."""
+  return 8 if isinstance(net, AdaINNet) else 4
 
 
-def halo(net: JohnsonNet) -> int:
+def halo(net) -> int:
   """Pixels of context a tile needs on each side: the network's receptive field radius in
-  input pixels (9x9: 4; the stride-2 3x3s: 1 and 2; each residual 3x3 at 1/4 scale: 4; the
-  upsampling 3x3s: 2 and 1; the last 9x9: 4; 54 px for Johnson's 5 blocks), plus one
-  layer's slack for the transposed form, rounded up to a multiple of :data:`ALIGN`."""
-  radius = 4 + 1 + 2 + 2 * net.spec.residual_blocks * 4 + 2 + 1 + 4 + 4
-  return -(-radius // ALIGN) * ALIGN
+  input pixels, rounded up to a multiple of :func:`align`.
+
+  Johnson's: 9x9: 4; the stride-2 3x3s: 1 and 2; each residual 3x3 at 1/4 scale: 4; the
+  upsampling 3x3s: 2 and 1; the last 9x9: 4 (54 px for 5 blocks), plus one layer's slack for
+  the transposed form. AdaIN's: the encoder's to relu4_1 (:func:`jaxstyle.tiled.halo`) plus
+  the decoder's, one 3x3 at 1/8, four at 1/4, two at 1/2, two at 1 (8 + 16 + 4 + 2 = 30 px).
+  """
+  if isinstance(net, AdaINNet):
+    radius = tiled.halo((ENCODER_LAYER,), "vgg19") + 8 + 16 + 4 + 2
+  else:
+    radius = 4 + 1 + 2 + 2 * net.spec.residual_blocks * 4 + 2 + 1 + 4 + 4
+  return -(-radius // align(net)) * align(net)
 
 
 class _Statistics:
@@ -83,24 +99,24 @@ def _own_moments(x_1xHxWxC, owned_4, crop_height):
   return count, mean.reshape(-1), m2
 
 
-@partial(jax.jit, static_argnames=("graphdef", "capture"))
-def _moments_at(graphdef, state, crop_1xHxWx3, style_1xS, stats, owned_4, *, capture):
-  hook = _Statistics(stats, capture, owned_4, crop_1xHxWx3.shape[1])
+def _call(graphdef, state, method, crop_1xHxWx3, args, hook):
   token = WHOLE_IMAGE.set(hook)
   try:
-    nnx.merge(graphdef, state)(crop_1xHxWx3, style_1xS)
+    return getattr(nnx.merge(graphdef, state), method)(crop_1xHxWx3, *args)
   finally:
     WHOLE_IMAGE.reset(token)
+
+
+@partial(jax.jit, static_argnames=("graphdef", "method", "capture"))
+def _moments_at(graphdef, state, crop_1xHxWx3, args, stats, owned_4, *, method, capture):
+  hook = _Statistics(stats, capture, owned_4, crop_1xHxWx3.shape[1])
+  _call(graphdef, state, method, crop_1xHxWx3, args, hook)
   return hook.found
 
 
-@partial(jax.jit, static_argnames="graphdef")
-def _forward(graphdef, state, crop_1xHxWx3, style_1xS, stats):
-  token = WHOLE_IMAGE.set(_Statistics(stats, -1, None, None))
-  try:
-    out = nnx.merge(graphdef, state)(crop_1xHxWx3, style_1xS)
-  finally:
-    WHOLE_IMAGE.reset(token)
+@partial(jax.jit, static_argnames=("graphdef", "method"))
+def _forward(graphdef, state, crop_1xHxWx3, args, stats, *, method):
+  out = _call(graphdef, state, method, crop_1xHxWx3, args, _Statistics(stats, -1, None, None))
   return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8)
 
 
@@ -124,34 +140,36 @@ class _Moments:
             jnp.asarray(self.m2 / self.n, jnp.float32).reshape(1, 1, 1, -1))
 
 
-def norm_layers(net: JohnsonNet) -> int:
-  """How many instance norms the network has (each a pass of the statistics)."""
+def norm_layers(net) -> int:
+  """How many layers normalise over the whole image (each a pass of the statistics)."""
+  if isinstance(net, AdaINNet):
+    return 1
   return sum(isinstance(m, CondInstanceNorm) for _, m in nnx.iter_modules(net))
 
 
-def stylize_tiled(net: JohnsonNet, img_HxWx3, style_S, tile: int, *, conv: str = "auto",
-                  log=None, progress=None) -> np.ndarray:
+def stylize_tiled(net, img_HxWx3, args, tile: int, *, method: str = "__call__",
+                  conv: str = "auto", log=None, progress=None) -> np.ndarray:
   """``img`` (uint8 RGB, any size) stylized tile by tile with whole-image statistics; uint8.
 
-  ``style_S``: the style weights (:func:`jaxstyle.nets.johnson.style_vector`).
+  ``getattr(net, method)(crop, *args)`` is the network's forward (Johnson's: ``args`` the
+  1 x S style weights; AdaIN's ``stylize``: the styles' statistics, mix and alpha).
   ``progress(done, total)``: called after every tile of every pass.
   """
-  if not isinstance(net, JohnsonNet):
-    raise ConfigError("--tile: tiles are for Johnson and conditional-instance-norm networks; "
-                      "an AdaIN model's encoder statistics are not tiled yet")
+  step = align(net)
   h, w, _ = img_HxWx3.shape
-  if min(h, w) < ALIGN:
-    raise ConfigError(f"--tile: the image is {w}x{h}; expected sides of at least {ALIGN} px")
-  # The whole image padded to multiples of 4 as the untiled forward pads it (pad_to_multiple
-  # is NumPy's reflection), on the host and in uint8: no copy when the sides are multiples.
+  if min(h, w) < step:
+    raise ConfigError(f"--tile: the image is {w}x{h}; expected sides of at least {step} px")
+  # The whole image padded to multiples of the strides as the untiled forward pads it
+  # (pad_to_multiple is NumPy's reflection), on the host and in uint8: no copy when the sides
+  # are multiples already.
   padded = np.asarray(img_HxWx3)
-  if h % ALIGN or w % ALIGN:
-    padded = np.pad(padded, ((0, -h % ALIGN), (0, -w % ALIGN), (0, 0)), mode="reflect")
-  crop, found = tiles(padded.shape[0], padded.shape[1], tile, halo(net), ALIGN)
-  style_1xS = jnp.asarray(style_S, jnp.float32)[None]
+  if h % step or w % step:
+    padded = np.pad(padded, ((0, -h % step), (0, -w % step), (0, 0)), mode="reflect")
+  crop, found = tiles(padded.shape[0], padded.shape[1], tile, halo(net), step)
+  args = tuple(jnp.asarray(a) for a in args)
   example = jax.ShapeDtypeStruct((1, *crop, 3), jnp.float32)
-  plan(net, net, example, jax.ShapeDtypeStruct(style_1xS.shape, jnp.float32), conv=conv,
-       log=log)
+  plan(net, getattr(net, method), example, *(jax.ShapeDtypeStruct(a.shape, a.dtype)
+                                             for a in args), conv=conv, log=log)
   graphdef, state = nnx.split(net)
   layers = norm_layers(net)
   total, done = (layers + 1) * len(found), 0
@@ -164,15 +182,16 @@ def stylize_tiled(net: JohnsonNet, img_HxWx3, style_S, tile: int, *, conv: str =
     moments = _Moments()
     for t in found:
       owned = jnp.asarray([t.top, t.bottom, t.left, t.right], jnp.int32)
-      moments.add(*_moments_at(graphdef, state, crop_of(t), style_1xS, tuple(stats), owned,
-                               capture=k))
+      moments.add(*_moments_at(graphdef, state, crop_of(t), args, tuple(stats), owned,
+                               method=method, capture=k))
       done += 1
       if progress:
         progress(done, total)
     stats.append(moments.stats())
   out = np.empty_like(padded)
   for t in found:
-    y = np.asarray(_forward(graphdef, state, crop_of(t), style_1xS, tuple(stats)))[0]
+    y = np.asarray(_forward(graphdef, state, crop_of(t), args, tuple(stats),
+                            method=method))[0]
     out[t.y + t.top:t.y + t.bottom, t.x + t.left:t.x + t.right] = y[t.top:t.bottom,
                                                                     t.left:t.right]
     done += 1
