@@ -485,6 +485,15 @@ MUTANTS = [
       "return losses.temporal_loss(out_moved_HxWx3, warp(out_HxWx3, coords_2xHxW), mask_HxW)",
       "return losses.temporal_loss(out_moved_HxWx3, out_HxWx3, mask_HxW)",
       "test_motion.py::test_the_temporal_term_is_zero_for_a_network_that_moves_with_its_input"),
+    m("video frames' flow ignored", "nets/motion.py",
+      "return jnp.stack([rows + flow_HxWx2[..., 1], cols + flow_HxWx2[..., 0]])",
+      "return jnp.stack([rows, cols])",
+      "test_motion.py::test_flow_pairs_warp_the_frame_before_onto_the_frame"),
+    m("train's --temporal-data ignored", "nets/train.py",
+      "  pairs = (FlowPairs(config.temporal_data, crop=config.crop, batch=config.batch,\n"
+      "                     seed=config.seed) if config.temporal_data else None)",
+      "  pairs = None",
+      "test_motion.py::test_training_on_video_frames_weighs_their_temporal_term_and_refuses_bad_flow"),
     # Tiles (issue 25).
     m("tiles normalised by their own statistics", "nets/tiles.py",
       "    if k < len(self.stats):\n      return self.stats[k]",

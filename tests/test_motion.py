@@ -78,3 +78,76 @@ def test_the_temporal_term_is_zero_for_a_network_that_moves_with_its_input():
       pattern - (np.asarray(motion.warp(jnp.asarray(pattern), coords)))))
   got = motion.temporal_term(x + pattern, jnp.asarray(moved_out), coords, mask)
   np.testing.assert_allclose(float(got), want, rtol=1e-4)
+
+
+def _clip(folder, *, frames=3, shift=(2, 1), shape=(40, 48), seed=0):
+  """Frames of a pan (dx, dy px a frame) over a random image, with their exact backward flow."""
+  from PIL import Image
+  folder.mkdir(parents=True)
+  dx, dy = shift
+  big = np.random.default_rng(seed).integers(0, 256, (shape[0] + frames * dy,
+                                                      shape[1] + frames * dx, 3), dtype=np.uint8)
+  for n in range(frames):
+    Image.fromarray(big[n * dy:n * dy + shape[0], n * dx:n * dx + shape[1]]).save(
+        folder / f"{n:05d}.png")
+    if n:  # Frame n at p shows what frame n-1 shows at p + (dx, dy).
+      np.save(folder / f"{n:05d}.flow.npy", np.broadcast_to(
+          np.float32([dx, dy]), (*shape, 2)).copy())
+
+
+def test_flow_pairs_warp_the_frame_before_onto_the_frame(tmp_path):
+  from jaxstyle.nets.data import FlowPairs
+  _clip(tmp_path / "clips" / "a")
+  pairs = FlowPairs(tmp_path / "clips", crop=32, batch=3, seed=0)
+  assert len(pairs.pairs) == 2
+  previous, current, flow, mask = pairs.batch(5)
+  assert previous.shape == current.shape == (3, 32, 32, 3) and flow.shape == (3, 32, 32, 2)
+  np.testing.assert_array_equal(pairs.batch(5)[0], previous)  # Seeded by the step alone.
+  for k in range(3):
+    coords = motion.flow_coords(jnp.asarray(flow[k]))
+    inside = np.asarray(motion.inside(coords, 32, 32)) * mask[k] > 0
+    assert 0.8 < inside.mean() < 1
+    warped = np.asarray(motion.warp(jnp.asarray(previous[k], jnp.float32), coords))
+    np.testing.assert_allclose(warped[inside], current[k][inside], atol=1e-3)
+
+
+@pytest.mark.slow
+def test_training_on_video_frames_weighs_their_temporal_term_and_refuses_bad_flow(tmp_path,
+                                                                                capsys):
+  import json
+
+  from PIL import Image
+
+  from jaxstyle import cli
+  from tests.conftest import smooth_image
+  (tmp_path / "photos").mkdir()
+  for i in range(2):
+    Image.fromarray(smooth_image(36, 40, seed=60 + i)).save(tmp_path / "photos" / f"{i}.png")
+  Image.fromarray(smooth_image(40, 40, seed=4)).save(tmp_path / "style.png")
+  _clip(tmp_path / "clips" / "a")
+  argv = ["train", str(tmp_path / "style.png"), "--data", str(tmp_path / "photos"),
+          "--weights", "random:0:0.125", "--steps", "2", "--batch", "2", "--crop", "32",
+          "--width", "0.125", "--sample-every", "0", "--checkpoint-every", "0", "--quiet",
+          "--temporal-weight", "0.5", "--temporal-data", str(tmp_path / "clips")]
+  assert cli.main(argv + ["-o", str(tmp_path / "model")]) == 0
+  weights = json.loads((tmp_path / "model" / "model.json").read_text())["record"]["objective"]
+  for line in (tmp_path / "model" / "metrics.jsonl").read_text().splitlines():
+    m = json.loads(line)
+    assert m["temporal"] > 0
+    want = (weights["content_weight"] * m["content"] + weights["style_weight"] * m["style"]
+            + weights["tv_weight"] * m["tv"] + 0.5 * m["temporal"])
+    np.testing.assert_allclose(m["total"], want, rtol=1e-4)
+  # A still clip (no motion, zero flow): the temporal term of real frames is exactly 0, where
+  # moved photos (the frames ignored) would give more.
+  _clip(tmp_path / "still" / "a", shift=(0, 0))
+  still = [a if a != str(tmp_path / "clips") else str(tmp_path / "still") for a in argv]
+  assert cli.main(still + ["-o", str(tmp_path / "still_model")]) == 0
+  for line in (tmp_path / "still_model" / "metrics.jsonl").read_text().splitlines():
+    assert json.loads(line)["temporal"] < 1e-6
+  np.save(tmp_path / "clips" / "a" / "00002.flow.npy", np.zeros((40, 47, 2), np.float32))
+  capsys.readouterr()
+  assert cli.main(argv + ["-o", str(tmp_path / "bad")]) == 2
+  err = capsys.readouterr().err
+  assert "00002.flow.npy: expected a 40 x 48 x 2 flow for 48x40 frames" in err, err
+  assert len([line for line in err.splitlines() if "error" in line]) == 1, err
+  assert not (tmp_path / "bad").exists()

@@ -128,3 +128,80 @@ class Prefetch:
     self._stop.set()
     while not self._queue.empty():  # Unblock a producer waiting on a full queue.
       self._queue.get_nowait()
+
+
+FLOW_SUFFIX = ".flow.npy"
+MASK_SUFFIX = ".mask.png"
+
+
+class FlowPairs:
+  """Consecutive video frames and their flow, for the temporal loss (``train --temporal-data``).
+
+  The folder holds clips, each a folder of frames ``NNNNN.png`` and, for every
+  frame after the first, ``NNNNN.flow.npy``: its backward optical flow to the
+  frame before, H x W x 2 floats, (dx, dy) in px (frame N at p shows what frame
+  N-1 shows at p + flow(p)), and optionally ``NNNNN.mask.png``, white where the
+  flow is to be trusted. ``pairs.batch(step)`` draws ``batch`` pairs and one
+  ``crop``-sided window each, from (seed, step) alone, so a resumed run reads
+  what an unbroken one would.
+  """
+
+  def __init__(self, folder, *, crop: int, batch: int, seed: int):
+    folder = Path(folder)
+    if not folder.is_dir():
+      raise ConfigError(f"{folder}: no such folder of clips (--temporal-data)")
+    self.pairs = []
+    for flow in sorted(folder.rglob("*" + FLOW_SUFFIX)):
+      stem = flow.name[:-len(FLOW_SUFFIX)]
+      if not stem.isdigit():
+        continue
+      previous = flow.with_name(f"{int(stem) - 1:0{len(stem)}d}.png")
+      current = flow.with_name(stem + ".png")
+      if previous.is_file() and current.is_file():
+        self.pairs.append((previous, current, flow, flow.with_name(stem + MASK_SUFFIX)))
+    if not self.pairs:
+      raise ConfigError(f"{folder}: no frame pairs with flow found (expected clips of NNNNN.png "
+                        f"frames with NNNNN{FLOW_SUFFIX} for each frame after the first)")
+    self.crop, self.batch_size, self.seed = crop, batch, seed
+    for pair in self.pairs:  # Headers only: a bad file is refused before training starts.
+      self._check(*pair)
+
+  def _check(self, previous, current, flow_file, mask_file):
+    sizes = []
+    for frame in (previous, current) + ((mask_file,) if mask_file.is_file() else ()):
+      try:
+        with Image.open(frame) as img:
+          sizes.append(img.size)
+      except (OSError, ValueError) as e:
+        raise ConfigError(f"{frame}: not a readable image ({e})") from None
+    try:
+      shape = np.load(flow_file, mmap_mode="r").shape
+    except (OSError, ValueError) as e:
+      raise ConfigError(f"{flow_file}: unreadable flow ({e})") from None
+    w, h = sizes[1]
+    if len(set(sizes)) != 1 or shape != (h, w, 2):
+      raise ConfigError(f"{flow_file}: expected a {h} x {w} x 2 flow for {w}x{h} frames, got "
+                        f"{shape} (frames and mask: {', '.join(f'{a}x{b}' for a, b in sizes)})")
+    if min(h, w) < self.crop:
+      raise ConfigError(f"{current}: {w}x{h} is smaller than --crop {self.crop}")
+
+  def _pair(self, index: int, rng):
+    previous, current, flow_file, mask_file = self.pairs[index]
+    a, b = images.load_image(previous, min_side=1), images.load_image(current, min_side=1)
+    try:
+      flow = np.load(flow_file).astype(np.float32)
+    except (OSError, ValueError) as e:
+      raise ConfigError(f"{flow_file}: unreadable flow ({e})") from None
+    h, w = b.shape[:2]
+    mask = (np.asarray(Image.open(mask_file).convert("L"), np.float32) / 255
+            if mask_file.is_file() else np.ones((h, w), np.float32))
+    y, x = rng.integers(0, h - self.crop + 1), rng.integers(0, w - self.crop + 1)
+    window = (slice(y, y + self.crop), slice(x, x + self.crop))
+    return a[window], b[window], flow[window], mask[window]
+
+  def batch(self, step: int):
+    """``(previous, current, flow, mask)`` of ``batch`` pairs: B x crop x crop x 3 uint8 twice,
+    B x crop x crop x 2 and B x crop x crop float32."""
+    rng = np.random.default_rng([self.seed, step, 7])
+    chosen = rng.integers(0, len(self.pairs), self.batch_size)
+    return tuple(np.stack(parts) for parts in zip(*(self._pair(int(i), rng) for i in chosen)))

@@ -96,6 +96,15 @@ def moved_pair(photo_HxWx3, *, key: jax.Array):
   return jnp.clip(moved, 0, 255), coords, mask
 
 
+def flow_coords(flow_HxWx2):
+  """A backward flow ((dx, dy) px: where each pixel was in the frame before) as the
+  ``2 x H x W`` (row, col) coordinates :func:`warp` samples at."""
+  h, w, _ = flow_HxWx2.shape
+  rows, cols = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                            indexing="ij")
+  return jnp.stack([rows + flow_HxWx2[..., 1], cols + flow_HxWx2[..., 0]])
+
+
 def temporal_term(out_HxWx3, out_moved_HxWx3, coords_2xHxW, mask_HxW):
   """T = Σ m ‖f(x') − warp(f(x))‖² (module docstring): the output of the moved photo against
   the output of the photo, moved."""

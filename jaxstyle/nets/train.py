@@ -43,7 +43,7 @@ from jaxstyle import images, memory
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, NonFiniteLossError
 from jaxstyle.nets import models, motion, quality
-from jaxstyle.nets.data import Photos, Prefetch, crop_square
+from jaxstyle.nets.data import FlowPairs, Photos, Prefetch, crop_square
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 from jaxstyle.nets.layers import plan
 from jaxstyle.objective import (TERMS as OBJECTIVE_TERMS, LossWeights, ObjectiveSpec, Targets,
@@ -85,6 +85,11 @@ class TrainConfig:
       0.0, "weight of the temporal loss: each photo's output against the output of the photo "
       "moved by a small random motion, warped back (jaxstyle.nets.motion; Huang et al. 2017), "
       "so that video stylized frame by frame does not flicker; 0: none", "johnson")
+  temporal_data: str | None = _opt(
+      None, "with --temporal-weight, pairs of real video frames and their precomputed flow "
+      "instead of moved photos: a folder of clips, NNNNN.png frames with NNNNN.flow.npy "
+      "(backward flow, H x W x 2, dx dy) and optionally NNNNN.mask.png (jaxstyle.nets.data."
+      "FlowPairs)", "johnson")
   sample_every: int = _opt(500, "write a sample grid of held-out photos every N steps (0: never)")
   checkpoint_every: int = _opt(1000, "write a checkpoint every N steps (0: only at the end)")
 
@@ -101,6 +106,9 @@ class TrainConfig:
     if not self.temporal_weight >= 0:
       raise ConfigError(f"--temporal-weight: expected a non-negative weight, got "
                         f"{self.temporal_weight}")
+    if self.temporal_data and not self.temporal_weight:
+      raise ConfigError("--temporal-data: the frames feed the temporal loss; give it a "
+                        "--temporal-weight")
     if self.crop < 16:
       raise ConfigError(f"--crop: expected at least 16 px (VGG pools 4 times), got {self.crop}")
     JohnsonSpec(self.width, 1, self.residual_blocks, self.upsample)  # Checks those three.
@@ -123,10 +131,11 @@ class _Static:
 
 
 def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weights, static,
-          key=None):
+          key=None, pairs=None):
   """Mean objective over the batch, and the mean of each term (see the module docstring);
-  with ``static.temporal_weight`` and a ``key``, plus the weighted temporal term of each photo
-  and the photo moved (:mod:`jaxstyle.nets.motion`)."""
+  with ``static.temporal_weight``, plus the weighted temporal term of each photo and the photo
+  moved by a motion drawn from ``key`` (:mod:`jaxstyle.nets.motion`), or of ``pairs`` of video
+  frames with their flow (:class:`jaxstyle.nets.data.FlowPairs`)."""
   net = nnx.merge(graphdef, state)
   onehot = jax.nn.one_hot(style_B, static.styles)
   out = net(photos_BxHxWx3, onehot)
@@ -141,11 +150,20 @@ def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weight
     return {"total": total, **terms}
 
   terms = jax.vmap(one)(out, content, style_B)
-  if static.temporal_weight and key is not None:
-    keys = jax.random.split(key, photos_BxHxWx3.shape[0])
-    moved, coords, masks = jax.vmap(lambda x, k: motion.moved_pair(x, key=k))(photos_BxHxWx3,
-                                                                           keys)
-    terms["temporal"] = jax.vmap(motion.temporal_term)(out, net(moved, onehot), coords, masks)
+  if static.temporal_weight and (pairs is not None or key is not None):
+    if pairs is not None:
+      previous, current, flow, given = pairs
+      coords = jax.vmap(motion.flow_coords)(flow)
+      h, w = flow.shape[1:3]
+      masks = given * jax.vmap(lambda c: motion.inside(c, h, w))(coords)
+      terms["temporal"] = jax.vmap(motion.temporal_term)(
+          net(previous.astype(jnp.float32), onehot), net(current.astype(jnp.float32), onehot),
+          coords, masks)
+    else:
+      keys = jax.random.split(key, photos_BxHxWx3.shape[0])
+      moved, coords, masks = jax.vmap(lambda x, k: motion.moved_pair(x, key=k))(photos_BxHxWx3,
+                                                                             keys)
+      terms["temporal"] = jax.vmap(motion.temporal_term)(out, net(moved, onehot), coords, masks)
     terms["total"] = terms["total"] + static.temporal_weight * terms["temporal"]
   means = {k: v.mean() for k, v in terms.items()}
   return means["total"], means
@@ -156,12 +174,13 @@ held_out_loss = jax.jit(_loss, static_argnames=("graphdef", "static"))
 
 @partial(jax.jit, static_argnames=("graphdef", "static"), donate_argnames=("state", "opt_state"))
 def train_step(state, opt_state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B,
-               weights, static: _Static, key=None):
+               weights, static: _Static, key=None, pairs=None):
   """One Adam step on the batch; returns the new state, optimiser state and the loss terms.
-  ``key``: the step's motions, when ``static.temporal_weight`` asks for them."""
+  ``key`` (the step's motions) or ``pairs`` (video frames and flow): the temporal loss's
+  inputs, when ``static.temporal_weight`` asks for it."""
   grads, terms = jax.grad(_loss, has_aux=True)(state, graphdef, vgg, style_targets_N,
                                                photos_BxHxWx3.astype(jnp.float32), style_B,
-                                               weights, static, key)
+                                               weights, static, key, pairs)
   updates, opt_state = optimizer(static.lr, static.lr_decay).update(grads, opt_state, state)
   return optax.apply_updates(state, updates), opt_state, terms
 
@@ -384,11 +403,18 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   static = _Static(spec, styles, config.lr, config.lr_decay, config.temporal_weight)
   place = batch_placement(config.batch)
   motions = jax.random.key(config.seed)  # Step i's motions: fold_in(motions, i).
+  pairs = (FlowPairs(config.temporal_data, crop=config.crop, batch=config.batch,
+                     seed=config.seed) if config.temporal_data else None)
+
+  def load(i):
+    return (photos.batch(i), pairs.batch(i)) if pairs else (photos.batch(i), None)
 
   def step(state, opt_state, batch, i):
+    batch, frames = batch
+    key = jax.random.fold_in(motions, i) if config.temporal_weight and not pairs else None
     return train_step(state, opt_state, graphdef, vgg, targets_N, place(batch),
                       place(style_indices(i, config.batch, styles)), loss_weights, static,
-                      jax.random.fold_in(motions, i) if config.temporal_weight else None)
+                      key, None if frames is None else tuple(map(place, frames)))
 
   def save(state, record):
     return models.save_model(out_dir, nnx.merge(graphdef, state),
@@ -414,7 +440,7 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
             "objective": objective_config.to_dict(OBJECTIVE_GROUPS),
             "weights": weights_record(weights),
             "convolutions": convs.record(chosen, objective_config.conv)}
-  job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, photos.batch, save,
+  job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, load, save,
             sample if held else None, record, evaluate if held else None,
             TERMS + ("temporal",) if config.temporal_weight else TERMS)
   return run(job, config, out_dir, resume=resume, progress=progress, log=log)
