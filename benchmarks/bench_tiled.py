@@ -57,6 +57,8 @@ def main(argv=None) -> None:
   parser.add_argument("--compare", type=int, default=768)
   parser.add_argument("--big", type=int, default=4096)
   parser.add_argument("--iters", type=int, default=3)
+  parser.add_argument("--square", action="store_true",
+                      help="the photo's centre square, so that --big is BIG x BIG px")
   parser.add_argument("--no-append", action="store_true")
   args = parser.parse_args(argv)
   from jaxstyle import demo, memory
@@ -66,6 +68,12 @@ def main(argv=None) -> None:
     raise SystemExit("bench_tiled: the sample images (../shared/images) are needed")
   content, style = images / demo.CONTENT, images / demo.STYLE
   tmp = Path(tempfile.mkdtemp(prefix="bench-tiled-"))
+  if args.square:
+    photo = Image.open(content).convert("RGB")
+    side = min(photo.size)
+    left, top = (photo.width - side) // 2, (photo.height - side) // 2
+    photo.crop((left, top, left + side, top + side)).save(tmp / "square.png")
+    content = tmp / "square.png"
   rows = []
   for name, size, extra in ((f"{args.compare} px, whole", args.compare, ()),
                             (f"{args.compare} px, tiles of 256", args.compare, ("--tile", "256")),
