@@ -465,6 +465,9 @@ MUTANTS = [
       'function fail(message) { setState("error: " + message, message); }',
       'function fail(message) { setState("done", ""); }',
       f"{X}test_the_page_reports_bad_queries_on_the_page"),
+    m("serve leaves an ignored SIGINT ignored", "cli/tools.py",
+      "  signal.signal(signal.SIGINT, signal.default_int_handler)", "",
+      f"{X}test_serve_sends_the_types_and_headers_the_page_needs"),
     # Networks trained against flicker (issue 25).
     m("training's temporal weight ignored", "nets/train.py",
       'terms["total"] = terms["total"] + static.temporal_weight * terms["temporal"]',

@@ -130,7 +130,12 @@ def serve_arguments(parser, base) -> None:
 
 
 def serve(args) -> int:
+  import signal
+
   from jaxstyle.nets import web
+  # Ctrl-C stops the server even where it was started with SIGINT ignored (a background job
+  # of a script inherits that), which would leave no way but SIGKILL.
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   httpd = web.server(args.directory, host=args.host, port=args.port, verbose=True)
   host, port = httpd.server_address[:2]
   print(f"serving {args.directory} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
