@@ -246,10 +246,15 @@ def test_serve_sends_the_types_and_headers_the_page_needs(pages, tmp_path):
   import sys
   import urllib.request
   folder, _ = pages["cin"]
-  # Started with SIGINT ignored, as a background job of a script is: Ctrl-C must still stop it.
-  proc = subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "serve", str(folder), "--port",
-                           "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+  # Started with SIGINT ignored, as a background job of a script is (the child inherits it):
+  # Ctrl-C must still stop it.
+  previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+  try:
+    proc = subprocess.Popen([sys.executable, "-m", "jaxstyle.cli", "serve", str(folder),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+  finally:
+    signal.signal(signal.SIGINT, previous)
   try:
     line = proc.stdout.readline()
     assert line.startswith(f"serving {folder} at http://127.0.0.1:"), line
