@@ -125,8 +125,9 @@ def tile_to_fit(config, height: int, width: int, *, width_scale: float = 1.0, me
                 available: tuple[int, str] | None = None) -> int:
   """``config.tile``, unless the run does not fit whole and the objective tiles (the Gram loss,
   no masks, no normalised gradients): then the largest tile (1024 down to 128 px) that fits."""
-  if config.tile or (config.style_loss != "gram" or config.style_masks
-                     or config.normalize_gradients):
+  from jaxstyle import tiled
+  if config.tile or tiled.refusal(config.style_loss, bool(config.style_masks),
+                                  config.normalize_gradients):
     return config.tile
   have = (available or available_bytes())[0]
   if estimate_bytes(config, height, width, width_scale=width_scale, members=members) <= have:

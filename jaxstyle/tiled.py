@@ -55,15 +55,23 @@ def halo(layers, network: str) -> int:
   return -(-radius // ALIGN) * ALIGN
 
 
+def refusal(style_loss: str, masked: bool, normalize_gradients: bool) -> str | None:
+  """Why an objective with these settings cannot be tiled as implemented, or None (the one
+  list: :func:`check_supported` raises it, :func:`jaxstyle.memory.tile_to_fit` does not tile)."""
+  if style_loss != "gram":
+    return f"--tile: the Gram style loss only (got --style-loss {style_loss})"
+  if masked:
+    return "--tile: style masks are not tiled; leave --style-masks out"
+  if normalize_gradients:
+    return "--tile: --normalize-gradients is not tiled (it needs each layer's whole gradient)"
+  return None
+
+
 def check_supported(spec, targets) -> None:
   """ConfigError unless the objective decomposes into sums over positions as implemented."""
-  if spec.style_loss != "gram":
-    raise ConfigError(f"--tile: the Gram style loss only (got --style-loss {spec.style_loss})")
-  if targets.masks:
-    raise ConfigError("--tile: style masks are not tiled; leave --style-masks out")
-  if spec.normalize_gradients:
-    raise ConfigError("--tile: --normalize-gradients is not tiled (it needs each layer's "
-                      "whole gradient)")
+  why = refusal(spec.style_loss, bool(targets.masks), spec.normalize_gradients)
+  if why:
+    raise ConfigError(why)
 
 
 def _mask(h: int, w: int, owned_4, shift: int):
