@@ -68,8 +68,10 @@ class Stylizer:
     """The convolution algorithms used so far (:meth:`_Compiled.record`), for provenance."""
     return self._forward.record()
 
-  #: The smallest side the network takes (two stride-2 convolutions, reflection padded).
-  min_side = 4
+  @property
+  def min_side(self) -> int:
+    """The smallest side the network takes (:func:`stride_multiple`)."""
+    return stride_multiple(self.net)
 
   def peak_bytes(self, pixels: int, images: int = 1) -> int:
     """Predicted peak memory of stylizing ``images`` images of ``pixels`` each in one call."""
@@ -77,7 +79,7 @@ class Stylizer:
 
   def __call__(self, imgs_NxHxWx3) -> np.ndarray:
     style = jnp.broadcast_to(self.style_S, (imgs_NxHxWx3.shape[0], self.styles))
-    return _padded(lambda x: self._forward(x, style), imgs_NxHxWx3, 4)
+    return _padded(lambda x: self._forward(x, style), imgs_NxHxWx3, self.min_side)
 
   def tiled(self, img_HxWx3, tile: int, *, progress=None) -> np.ndarray:
     """One image stylized tile by tile with whole-image statistics
@@ -137,8 +139,7 @@ class AdaINStylizer:
   def _tile_args(self):
     return (self.mean_KxC, self.std_KxC, self.style_S[None], jnp.float32(self.alpha))
 
-  #: The smallest side the network takes (the encoder pools three times).
-  min_side = 8
+  min_side = Stylizer.min_side
 
   def peak_bytes(self, pixels: int, images: int = 1) -> int:
     """Predicted peak memory of stylizing ``images`` images of ``pixels`` each in one call."""
@@ -148,7 +149,14 @@ class AdaINStylizer:
     n = imgs_NxHxWx3.shape[0]
     mix = jnp.broadcast_to(self.style_S, (n, self.style_S.shape[0]))
     return _padded(lambda x: self._forward(x, self.mean_KxC, self.std_KxC, mix,
-                                           jnp.float32(self.alpha)), imgs_NxHxWx3, 8)
+                                           jnp.float32(self.alpha)), imgs_NxHxWx3, self.min_side)
+
+
+def stride_multiple(net) -> int:
+  """The product of a network's strides: its sides are padded to a multiple of this, its tiles
+  start on one, and it is the smallest side it takes (Johnson's two stride-2 convolutions: 4;
+  AdaIN's encoder pools three times, its decoder upsamples three times: 8)."""
+  return 8 if isinstance(net, AdaINNet) else 4
 
 
 def _padded(forward, imgs_NxHxWx3, multiple: int) -> np.ndarray:

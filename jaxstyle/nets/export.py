@@ -31,7 +31,7 @@ from flax import nnx
 from jaxstyle.errors import ConfigError
 from jaxstyle.files import atomic_path
 from jaxstyle.nets.adain import AdaINNet
-from jaxstyle.nets.apply import padded_forward
+from jaxstyle.nets.apply import padded_forward, stride_multiple
 from jaxstyle.nets.layers import layers_of, use
 
 OPSET = 17
@@ -53,18 +53,19 @@ def signature(net) -> dict[str, tuple]:
 
 def forward(net):
   """The exported function: ``signature(net)``'s inputs → stylized RGB 0-255 (float32)."""
+  multiple = stride_multiple(net)
   if isinstance(net, AdaINNet):
     def adain(image, style, alpha):
       mean, std = net.style_stats(style)
       mix = jnp.ones((image.shape[0], 1), image.dtype)
       return padded_forward(lambda x: net.stylize(x, mean.reshape(1, -1), std.reshape(1, -1),
-                                                  mix, alpha), image, 8)
+                                                  mix, alpha), image, multiple)
     return adain
   if net.spec.styles > 1:
     def cin(image, mix):
-      return padded_forward(lambda x: net(x, mix / mix.sum(1, keepdims=True)), image, 4)
+      return padded_forward(lambda x: net(x, mix / mix.sum(1, keepdims=True)), image, multiple)
     return cin
-  return lambda image: padded_forward(net, image, 4)
+  return lambda image: padded_forward(net, image, multiple)
 
 
 def _abstract_inputs(net) -> list[jax.ShapeDtypeStruct]:

@@ -39,14 +39,12 @@ from jaxstyle import tiled
 from jaxstyle.errors import ConfigError
 from jaxstyle.nets.adain import ENCODER_LAYER, AdaINNet
 from jaxstyle.nets.johnson import CondInstanceNorm
+from jaxstyle.nets.apply import stride_multiple
 from jaxstyle.nets.layers import WHOLE_IMAGE, plan
 from jaxstyle.tiling import Tile, tiles
 
 
-def align(net) -> int:
-  """Tiles start on multiples of this: the product of the network's strides (Johnson's two
-  stride-2 convolutions; AdaIN's encoder's three pools, which its decoder undoes)."""
-  return 8 if isinstance(net, AdaINNet) else 4
+align = stride_multiple  # Tiles start on multiples of the network's strides.
 
 
 def halo(net) -> int:
