@@ -221,17 +221,32 @@ def _with_direct_kernel_gradient(x, kernel, stride, upsample, algorithm):
 
 
 def _fwd(x, kernel, stride, upsample, algorithm):
-  return _forward(x, kernel, stride, upsample, algorithm), (x, kernel)
+  # Only what is differentiated gets a gradient computed (a network's input photo is not, a
+  # frozen network's kernels are not). Residuals hold arrays, so which ones is said by the
+  # residuals' structure: () where the gradient is wanted, None where it is not.
+  y = _forward(x.value, kernel.value, stride, upsample, algorithm)
+  wanted = tuple(() if a.perturbed else None for a in (x, kernel))
+  return y, (x.value, kernel.value, wanted)
 
 
 def _bwd(stride, upsample, algorithm, residuals, g):
-  x, kernel = residuals
-  dx = jax.vjp(lambda x: _forward(x, kernel, stride, upsample, algorithm), x)[1](g)[0]
-  dk = jax.vjp(lambda k: _forward(x, k, stride, upsample, "direct"), kernel)[1](g)[0]
+  x, kernel, (want_dx, want_dk) = residuals
+  if isinstance(g, jax.custom_derivatives.SymbolicZero):
+    return None, None
+  dx = dk = None
+  if want_dx is not None:
+    dx = jax.vjp(lambda x: _forward(x, kernel, stride, upsample, algorithm), x)[1](g)[0]
+  if want_dk is not None and algorithm == "subpixel":
+    dk = _subpixel_kernel_gradient(x, g)
+  elif want_dk is not None and algorithm == "s2d":
+    k = kernel.shape[0]
+    dk = _kernel_gradient_by_products(_reflect(x, k // 2), g, k, stride)
+  elif want_dk is not None:
+    dk = jax.vjp(lambda k: _forward(x, k, stride, upsample, "direct"), kernel)[1](g)[0]
   return dx, dk
 
 
-_with_direct_kernel_gradient.defvjp(_fwd, _bwd)
+_with_direct_kernel_gradient.defvjp(_fwd, _bwd, symbolic_zeros=True)
 
 
 def _forward(x_NxHxWxCin, kernel_KxKxCinxCout, stride: int, upsample: int, algorithm: str):
@@ -297,6 +312,52 @@ def _subpixel(x_NxHxWxCin, kernel_3x3xCinxCout):
     rows.append(jnp.stack(cols, 3))  # N x H x W x 2 x Cout.
   y = jnp.stack(rows, 2)  # N x H x 2 x W x 2 x Cout: y[n, i, a, j, b] = out[n, 2i + a, 2j + b].
   return y.reshape(n, 2 * h, 2 * w, -1)
+
+
+def _kernel_gradient_by_products(padded_NxHxWxCin, g_NxHoxWoxCout, k: int, stride: int):
+  """dW[dy, dx, c, o] = Σ_{n,i,j} padded[n, s·i + dy, s·j + dx, c] · g[n, i, j, o], the kernel
+  gradient of a VALID k x k stride-s convolution, as k matrix products (one per row offset dy)
+  of the cotangents (P x Cout, P = N·Ho·Wo) with the image's k column shifts stacked as
+  channels (P x k·Cin).
+
+  XLA:CPU's own kernel gradient runs at 25-60 GFLOP/s where the image is large (the upsampling
+  layers' 128² and 256² at batch 4) or the stride 2 (docs/BENCHMARKS.md); these products run
+  near its matmul rate on those shapes, and slower than it on small images (the residual
+  layers), so only ``s2d`` and ``subpixel`` take it.
+  """
+  n, ho, wo, cout = g_NxHoxWoxCout.shape
+  cin = padded_NxHxWxCin.shape[-1]
+  cotangents_OxP = g_NxHoxWoxCout.reshape(n * ho * wo, cout).T
+  rows = []
+  for dy in range(k):
+    shifts = jnp.concatenate([
+        jax.lax.slice(padded_NxHxWxCin, (0, dy, dx, 0),
+                      (n, dy + stride * (ho - 1) + 1, dx + stride * (wo - 1) + 1, cin),
+                      (1, stride, stride, 1))
+        for dx in range(k)], -1)
+    rows.append((cotangents_OxP @ shifts.reshape(n * ho * wo, k * cin)).T)  # (dx, c) x o.
+  return jnp.stack(rows).reshape(k, k, cin, cout)
+
+
+def _subpixel_kernel_gradient(x_NxHxWxCin, g_Nx2Hx2WxCout):
+  """The 3x3 kernel's gradient of :func:`_subpixel`, on the small image.
+
+  Phase (a, b)'s 2x2 kernel is M_a K M_bᵀ (rows merged by ``_PHASE_ROWS``), so
+  dK = Σ_ab M_aᵀ dK_ab M_b, and each dK_ab is the window (a, b) of one 3x3
+  kernel gradient over the edge-padded small image whose 4·Cout output
+  channels are the four phases' cotangents: 2.25x fewer multiplies than the
+  upsampled image's, and with :func:`_kernel_gradient_by_products` at the matmul's rate.
+  """
+  n, h, w, cin = x_NxHxWxCin.shape
+  cout = g_Nx2Hx2WxCout.shape[-1]
+  edge = jnp.pad(x_NxHxWxCin, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+  # phases[n, i, j, (a, b, c)] = g[n, 2i + a, 2j + b, c].
+  phases = g_Nx2Hx2WxCout.reshape(n, h, 2, w, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+  window = _kernel_gradient_by_products(edge, phases.reshape(n, h, w, 4 * cout), 3, 1)
+  window = window.reshape(3, 3, cin, 2, 2, cout)
+  merge = jnp.asarray(_PHASE_ROWS, x_NxHxWxCin.dtype)
+  return sum(jnp.einsum("yi,xj,yxco->ijco", merge[a], merge[b], window[a:a + 2, b:b + 2, :, a, b])
+             for a in range(2) for b in range(2))
 
 
 # ---- The layer --------------------------------------------------------------------------------
@@ -401,18 +462,17 @@ def fastest(times: dict[str, float]) -> str:
 class ChoiceCache:
   """Measured choices on disk: ``{layer key: {"algorithm", "seconds": {algorithm: s}}}``.
 
-  One JSON file per backend, device kind, jax and jaxstyle version (a new
-  jax, new algorithms or another machine measure afresh), written atomically after each new
-  choice. ``directory=None`` keeps the choices in memory only.
+  One JSON file per backend, device kind, jax version and :func:`algorithms_digest` (a new
+  jax, a changed algorithm or another machine measure afresh), written atomically after each
+  new choice. ``directory=None`` keeps the choices in memory only.
   """
 
   def __init__(self, directory: Path | None):
     self.path = None
     if directory is not None:
       device = jax.devices()[0]
-      from jaxstyle import __version__
       name = (f"{jax.default_backend()}-{device.device_kind}-jax{jax.__version__}"
-              f"-jaxstyle{__version__}")
+              f"-algorithms{algorithms_digest()}")
       self.path = Path(directory) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".json")
     self.entries: dict[str, dict] = {}
     if self.path is not None and self.path.exists():
@@ -442,6 +502,17 @@ class ChoiceCache:
         tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
     except OSError:
       pass  # Unwritable: the choice still holds for this run.
+
+
+def algorithms_digest() -> str:
+  """A short hash of the algorithms' source (this module and Winograd's): what a choice was
+  measured against. A version number would keep stale choices across edits of a development
+  tree, where a changed algorithm is exactly what should be timed again."""
+  import hashlib
+  digest = hashlib.sha256()
+  for module in (sys.modules[__name__], winograd):
+    digest.update(Path(module.__file__).read_bytes())
+  return digest.hexdigest()[:10]
 
 
 ENV_VAR = "JAXSTYLE_CONV_CACHE_DIR"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import jaxstyle
 
 from jaxstyle import conv
 from jaxstyle.errors import ConfigError
@@ -64,6 +63,29 @@ def test_every_algorithm_equals_lax_in_float64_values_and_gradients(algorithm):
       for g, r in zip(grads, wants):
         assert _relative(g, r) <= 1e-5, (h, w, k, stride, upsample)
   assert tried >= 2, algorithm
+
+
+def _products(fn, *args) -> int:
+  """How many convolutions and matrix products the program of ``fn(*args)`` runs."""
+  text = str(jax.make_jaxpr(fn)(*args))
+  return text.count("conv_general_dilated") + text.count("dot_general")
+
+
+@pytest.mark.parametrize("algorithm,kernel,stride,upsample", [
+    ("unfold", 9, 1, 1), ("s2d", 3, 2, 1), ("subpixel", 3, 1, 2), ("winograd", 3, 1, 1)])
+def test_only_the_differentiated_argument_gets_a_gradient_computed(algorithm, kernel, stride,
+                                                                  upsample):
+  # A network's first layer convolves the photo, which training does not differentiate: its
+  # image gradient (a whole transposed 9x9 convolution) would be computed and thrown away.
+  x = jnp.ones((1, 12, 12, 3))
+  k = jnp.ones((kernel, kernel, 3, 4))
+
+  def loss(x, k):
+    return conv.reflect_conv(x, k, stride=stride, upsample=upsample, algorithm=algorithm).sum()
+
+  both = _products(jax.grad(loss, (0, 1)), x, k)
+  assert _products(jax.grad(loss, 1), x, k) < both
+  assert _products(jax.grad(loss, 0), x, k) < both
 
 
 def test_an_algorithm_that_cannot_run_a_layer_says_so():
@@ -134,7 +156,7 @@ def test_auto_keeps_the_measured_fastest_and_caches_it(tmp_path, monkeypatch):
   # The file is keyed by backend, device kind and jax version, and a new cache reads it back.
   (path,) = tmp_path.iterdir()
   assert path.name.startswith("cpu-")
-  assert path.name.endswith(f"-jax{jax.__version__}-jaxstyle{jaxstyle.__version__}.json")
+  assert path.name.endswith(f"-jax{jax.__version__}-algorithms{conv.algorithms_digest()}.json")
   entries = json.loads(path.read_text())
   assert len(entries) == measured
   calls.clear()
