@@ -18,9 +18,9 @@ from jaxstyle.nets import layers
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec
 
 # (height, width, kernel, stride, upsample): odd and even sides, every kind of layer the
-# networks have (9x9, 3x3, stride 2, 2x upsampling) and a 5x5 stride-2 one they do not.
+# networks have (9x9, 3x3, stride 2, 2x upsampling) and 5x5 ones (stride 2 and 1) they do not.
 KINDS = [(7, 9, 3, 1, 1), (10, 5, 3, 1, 1), (8, 5, 3, 2, 1), (9, 11, 3, 2, 1), (6, 7, 9, 1, 1),
-         (13, 10, 9, 2, 1), (11, 12, 5, 2, 1), (5, 6, 3, 1, 2), (4, 7, 3, 1, 2)]
+         (13, 10, 9, 2, 1), (11, 12, 5, 2, 1), (9, 8, 5, 1, 1), (5, 6, 3, 1, 2), (4, 7, 3, 1, 2)]
 
 
 def _reference(x, kernel, stride, upsample):
@@ -72,7 +72,8 @@ def _products(fn, *args) -> int:
 
 
 @pytest.mark.parametrize("algorithm,kernel,stride,upsample", [
-    ("unfold", 9, 1, 1), ("s2d", 3, 2, 1), ("subpixel", 3, 1, 2), ("winograd", 3, 1, 1)])
+    ("unfold", 9, 1, 1), ("s2d", 3, 2, 1), ("subpixel", 3, 1, 2), ("winograd", 3, 1, 1),
+    ("fftgrad", 9, 1, 1)])
 def test_only_the_differentiated_argument_gets_a_gradient_computed(algorithm, kernel, stride,
                                                                   upsample):
   # A network's first layer convolves the photo, which training does not differentiate: its
@@ -193,7 +194,7 @@ def test_every_plan_gives_the_same_network_output_to_float_rounding():
   net = _johnson()
   x = jax.random.uniform(jax.random.key(1), (2, 20, 24, 3), maxval=255.0)
   outputs = {}
-  for choice in ("valid", "direct", "winograd", "s2d", "unfold", "subpixel"):
+  for choice in conv.ALGORITHMS:
     layers.plan(net, net, x, conv=choice)
     outputs[choice] = net(x)
   for choice, out in outputs.items():
@@ -266,7 +267,7 @@ def test_large_layers_are_timed_on_a_scaled_down_copy(tmp_path, monkeypatch):
 def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypatch, capsys):
   from jaxstyle import cli
   calls = _fake_times(monkeypatch, {"direct": 1.0, "winograd": 1.0, "s2d": 0.5, "unfold": 1.0,
-                                    "subpixel": 1.0})
+                                    "subpixel": 1.0, "fftgrad": 1.0})
   monkeypatch.setenv(conv.ENV_VAR, str(tmp_path))
   argv = ["bench", "convs", "--size", "128", "--crop", "64", "--batch", "1", "--width", "0.125"]
   assert cli.main(argv) == 0
