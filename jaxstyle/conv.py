@@ -48,9 +48,9 @@ Gradients: the image's by each algorithm's own adjoint; the kernel's by
 kernels the other algorithms convolve with are 10-50x slower), except for
 ``s2d`` and ``subpixel``, which take it as matrix products
 (:func:`_kernel_gradient_by_products`), and ``fftgrad``. Only the arguments
-being differentiated get a gradient computed (a network's input photo does not). Reflection
-padding has its adjoint written out (:func:`_reflect_adjoint`): the one autodiff
-derives took a third of a residual layer's image gradient.
+being differentiated get a gradient computed (a network's input photo does
+not). Reflection padding has its adjoint written out (:func:`_reflect_adjoint`):
+the one autodiff derives took a third of a residual layer's image gradient.
 
 ``auto`` picks per layer: :func:`jaxstyle.nets.layers.plan` collects every layer's shape,
 :func:`choose` times the candidates on it once (forward, or forward and
@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -209,11 +210,12 @@ def reflect_conv(x_NxHxWxCin, kernel_KxKxCinxCout, *, stride: int = 1, upsample:
 
   Output: N x ⌊(uH + 2p − K)/s⌋ + 1 x (the same for W) x Cout, p = K // 2.
   Differentiable in both arguments: the image's gradient by the algorithm's
-  own adjoint, the kernel's always by ``direct``'s. XLA:CPU computes the
-  kernel gradient of the other algorithms' small (2x2, k x 1) kernels over
-  many positions 10-50x slower than the 3x3 or 9x9 one (measured: s2d's 1.3 s
-  against 0.09 s for a 4 x 256² 32 -> 64 layer), and the gradient is the
-  same function whichever way the forward ran.
+  own adjoint; the kernel's by ``direct``'s form, by matrix products
+  (``s2d``, ``subpixel``) or by FFT (``fftgrad``), never by autodiff of the
+  other algorithms' small (2x2, k x 1) kernels, whose kernel gradients
+  XLA:CPU computes 10-50x slower (measured: s2d's 1.3 s against 0.09 s for a
+  4 x 256² 32 -> 64 layer). The gradient is the same function whichever way
+  the forward ran; only the arguments being differentiated get one computed.
   """
   k, _, cin, _ = kernel_KxKxCinxCout.shape
   if not applies(algorithm, k, stride, upsample, cin):
@@ -221,12 +223,12 @@ def reflect_conv(x_NxHxWxCin, kernel_KxKxCinxCout, *, stride: int = 1, upsample:
                       f"stride {stride} and upsampling {upsample}; use direct (or auto)")
   if algorithm in ("direct", "valid"):
     return _forward(x_NxHxWxCin, kernel_KxKxCinxCout, stride, upsample, algorithm)
-  return _with_direct_kernel_gradient(x_NxHxWxCin, kernel_KxKxCinxCout, stride, upsample,
+  return _with_own_gradients(x_NxHxWxCin, kernel_KxKxCinxCout, stride, upsample,
                                       algorithm)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _with_direct_kernel_gradient(x, kernel, stride, upsample, algorithm):
+def _with_own_gradients(x, kernel, stride, upsample, algorithm):
   return _forward(x, kernel, stride, upsample, algorithm)
 
 
@@ -258,7 +260,7 @@ def _bwd(stride, upsample, algorithm, residuals, g):
   return dx, dk
 
 
-_with_direct_kernel_gradient.defvjp(_fwd, _bwd, symbolic_zeros=True)
+_with_own_gradients.defvjp(_fwd, _bwd, symbolic_zeros=True)
 
 
 def _forward(x_NxHxWxCin, kernel_KxKxCinxCout, stride: int, upsample: int, algorithm: str):
@@ -537,7 +539,6 @@ def algorithms_digest() -> str:
   """A short hash of the algorithms' source (this module and Winograd's): what a choice was
   measured against. A version number would keep stale choices across edits of a development
   tree, where a changed algorithm is exactly what should be timed again."""
-  import hashlib
   digest = hashlib.sha256()
   for module in (sys.modules[__name__], winograd):
     digest.update(Path(module.__file__).read_bytes())

@@ -264,6 +264,15 @@ def test_large_layers_are_timed_on_a_scaled_down_copy(tmp_path, monkeypatch):
   assert batch.measured_as() == conv.LayerShape(1, 256, 256, 32, 64, 3, 2, grad=True)
 
 
+def test_fftgrad_is_timed_only_where_the_layer_trains():
+  # Its forward is direct's: timing it for apply would cost compiles and could only tie.
+  last = conv.LayerShape(1, 256, 256, 32, 3, 9)
+  assert last.candidates() == ("direct",)
+  assert conv.dataclasses.replace(last, grad=True).candidates() == ("direct", "fftgrad")
+  first = conv.LayerShape(1, 256, 256, 3, 32, 9, grad=True)
+  assert first.candidates() == ("direct", "unfold", "fftgrad")
+
+
 def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypatch, capsys):
   from jaxstyle import cli
   calls = _fake_times(monkeypatch, {"direct": 1.0, "winograd": 1.0, "s2d": 0.5, "unfold": 1.0,
