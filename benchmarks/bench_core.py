@@ -39,6 +39,7 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -110,6 +111,25 @@ def publish(report: str, *, append: bool) -> None:
   if append:
     with open(ROOT / "docs" / "BENCHMARKS.md", "a") as f:
       f.write(report)
+
+
+# The CLI in a child process that reports its own peak (VmHWM) as it exits: getrusage's
+# children's peak is the largest of all children so far, so a smaller run would hide.
+_CHILD = ("import sys; from jaxstyle.cli.main import main; from jaxstyle import memory; "
+          "code = main(sys.argv[1:]); print('peak', memory.process_peak_bytes(), "
+          "file=sys.stderr); sys.exit(code)")
+
+
+def run_cli(*args: str, script: str):
+  """``jaxstyle ARGS`` in a child process: (seconds, its own peak resident bytes, the finished
+  process); exits naming ``script`` with the end of stderr when the command fails."""
+  start = time.perf_counter()
+  done = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True)
+  seconds = time.perf_counter() - start
+  if done.returncode:
+    raise SystemExit(f"{script}: {args[0]} failed: {done.stderr[-1500:]}")
+  peak = [line for line in done.stderr.splitlines() if line.startswith("peak ")][-1]
+  return seconds, int(peak.split()[1]), done
 
 
 def images(size: int):

@@ -4,7 +4,7 @@
 
 Each row is ``jaxstyle stylize`` in a fresh process (the sample photo and
 painting, full-width **random** VGG19, L-BFGS, defaults otherwise), timed
-from the shell, its peak memory the child's maximum resident set:
+from the shell, its peak memory the child's own peak resident set (VmHWM):
 
 * at ``--compare`` px: untiled, and in tiles of 256 px; the last total
   loss of each (the tiled objective is the untiled one to float rounding, so
@@ -20,33 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_core import heading, publish  # noqa: E402
+from bench_core import heading, publish, run_cli  # noqa: E402
 from PIL import Image  # noqa: E402
 
 GIB = 2 ** 30
 
 
 def stylize(content: Path, style: Path, out: Path, size: int, iters: int, *extra):
-  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  start = time.perf_counter()
-  done = subprocess.run([sys.executable, "-m", "jaxstyle.cli", "stylize", str(content), str(style),
-                         "-o", str(out), "--size", str(size), "--iters", str(iters),
-                         "--weights", "random", "--quiet", *extra],
-                        capture_output=True, text=True)
-  seconds = time.perf_counter() - start
-  if done.returncode:
-    raise SystemExit(f"bench_tiled: stylize failed: {done.stderr[-1500:]}")
-  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-  if peak <= before * 1024:
-    raise SystemExit("bench_tiled: run the larger size last (peaks only grow)")
+  seconds, peak, done = run_cli("stylize", str(content), str(style), "-o", str(out), "--size",
+                                str(size), "--iters", str(iters), "--weights", "random",
+                                "--quiet", *extra, script="bench_tiled")
   notes = [line.split("warning: ")[-1] for line in done.stderr.splitlines() if "tiles of" in line]
   wrote = [line for line in done.stdout.splitlines() if line.startswith("wrote ")][-1]
   return seconds, peak, notes, wrote.split(": ", 1)[-1]

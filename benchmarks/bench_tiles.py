@@ -21,38 +21,24 @@ Appends a table to docs/BENCHMARKS.md unless --no-append.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_core import heading, publish  # noqa: E402
+from bench_core import heading, publish, run_cli  # noqa: E402
 
 GIB = 2 ** 30
 
 
-# The CLI in a child process that reports its own peak (VmHWM) as it exits: getrusage's
-# children's peak is the largest of all children so far, so a smaller run would hide.
-_CHILD = ("import sys; from jaxstyle.cli.main import main; from jaxstyle import memory; "
-          "code = main(sys.argv[1:]); print('peak', memory.process_peak_bytes(), "
-          "file=sys.stderr); sys.exit(code)")
-
-
 def run_apply(model: Path, photo: Path, out: Path, *extra) -> tuple[float, int]:
   """``jaxstyle apply`` in a child process: its seconds and peak resident bytes."""
-  start = time.perf_counter()
-  done = subprocess.run([sys.executable, "-c", _CHILD, "apply", str(model), str(photo),
-                         "-o", str(out), "--quiet", *extra], capture_output=True, text=True)
-  seconds = time.perf_counter() - start
-  if done.returncode:
-    raise SystemExit(f"bench_tiles: apply failed: {done.stderr[-1500:]}")
-  peak = [line for line in done.stderr.splitlines() if line.startswith("peak ")][-1]
-  return seconds, int(peak.split()[1])
+  seconds, peak, _ = run_cli("apply", str(model), str(photo), "-o", str(out), "--quiet", *extra,
+                             script="bench_tiles")
+  return seconds, peak
 
 
 def seam_score(img_HxWx3: np.ndarray, tile: int) -> float:
