@@ -11,6 +11,9 @@ which cost what trained ones do), jaxstyle's compiled ``train_step`` against
 the example's step (forward, VGG on output and input, backward, Adam).
 Compile time is reported apart. The torch side runs in ``--torch-python``
 (default: this Python), which needs torch installed; jaxstyle does not.
+
+``--phases`` adds where jaxstyle's step goes: each phase of it jitted alone at
+the step's shapes (best of the repeats), beside the whole step.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from jaxstyle.nets.apply import Stylizer  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
 from jaxstyle.nets.layers import plan  # noqa: E402
 from jaxstyle.nets.train import _Static, train_step  # noqa: E402
-from jaxstyle.objective import (LossWeights, ObjectiveSpec, features, run_params, stack,  # noqa: E402
+from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features,  # noqa: E402
+                                network_features, objective, run_params, stack,
                                 style_targets)
 
 
@@ -55,6 +59,8 @@ def main(argv=None) -> None:
   add_network_comparison_options(parser, repeats=6)
   parser.add_argument("--conv", default="auto", choices=conv.CHOICES,
                       help="the networks' convolutions, as jaxstyle's --conv (default: auto)")
+  parser.add_argument("--phases", action="store_true",
+                      help="also time each phase of jaxstyle's training step alone")
   parser.add_argument("--no-append", action="store_true")
   args = parser.parse_args(argv)
   work = Path(tempfile.mkdtemp())
@@ -128,7 +134,57 @@ def main(argv=None) -> None:
              f"| training step, batch {args.batch} x {args.crop} px, VGG16 loss | {train_s:.3f} | "
              f"{torch_row['train_step_s']:.3f} | {train_s / torch_row['train_step_s']:.2f} | "
              f"{train_compile:.1f} |\n")
+  if args.phases:
+    report += "\nWhere jaxstyle's step goes, each phase jitted alone (ms, best of " \
+              f"{args.repeats}):\n\n| phase | ms |\n|---|---|\n"
+    report += "".join(f"| {name} | {ms:.0f} |\n" for name, ms in step_phases(
+        graphdef, carry["state"], vgg, targets, photos, styles_b, lw, spec, args.repeats))
   publish(report, append=not args.no_append)
+
+
+def step_phases(graphdef, state, vgg, targets, photos, styles_b, lw, spec, repeats: int):
+  """(phase, ms) for the parts of ``train_step``, each compiled alone with its inputs as
+  arguments (as constants XLA would fold them at compile time)."""
+  onehot = jnp.ones((photos.shape[0], 1))
+
+  def forward(state, photos):
+    return nnx.merge(graphdef, state)(photos, onehot)
+
+  def network_vjp(state, photos, cotangent):
+    return jax.vjp(lambda s: forward(s, photos), state)[1](cotangent)
+
+  def content(vgg, photos):
+    return network_features(vgg, photos, spec.content_layers, spec)
+
+  def objectives(vgg, out, content):
+    def one(x, c, k):
+      t = Targets(content={n: c[n] for n in spec.content_layers},
+                  style={n: targets[n][k] for n in spec.style_layers})
+      return objective(vgg, t, x, lw, spec)[0]
+    return jax.vmap(one)(out, content, styles_b).mean()
+
+  def best_ms(fn, *args):
+    fn = jax.jit(fn)
+    jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(repeats):
+      start = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      best = min(best, time.perf_counter() - start)
+    return 1e3 * best
+
+  out = jax.jit(forward)(state, photos)
+  features_of_photos = jax.jit(content)(vgg, photos)
+  rows = [("Johnson forward", best_ms(forward, state, photos)),
+          ("Johnson forward + gradient to its params",
+           best_ms(network_vjp, state, photos, jnp.ones_like(out))),
+          ("VGG16 content features of the photos", best_ms(content, vgg, photos)),
+          ("VGG16 objective of the outputs, forward", best_ms(objectives, vgg, out,
+                                                             features_of_photos)),
+          ("VGG16 objective, forward + image gradient",
+           best_ms(jax.grad(objectives, 1), vgg, out, features_of_photos))]
+  parts = rows[1][1] + rows[2][1] + rows[4][1]
+  return rows + [("the step's phases together (rows 2, 3 and 5)", parts)]
 
 
 if __name__ == "__main__":
