@@ -164,14 +164,7 @@ def step_phases(graphdef, state, vgg, targets, photos, styles_b, lw, spec, repea
     return jax.vmap(one)(out, content, styles_b).mean()
 
   def best_ms(fn, *args):
-    fn = jax.jit(fn)
-    jax.block_until_ready(fn(*args))
-    best = float("inf")
-    for _ in range(repeats):
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      best = min(best, time.perf_counter() - start)
-    return 1e3 * best
+    return 1e3 * conv.best_seconds(jax.jit(fn), *args, repeats=repeats)
 
   out = jax.jit(forward)(state, photos)
   features_of_photos = jax.jit(content)(vgg, photos)
