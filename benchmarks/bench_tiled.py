@@ -47,6 +47,8 @@ def main(argv=None) -> None:
   parser.add_argument("--iters", type=int, default=3)
   parser.add_argument("--square", action="store_true",
                       help="the photo's centre square, so that --big is BIG x BIG px")
+  parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
+                      help="every row's optimizer (default: stylize's, L-BFGS)")
   parser.add_argument("--no-append", action="store_true")
   args = parser.parse_args(argv)
   from jaxstyle import demo, memory
@@ -67,13 +69,16 @@ def main(argv=None) -> None:
                             (f"{args.compare} px, tiles of 256", args.compare, ("--tile", "256")),
                             (f"{args.big} px, tiled on its own", args.big, ())):
     out = tmp / f"{len(rows)}.png"
-    seconds, peak, notes, said = stylize(content, style, out, size, args.iters, *extra)
+    seconds, peak, notes, said = stylize(content, style, out, size, args.iters,
+                                         "--optimizer", args.optimizer, *extra)
     record = json.loads(Image.open(out).text["jaxstyle"])
     rows.append((name, seconds, peak, record["final_loss"]["total"], notes, said))
-  whole = memory.estimate_bytes(StyleConfig(), args.big, args.big)
+  whole = memory.estimate_bytes(StyleConfig(optimizer=args.optimizer), args.big, args.big)
   report = heading(
       "Gatys beyond memory: stylize --tile", "bench_tiled.py", argv,
-      f"chelsea.jpg with starry_night.jpg, full-width RANDOM VGG19, L-BFGS {args.iters} "
+      f"{demo.CONTENT}{' (its centre square)' if args.square else ''} with {demo.STYLE}, "
+      "full-width RANDOM VGG19, "
+      f"{'L-BFGS' if args.optimizer == 'lbfgs' else 'Adam'} {args.iters} "
       "iterations, each row one `jaxstyle stylize` process (start-up, targets, compiling, "
       "iterations, saving)",
       f"{args.big} px whole: estimated {whole / GIB:.0f} GiB; "
