@@ -47,7 +47,10 @@ TILED_COPIES = 1.9
 """With ``--tile``, a crop's activations count this many times more: the second pass's
 vector-Jacobian product runs inside a scan beside the first pass's forward. Measured on CPU:
 4096 x 2725 px in tiles of 1024, a peak of 16.6 GiB against 10.9 predicted without it
-(benchmarks/bench_tiled.py, docs/BENCHMARKS.md "Gatys beyond memory")."""
+(benchmarks/bench_tiled.py, docs/BENCHMARKS.md "Gatys beyond memory"). That peak was later
+found to be a whole-image forward pass for the content targets, which a tiled run no longer
+makes (jaxstyle.objective.content_activations); the tiled program itself peaks lower, so the
+factor now errs high (it refuses or tiles some runs that would fit) until it is refitted."""
 
 
 def _layer_shapes(config, height: int, width: int, width_scale: float):

@@ -167,19 +167,28 @@ def make_targets(params, content_rgb_HxWx3, style_rgb, spec: ObjectiveSpec, *,
   With ``masks_KxHxW`` (one mask in [0, 1] per style image, at the content's
   size), style k is instead matched only where m_k is set (guided Grams).
   """
-  if spec.tile:  # An image that may not fit whole: the content layers tile by tile, and the
-    # shapes of the others (all the style targets need of the output).
-    from jaxstyle import tiled
-    content_rgb_HxWx3 = jnp.asarray(content_rgb_HxWx3)
-    at_content = {**tiled.layer_shapes(params, content_rgb_HxWx3, spec.layers, spec),
-                  **jax.jit(tiled.content_features, static_argnums=(2, 3))(
-                      params, content_rgb_HxWx3, spec.content_layers, spec)}
-  else:
-    at_content = features(params, content_rgb_HxWx3, spec.layers, spec)
+  at_content = content_activations(params, content_rgb_HxWx3, spec)
   masks = None if masks_KxHxW is None else mask_pyramid(masks_KxHxW, at_content, spec)
   return Targets(content={n: at_content[n] for n in spec.content_layers},
                  style=style_targets(params, at_content, style_rgb, spec, blend_weights, masks),
                  masks=masks)
+
+
+def content_activations(params, content_rgb_HxWx3, spec: ObjectiveSpec) -> dict:
+  """``{layer: activations}`` of the content image at every layer of ``spec.layers``: what the
+  content targets are, and what the style targets take the output's shapes from.
+
+  With ``spec.tile`` (an image that may not fit whole) the content layers are computed tile
+  by tile and the other layers are only shapes (``jax.ShapeDtypeStruct``): the whole image's
+  forward pass is what a tiled run must never make (at 4096² it alone outgrew 24 GB).
+  """
+  if not spec.tile:
+    return features(params, content_rgb_HxWx3, spec.layers, spec)
+  from jaxstyle import tiled
+  content_rgb_HxWx3 = jnp.asarray(content_rgb_HxWx3)
+  return {**tiled.layer_shapes(params, content_rgb_HxWx3, spec.layers, spec),
+          **jax.jit(tiled.content_features, static_argnums=(2, 3))(
+              params, content_rgb_HxWx3, spec.content_layers, spec)}
 
 
 def mask_pyramid(masks_KxHxW, at_content: dict, spec: ObjectiveSpec) -> dict:

@@ -27,7 +27,7 @@ from jaxstyle.config import StyleConfig
 from jaxstyle.errors import ConfigError, Interrupted, NonFiniteLossError
 from jaxstyle.interrupts import ctrl_c_flag
 from jaxstyle.optim.members import init_states, run_chunks, shard_members, shared_program
-from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, features,
+from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, Temporal, content_activations,
                                 make_targets, mask_pyramid, normalised_weights, objective,
                                 prepare_weights, run_params, stack, style_targets)
 from jaxstyle.progress import bar as progress_bar
@@ -475,7 +475,7 @@ def _pose(configs, config: StyleConfig, content_img, style_imgs, keys, *, weight
     from jax.sharding import Mesh
     usable = max(d for d in range(1, len(devices) + 1) if n % d == 0)
     mesh = Mesh(np.array(devices[:usable]), ("members",))
-  at_content = features(params, content, spec.layers, spec)  # Shared by all members.
+  at_content = content_activations(params, content, spec)  # Shared by all members.
   masks = None
   if config.style_masks is not None:
     masks = mask_pyramid(np.stack([image_io.load_mask(m, *content.shape[:2])

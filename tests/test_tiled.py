@@ -3,6 +3,7 @@ the untiled ones (float64 and float32), the tiles in the compiled program, and s
 as users run it."""
 
 import dataclasses
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -99,6 +100,28 @@ def test_stylize_tile_runs_as_the_untiled_run(narrow_weights):
   tiles = jaxstyle.stylize(content, style, config.replace(tile=16), weights=narrow_weights)
   np.testing.assert_allclose(tiles.history["total"], whole.history["total"], rtol=1e-3)
   assert np.abs(tiles.image.astype(int) - whole.image).mean() < 0.5
+
+
+def test_a_tiled_stylize_never_runs_the_network_over_the_whole_image(narrow_weights,
+                                                                      monkeypatch):
+  # The content targets of a tiled run once came from one untiled forward pass, which at
+  # 4096² alone outgrew a 24 GB machine before any tile ran.
+  module = importlib.import_module("jaxstyle.objective")  # The package's name is a function.
+  seen = []
+  network_features = module.network_features
+
+  def spy(params, rgb_NxHxWx3, *args, **kwargs):
+    seen.append(tuple(rgb_NxHxWx3.shape[1:3]))
+    return network_features(params, rgb_NxHxWx3, *args, **kwargs)
+  monkeypatch.setattr(module, "network_features", spy)
+  rng = np.random.default_rng(2)  # A shape no other test compiles: every program traces.
+  content = rng.integers(0, 256, (44, 74, 3), dtype=np.uint8)
+  style = rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)
+  config = SHALLOW.replace(size=74, iters=1, init="content")
+  jaxstyle.stylize(content, style, config.replace(tile=16), weights=narrow_weights)
+  assert seen and (44, 74) not in seen, seen
+  jaxstyle.stylize(content, style, config, weights=narrow_weights)
+  assert (44, 74) in seen  # The spy sees the untiled run's whole-image pass.
 
 
 def test_a_run_that_does_not_fit_whole_is_tiled_and_one_that_fits_is_not():
