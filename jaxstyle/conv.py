@@ -72,7 +72,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import jax
@@ -248,16 +248,21 @@ def _bwd(stride, upsample, algorithm, residuals, g):
   dx = dk = None
   if want_dx is not None:
     dx = jax.vjp(lambda x: _forward(x, kernel, stride, upsample, algorithm), x)[1](g)[0]
-  if want_dk is not None and algorithm == "subpixel":
-    dk = _subpixel_kernel_gradient(x, g)
-  elif want_dk is not None and algorithm == "fftgrad":
-    dk = _kernel_gradient_by_fft(_reflect(x, kernel.shape[0] // 2), g, kernel.shape[0])
-  elif want_dk is not None and algorithm == "s2d":
-    k = kernel.shape[0]
-    dk = _kernel_gradient_by_products(_reflect(x, k // 2), g, k, stride)
-  elif want_dk is not None:
-    dk = jax.vjp(lambda k: _forward(x, k, stride, upsample, "direct"), kernel)[1](g)[0]
+  if want_dk is not None:
+    dk = _kernel_gradient(x, kernel, g, stride, upsample, algorithm)
   return dx, dk
+
+
+def _kernel_gradient(x, kernel, g, stride: int, upsample: int, algorithm: str):
+  """The kernel's gradient for ``algorithm`` (module docstring, "Gradients")."""
+  k = kernel.shape[0]
+  if algorithm == "subpixel":
+    return _subpixel_kernel_gradient(x, g)
+  if algorithm == "fftgrad":
+    return _kernel_gradient_by_fft(_reflect(x, k // 2), g, k)
+  if algorithm == "s2d":
+    return _kernel_gradient_by_products(_reflect(x, k // 2), g, k, stride)
+  return jax.vjp(lambda k: _forward(x, k, stride, upsample, "direct"), kernel)[1](g)[0]
 
 
 _with_own_gradients.defvjp(_fwd, _bwd, symbolic_zeros=True)
@@ -535,10 +540,12 @@ class ChoiceCache:
       pass  # Unwritable: the choice still holds for this run.
 
 
+@cache
 def algorithms_digest() -> str:
   """A short hash of the algorithms' source (this module and Winograd's): what a choice was
   measured against. A version number would keep stale choices across edits of a development
-  tree, where a changed algorithm is exactly what should be timed again."""
+  tree, where a changed algorithm is exactly what should be timed again. Read once a process:
+  the source does not change under a running one."""
   digest = hashlib.sha256()
   for module in (sys.modules[__name__], winograd):
     digest.update(Path(module.__file__).read_bytes())
