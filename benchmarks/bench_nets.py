@@ -40,10 +40,9 @@ from jaxstyle.nets import models  # noqa: E402
 from jaxstyle.nets.apply import Stylizer  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
 from jaxstyle.nets.layers import plan  # noqa: E402
-from jaxstyle.nets.train import _Static, train_step  # noqa: E402
-from jaxstyle.objective import (LossWeights, ObjectiveSpec, Targets, features,  # noqa: E402
-                                network_features, objective, run_params, stack,
-                                style_targets)
+from jaxstyle.nets.train import _Static, batch_objectives, train_step  # noqa: E402
+from jaxstyle.objective import (LossWeights, ObjectiveSpec, features,  # noqa: E402
+                                network_features, run_params, stack, style_targets)
 
 
 def timed(fn, repeats: int) -> float:
@@ -157,11 +156,7 @@ def step_phases(graphdef, state, vgg, targets, photos, styles_b, lw, spec, repea
     return network_features(vgg, photos, spec.content_layers, spec)
 
   def objectives(vgg, out, content):
-    def one(x, c, k):
-      t = Targets(content={n: c[n] for n in spec.content_layers},
-                  style={n: targets[n][k] for n in spec.style_layers})
-      return objective(vgg, t, x, lw, spec)[0]
-    return jax.vmap(one)(out, content, styles_b).mean()
+    return batch_objectives(vgg, targets, out, content, styles_b, lw, spec)["total"].mean()
 
   def best_ms(fn, *args):
     return 1e3 * conv.best_seconds(jax.jit(fn), *args, repeats=repeats)

@@ -130,6 +130,18 @@ class _Static:
   temporal_weight: float = 0.0
 
 
+def batch_objectives(vgg, style_targets_N, out_BxHxWx3, content_B, style_B, weights,
+                     spec: ObjectiveSpec) -> dict:
+  """Each output's objective against its photo's content (``content_B``, the photos' content
+  features) and its style's targets: ``{"total": B, term: B, ...}``."""
+  def one(x_HxWx3, content_i, k):
+    targets = Targets(content={n: content_i[n] for n in spec.content_layers},
+                      style={n: style_targets_N[n][k] for n in spec.style_layers})
+    total, terms = objective(vgg, targets, x_HxWx3, weights, spec)
+    return {"total": total, **terms}
+  return jax.vmap(one)(out_BxHxWx3, content_B, style_B)
+
+
 def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weights, static,
           key=None, pairs=None):
   """Mean objective over the batch, and the mean of each term (see the module docstring);
@@ -142,14 +154,7 @@ def _loss(state, graphdef, vgg, style_targets_N, photos_BxHxWx3, style_B, weight
   spec = static.spec
   content = jax.lax.stop_gradient(
       network_features(vgg, photos_BxHxWx3, spec.content_layers, spec))
-
-  def one(x_HxWx3, content_i, k):
-    targets = Targets(content={n: content_i[n] for n in spec.content_layers},
-                      style={n: style_targets_N[n][k] for n in spec.style_layers})
-    total, terms = objective(vgg, targets, x_HxWx3, weights, spec)
-    return {"total": total, **terms}
-
-  terms = jax.vmap(one)(out, content, style_B)
+  terms = batch_objectives(vgg, style_targets_N, out, content, style_B, weights, spec)
   if static.temporal_weight and (pairs is not None or key is not None):
     if pairs is not None:
       previous, current, flow, given = pairs
