@@ -1,7 +1,10 @@
-"""The style networks' convolution: one layer, several exact algorithms, each chosen by measurement.
+"""jaxstyle's convolutions: exact algorithms for each layer, each layer's chosen by measurement.
 
-Every convolution of the Johnson, conditional-instance-norm and AdaIN
-networks is the same operation,
+Two kinds of layer. VGG's are 3x3 stride-1 'SAME' (zero-padded)
+convolutions (:func:`conv3x3`), run directly or by Winograd F(2x2, 3x3)
+(:func:`winograd_conv3x3`, from kernels transformed once). Every convolution
+of the Johnson, conditional-instance-norm and AdaIN networks is the same
+operation,
 
     y = conv_s(reflect_pad(up_u(x), k // 2), W) + b
 
@@ -52,11 +55,12 @@ being differentiated get a gradient computed (a network's input photo does
 not). Reflection padding has its adjoint written out (:func:`_reflect_adjoint`):
 the one autodiff derives took a third of a residual layer's image gradient.
 
-``auto`` picks per layer: :func:`jaxstyle.nets.layers.plan` collects every layer's shape,
-:func:`choose` times the candidates on it once (forward, or forward and
-backward for training) and keeps the fastest; the choice is cached on disk
+``auto`` picks per layer: :func:`jaxstyle.nets.layers.plan` (a network's layers) and
+:func:`jaxstyle.vgg.winograd_layers` (VGG's, per image size) collect every layer's
+:class:`LayerShape`, :func:`choose` times the candidates on it once (forward, or forward and
+the gradients it runs) and keeps the fastest; the choice is cached on disk
 (:class:`ChoiceCache`, beside XLA's compile cache, one file per backend,
-device kind, jax and jaxstyle version), so later runs reuse it and give the
+device kind, jax version and :func:`algorithms_digest`), so later runs reuse it and give the
 same bytes.
 """
 
@@ -95,9 +99,11 @@ a near tie keeps the same choice whatever the timing noise."""
 MEASURED_POSITIONS = 256 * 256
 """Layers with more input positions (batch x H x W) are timed on a scaled-down copy."""
 
-UNMEASURED_POSITIONS = 64 * 64
-"""Layers with fewer input positions run ``direct`` untimed: they take well under a
-millisecond, so timing them (a compile per candidate) would cost more than it could save."""
+UNMEASURED_MACS = 1 << 22
+"""Layers of fewer multiply-adds (:meth:`LayerShape.macs`) run ``direct`` untimed: they take
+well under a millisecond, so timing them (a compile per candidate) would cost more than it
+could save. Work, not positions: VGG's deep layers at 96 px have few positions (6 x 6 at
+block5) and hundreds of millions of multiply-adds."""
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -394,12 +400,100 @@ def _subpixel_kernel_gradient(x_NxHxWxCin, g_Nx2Hx2WxCout):
              for a in range(2) for b in range(2))
 
 
+# ---- VGG's layers: 3x3, stride 1, zero-padded ('SAME') -------------------------------------
+
+
+def _conv_same(x_NxHxWxCin, kernel_3x3xCinxCout):
+  return _lax_conv(x_NxHxWxCin, kernel_3x3xCinxCout, 1, "SAME")
+
+
+@jax.custom_vjp
+def conv3x3(x_NxHxWxCin, kernel_3x3xCinxCout):
+  """VGG's 3x3 stride-1 'SAME' convolution (cross-correlation), NHWC x HWIO, directly.
+
+  Its gradient with respect to the input is written out as an ordinary
+  NHWC/HWIO convolution with the spatially flipped, I/O-swapped kernel.
+  Mathematically this is JAX's own transpose rule; the difference is speed:
+  XLA:CPU runs the convolution JAX emits for that rule 3-4x slower inside a
+  ``while`` loop body than outside it (jax-ml/jax#12868), and the compiled
+  optimisation loop lives in one. The kernel's gradient keeps JAX's rule;
+  XLA removes it when only the image's gradient is used.
+  """
+  return _conv_same(x_NxHxWxCin, kernel_3x3xCinxCout)
+
+
+def _conv3x3_fwd(x, kernel):
+  return _conv_same(x, kernel), (x, kernel)
+
+
+def _conv3x3_bwd(residuals, g_NxHxWxCout):
+  x, kernel = residuals
+  dx = _conv_same(g_NxHxWxCout, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+  _, kernel_vjp = jax.vjp(lambda k: _conv_same(x, k), kernel)
+  return dx, kernel_vjp(g_NxHxWxCout)[0]
+
+
+conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+
+
+WINOGRAD_TILE = 2
+"""VGG's Winograd layers run F(2x2, 3x3). F(4x4) is faster still on deep layers (up to 2.5x on
+CPU), but its transforms multiply by constants, and the compiler fuses those into FMAs
+differently in different programs: the content features of the target and of the iterate
+then round differently, and near the content image, where the content loss is a difference
+of nearly equal features, the gradient came out 4e-3 (RMS, relative) off a float64
+reference, against 5e-7 with F(2x2), whose transforms are additions only."""
+
+
+def winograd_kernels(kernel_3x3xCinxCout) -> dict:
+  """``{"winograd": U, "winograd_t": U_t}``: the transforms :func:`winograd_conv3x3` takes, of
+  the kernel and of its transpose (the image gradient's kernel). Held constant: no gradient
+  flows to them (differentiate VGG's own weights with ``conv="direct"``)."""
+  kernel = jax.lax.stop_gradient(kernel_3x3xCinxCout)
+  return {"winograd": winograd.transform_kernel(kernel, WINOGRAD_TILE),
+          "winograd_t": winograd.transform_kernel(winograd.transpose_kernel(kernel),
+                                                  WINOGRAD_TILE)}
+
+
+@jax.custom_vjp
+def winograd_conv3x3(x_NxHxWxCin, U, U_t):
+  """:func:`conv3x3` by Winograd, from the kernel's transform ``U`` and its transpose's ``U_t``
+  (:func:`winograd_kernels`, made once per run).
+
+  The image's gradient is the transposed convolution, by Winograd from ``U_t`` (faster than
+  autodiff's adjoint of the forward transforms, measured). The transformed kernels are
+  constants: their gradients are zero.
+  """
+  return winograd.conv3x3(x_NxHxWxCin, U)
+
+
+def _winograd_fwd(x, U, U_t):
+  return winograd.conv3x3(x, U), (U, U_t)
+
+
+def _winograd_bwd(residuals, g_NxHxWxCout):
+  U, U_t = residuals
+  return winograd.conv3x3(g_NxHxWxCout, U_t), jnp.zeros_like(U), jnp.zeros_like(U_t)
+
+
+winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
+
+
 # ---- The layer --------------------------------------------------------------------------------
+
+
+PADDINGS = ("reflect", "zeros")
+"""A style network's layer (:func:`reflect_conv`) or VGG's (:func:`conv3x3`)."""
 
 
 @dataclass(frozen=True)
 class LayerShape:
-  """What a layer's speed depends on: input, kernel, stride, upsampling, whether it trains."""
+  """What a layer's speed depends on: input, kernel, stride, upsampling, gradients, padding.
+
+  ``grad``: timed with the gradients it runs in training or optimisation. A style network's
+  layer (``padding="reflect"``) gets both, the image's and the kernel's; VGG's
+  (``padding="zeros"``) only the image's: its weights are frozen wherever they are timed.
+  """
 
   batch: int
   height: int
@@ -411,11 +505,19 @@ class LayerShape:
   upsample: int = 1
   grad: bool = False
   dtype: str = "float32"
+  padding: str = "reflect"
 
   def key(self) -> str:
-    """A short, stable name: ``4x256x256x3-32-k9s1u1-grad-float32``."""
+    """A short, stable name: ``4x256x256x3-32-k9s1u1-reflect-grad-float32``."""
     return (f"{self.batch}x{self.height}x{self.width}x{self.cin}-{self.cout}-k{self.kernel}"
-            f"s{self.stride}u{self.upsample}-{'grad' if self.grad else 'fwd'}-{self.dtype}")
+            f"s{self.stride}u{self.upsample}-{self.padding}-{'grad' if self.grad else 'fwd'}"
+            f"-{self.dtype}")
+
+  def macs(self) -> int:
+    """Multiply-adds of the forward convolution (as ``direct`` computes it)."""
+    outputs = self.batch * (self.height * self.upsample // self.stride) * (
+        self.width * self.upsample // self.stride)
+    return outputs * self.kernel ** 2 * self.cin * self.cout
 
   def measured_as(self) -> "LayerShape":
     """The shape its algorithms are timed at: itself, or with fewer images and then smaller
@@ -432,6 +534,9 @@ class LayerShape:
   def candidates(self) -> tuple[str, ...]:
     """The algorithms ``auto`` times for this layer (``valid`` never wins; not timed, nor is
     ``fftgrad`` where nothing trains: its forward is ``direct``'s)."""
+    if self.padding == "zeros":
+      return ("direct", "winograd") if (self.kernel, self.stride, self.upsample) == (3, 1, 1) \
+          else ("direct",)
     skip = ("valid",) if self.grad else ("valid", "fftgrad")
     return tuple(a for a in ALGORITHMS
                  if a not in skip and applies(a, self.kernel, self.stride, self.upsample, self.cin))
@@ -446,18 +551,23 @@ def summary(chosen: dict[str, str]) -> dict[str, int]:
 
 
 def _program(shape: LayerShape, algorithm: str):
-  """The jitted work of a layer of ``shape`` by ``algorithm``: forward, or with both gradients."""
-  def forward(x, kernel):
-    return reflect_conv(x, kernel, stride=shape.stride, upsample=shape.upsample,
-                        algorithm=algorithm)
-
+  """The jitted work of a layer of ``shape`` by ``algorithm``, called ``(x, *kernels[,
+  cotangent])``: forward, or with the gradients it runs (:class:`LayerShape`). VGG's Winograd
+  kernels are its transforms, made outside as a run makes them (once)."""
+  if shape.padding == "zeros":
+    conv, differentiated = (winograd_conv3x3 if algorithm == "winograd" else conv3x3), 1
+  else:
+    conv, differentiated = partial(reflect_conv, stride=shape.stride, upsample=shape.upsample,
+                                   algorithm=algorithm), 2
   if not shape.grad:
-    return jax.jit(forward)
+    return jax.jit(conv)
 
-  def both(x, kernel, cotangent):
-    y, vjp = jax.vjp(forward, x, kernel)
+  def with_gradients(*args):
+    *inputs, cotangent = args
+    fixed = inputs[differentiated:]
+    y, vjp = jax.vjp(lambda *d: conv(*d, *fixed), *inputs[:differentiated])
     return y, vjp(cotangent)
-  return jax.jit(both)
+  return jax.jit(with_gradients)
 
 
 def time_layer(shape: LayerShape, algorithm: str, *, repeats: int = 3) -> float:
@@ -467,13 +577,14 @@ def time_layer(shape: LayerShape, algorithm: str, *, repeats: int = 3) -> float:
   x = jnp.asarray(rng.standard_normal((shape.batch, shape.height, shape.width, shape.cin)), dtype)
   kernel = jnp.asarray(rng.standard_normal((shape.kernel, shape.kernel, shape.cin, shape.cout))
                        / shape.kernel, dtype)
-  program = _program(shape, algorithm)
   args = (x, kernel)
+  if shape.padding == "zeros" and algorithm == "winograd":
+    args = (x, *jax.jit(winograd_kernels)(kernel).values())
   if shape.grad:
     out = jax.eval_shape(lambda x, k: reflect_conv(x, k, stride=shape.stride,
                                                    upsample=shape.upsample), x, kernel)
-    args += (jnp.ones(out.shape, dtype),)
-  return best_seconds(program, *args, repeats=repeats)
+    args += (jnp.ones(out.shape, dtype),)  # VGG's 'SAME' layers: the same shape as 'reflect'.
+  return best_seconds(_program(shape, algorithm), *args, repeats=repeats)
 
 
 def best_seconds(fn, *args, repeats: int = 3) -> float:
@@ -574,7 +685,7 @@ def choose(shape: LayerShape, cache: ChoiceCache, *, log=None) -> str:
   if known is not None:
     return known
   candidates = shape.candidates()
-  if len(candidates) == 1 or shape.batch * shape.height * shape.width < UNMEASURED_POSITIONS:
+  if len(candidates) == 1 or shape.macs() < UNMEASURED_MACS:
     return "direct"
   seconds = {a: time_layer(shape, a) for a in candidates}
   algorithm = fastest(seconds)
@@ -611,4 +722,5 @@ def record(chosen: dict[str, str], conv: str) -> dict:
 
 
 __all__ = ["ALGORITHMS", "CHOICES", "ChoiceCache", "LayerShape", "applies", "best_seconds",
-           "choose", "measure_all", "record", "reflect_conv", "summary", "time_layer"]
+           "choose", "conv3x3", "measure_all", "record", "reflect_conv", "summary", "time_layer",
+           "winograd_conv3x3", "winograd_kernels"]

@@ -244,10 +244,14 @@ def test_apply_reruns_byte_identical_with_an_empty_and_a_warm_cache(tmp_path, mo
 
 
 def test_tiny_layers_run_direct_untimed(tmp_path, monkeypatch):
-  calls = _fake_times(monkeypatch, {"direct": 1.0, "s2d": 0.1})
-  tiny = conv.LayerShape(1, 60, 60, 32, 64, 3, 2)  # 3600 positions: under a millisecond.
+  calls = _fake_times(monkeypatch, {"direct": 1.0, "s2d": 0.1, "winograd": 0.1})
+  tiny = conv.LayerShape(1, 30, 30, 32, 64, 3, 2)  # 15² x 32 x 64 x 9 < 2²² multiply-adds.
+  assert tiny.macs() == 15 * 15 * 32 * 64 * 9 < conv.UNMEASURED_MACS
   assert conv.choose(tiny, conv.ChoiceCache(tmp_path)) == "direct" and not calls
-  assert conv.choose(conv.LayerShape(1, 64, 64, 32, 64, 3, 2), conv.ChoiceCache(tmp_path)) == "s2d"
+  assert conv.choose(conv.LayerShape(1, 32, 32, 32, 64, 3, 2), conv.ChoiceCache(tmp_path)) == "s2d"
+  # Work, not positions: VGG's block5 at 96 px has 36 positions and 85 M multiply-adds.
+  deep = conv.LayerShape(1, 6, 6, 512, 512, 3, padding="zeros")
+  assert conv.choose(deep, conv.ChoiceCache(tmp_path)) == "winograd"
 
 
 def test_large_layers_are_timed_on_a_scaled_down_copy(tmp_path, monkeypatch):
@@ -278,14 +282,16 @@ def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypat
   calls = _fake_times(monkeypatch, {"direct": 1.0, "winograd": 1.0, "s2d": 0.5, "unfold": 1.0,
                                     "subpixel": 1.0, "fftgrad": 1.0})
   monkeypatch.setenv(conv.ENV_VAR, str(tmp_path))
+  monkeypatch.setattr(conv, "UNMEASURED_MACS", 1 << 20)
   argv = ["bench", "convs", "--size", "128", "--crop", "64", "--batch", "1", "--width", "0.125"]
   assert cli.main(argv) == 0
   out = capsys.readouterr().out
   assert str(tmp_path) in out.splitlines()[0]
-  # Johnson's strided layers, applied (128 px: both timed) and training (64 px: only conv2).
+  # Johnson's strided layers, applied (128 px, 1.2 M multiply-adds each: timed) and training
+  # (64 px, 0.3 M: untimed).
   assert "johnson apply: conv2.conv" in out and "johnson apply: conv3.conv" in out
   rows = [line for line in out.splitlines() if "-> s2d" in line]
-  assert len(rows) == 3 and all("s2d 500.0" in row for row in rows), out
+  assert len(rows) == 2 and all("s2d 500.0" in row for row in rows), out
   timed = len(calls)
   entries = json.loads(next(tmp_path.iterdir()).read_text())
   assert timed and sum(len(e["seconds"]) for e in entries.values()) == timed
