@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.optim import winograd
-from jaxstyle.conv import CHOICES
+from jaxstyle.conv import (CHOICES, ChoiceCache, LayerShape, choose, conv3x3, winograd_conv3x3,
+                           winograd_kernels)
 from jaxstyle.errors import ConfigError
 
 
@@ -174,109 +174,37 @@ def random_vgg(*, key: jax.Array, network: str = "vgg19", width_scale: float = 1
   return params
 
 
-_CONV_DIMS = ("NHWC", "HWIO", "NHWC")
+def winograd_layers(network: str, image_hw: tuple[int, int], layers: Iterable[str], *,
+                    conv: str, width_scale: float = 1.0, batch: int = 1, grad: bool = True,
+                    dtype: str = "float32", cache: "ChoiceCache | None" = None,
+                    log=None) -> tuple[str, ...]:
+  """The conv layers that run by Winograd F(2x2, 3x3) for images of ``image_hw``, in forward
+  order, up to the deepest of ``layers``.
 
-
-def _conv_same(x_NxHxWxCin, kernel_3x3xCinxCout):
-  return jax.lax.conv_general_dilated(x_NxHxWxCin, kernel_3x3xCinxCout, (1, 1), "SAME",
-                                      dimension_numbers=_CONV_DIMS)
-
-
-@jax.custom_vjp
-def conv3x3(x_NxHxWxCin, kernel_3x3xCinxCout):
-  """3x3 stride-1 'SAME' convolution (cross-correlation), NHWC x HWIO.
-
-  Its gradient with respect to the input is written out as an ordinary
-  NHWC/HWIO convolution with the spatially flipped, I/O-swapped kernel.
-  Mathematically this is JAX's own transpose rule; the difference is speed:
-  XLA:CPU runs the convolution JAX emits for that rule 3-4x slower inside a
-  ``while`` loop body than outside it (jax-ml/jax#12868), and the compiled
-  optimisation loop lives in one. The kernel's gradient keeps JAX's rule;
-  XLA removes it when only the image's gradient is used.
-  """
-  return _conv_same(x_NxHxWxCin, kernel_3x3xCinxCout)
-
-
-def _conv3x3_fwd(x, kernel):
-  return _conv_same(x, kernel), (x, kernel)
-
-
-def _conv3x3_bwd(residuals, g_NxHxWxCout):
-  x, kernel = residuals
-  dx = _conv_same(g_NxHxWxCout, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
-  _, kernel_vjp = jax.vjp(lambda k: _conv_same(x, k), kernel)
-  return dx, kernel_vjp(g_NxHxWxCout)[0]
-
-
-conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
-
-
-@jax.custom_vjp
-def winograd_conv3x3(x_NxHxWxCin, U, U_t):
-  """:func:`conv3x3` by Winograd, from the kernel's transform ``U`` and its transpose's ``U_t``.
-
-  ``U``/``U_t`` are :func:`jaxstyle.optim.winograd.transform_kernel` of the kernel
-  and of :func:`jaxstyle.optim.winograd.transpose_kernel` of it, made once by
-  :func:`prepare_convs`. The image's gradient is the transposed convolution,
-  by Winograd from ``U_t`` (faster than autodiff's adjoint of the forward
-  transforms, measured). The transformed kernels are constants: their
-  gradients are zero (differentiate VGG's own weights with ``conv="direct"``).
-  """
-  return winograd.conv3x3(x_NxHxWxCin, U)
-
-
-def _winograd_fwd(x, U, U_t):
-  return winograd.conv3x3(x, U), (U, U_t)
-
-
-def _winograd_bwd(residuals, g_NxHxWxCout):
-  U, U_t = residuals
-  return winograd.conv3x3(g_NxHxWxCout, U_t), jnp.zeros_like(U), jnp.zeros_like(U_t)
-
-
-winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
-
-WINOGRAD_MIN_CHANNEL_PRODUCT = 256 * 256
-"""Layers with Cin·Cout below this keep the direct convolution (see :func:`winograd_tile`)."""
-
-
-def resolve_conv(conv: str, backend: str | None = None) -> str:
-  """VGG's convolutions for ``--conv`` (:data:`jaxstyle.conv.CHOICES`): ``winograd`` or ``direct``.
-
-  ``auto`` gives ``winograd`` on CPU (measured faster there, from
-  block3_conv2 on: :func:`winograd_tile`), else ``direct``: on GPU and TPU
-  the backend's convolution libraries pick their own algorithms (cuDNN
-  includes Winograd). The style networks' other algorithms do not apply to
-  VGG's 'SAME' stride-1 layers, which then convolve directly.
+  ``conv`` (``--conv``, :data:`jaxstyle.conv.CHOICES`): ``auto`` takes each layer's measured
+  fastest (:func:`jaxstyle.conv.choose`, forward and image gradient with ``grad``, for
+  ``batch`` images of ``dtype``; cached on disk, ``cache`` by default the usual one);
+  ``winograd`` every layer; any other choice none (VGG's layers are zero-padded, stride 1:
+  the style networks' other algorithms do not apply). On XLA:CPU the transforms are memory
+  traffic proportional to Cin + Cout against matmul work proportional to Cin·Cout, so
+  Winograd wins on deep layers and, at 256 px, loses on the wide shallow ones of blocks 1-2,
+  where activations no longer fit the caches (docs/BENCHMARKS.md, per-layer tables); on GPU
+  and TPU the backends' own convolutions usually win. The measurement settles each case.
   """
   if conv not in CHOICES:
-    raise ConfigError(f"conv must be one of {CHOICES}, got {conv!r}")
-  if conv == "auto":
-    return "winograd" if (backend or jax.default_backend()) == "cpu" else "direct"
-  return "winograd" if conv == "winograd" else "direct"
-
-
-def winograd_tile(in_channels: int, out_channels: int, *,
-                  min_channel_product: int | None = None) -> int:
-  """The Winograd tile a layer runs with on CPU (2), or 0 for the direct convolution.
-
-  Measured per layer on XLA:CPU (``benchmarks/bench_winograd.py``, tables in
-  docs/BENCHMARKS.md): the transforms are memory traffic proportional to
-  Cin + Cout against matmul work proportional to Cin·Cout, so F(2x2) wins
-  from block3_conv2 (256·256) on, 1.1-2.5x, and loses on the wide, shallow
-  layers of blocks 1-2 (up to 7x slower at 256 px).
-
-  F(4x4) is faster still on deep layers (up to 2.5x), but its transforms
-  multiply by constants, and the compiler fuses those into FMAs differently
-  in different programs: the content features of the target and of the
-  iterate then round differently, and near the content image, where the
-  content loss is a difference of nearly equal features, the gradient came
-  out 4e-3 (RMS, relative) off a float64 reference, against 5e-7 with
-  F(2x2), whose transforms are additions only. jaxstyle keeps F(2x2).
-  """
-  if min_channel_product is None:
-    min_channel_product = WINOGRAD_MIN_CHANNEL_PRODUCT
-  return 2 if in_channels * out_channels >= min_channel_product else 0
+    raise ConfigError(f"--conv: expected one of {', '.join(CHOICES)}, got {conv!r}")
+  if conv not in ("auto", "winograd"):
+    return ()
+  specs = layers_through(network, layers)
+  if conv == "winograd":
+    return tuple(spec.name for spec in specs)
+  if cache is None:
+    cache = ChoiceCache.default()  # Read once for every layer.
+  widths = layer_widths(width_scale, network)
+  shapes = conv_shapes(network, image_hw, layers)
+  return tuple(name for name, (h, w) in shapes.items()
+               if choose(LayerShape(batch, h, w, *widths[name], 3, grad=grad, dtype=dtype,
+                                    padding="zeros"), cache, log=log) == "winograd")
 
 
 def layers_through(network: str, layers: Iterable[str] | None = None) -> tuple[ConvSpec, ...]:
@@ -301,47 +229,30 @@ def conv_shapes(network: str, image_hw: tuple[int, int], layers: Iterable[str] |
   return shapes
 
 
-def prepare_convs(params, layers: Iterable[str] | None = None, *,
-                  min_channel_product: int | None = None) -> dict:
-  """``params`` with the Winograd-transformed kernels of the layers :func:`winograd_tile` picks.
+def prepare_convs(params, layers: Iterable[str]) -> dict:
+  """``params`` with the Winograd kernels of ``layers`` (conv layer names) made.
 
-  Each picked layer gains ``"winograd"`` (U) and ``"winograd_t"`` (U of the
-  transposed kernel) beside its kernel and bias; :func:`vgg_features` then
-  runs that layer by Winograd, at any image size, with the kernels held
-  constant (no gradient flows to them). Only layers up to the deepest of
-  ``layers`` (default: all) are prepared, and layers already prepared are
-  kept as they are. Call it once, outside the optimisation loop: the
-  transforms cost about as much as one convolution and grow the layer's
-  weights (A/3)² times, A = tile + 2.
+  Each of those layers gains ``"winograd"`` (U) and ``"winograd_t"`` (U of the transposed
+  kernel, for the image gradient) beside its kernel and bias
+  (:func:`jaxstyle.conv.winograd_kernels`); layers prepared already keep theirs. Call it once,
+  outside the optimisation loop: the transforms cost about as much as one convolution and
+  grow the layer's weights 2·(4/3)² times. :func:`vgg_features` runs the layers its
+  ``winograd`` names from these kernels.
   """
   prepared = dict(params)
-  for name in (spec.name for spec in layers_through(network_of(params), layers)):
-    layer = params[name]
-    if "winograd" in layer:  # Prepared already: keep those kernels (bit-identical everywhere).
-      continue
-    _, _, cin, cout = np.shape(layer["kernel"])
-    tile = winograd_tile(cin, cout, min_channel_product=min_channel_product)
-    if tile:
-      kernel = jax.lax.stop_gradient(layer["kernel"])  # Say it: the custom rule gives them none.
-      prepared[name] = {
-          **layer,
-          "winograd": winograd.transform_kernel(kernel, tile),
-          "winograd_t": winograd.transform_kernel(winograd.transpose_kernel(kernel), tile),
-      }
+  for name in layers:
+    if "winograd" not in params[name]:  # Prepared already: keep those (bit-identical everywhere).
+      prepared[name] = {**params[name], **winograd_kernels(params[name]["kernel"])}
   return prepared
 
 
-def convs_prepared(params, layers: Iterable[str] | None = None) -> bool:
-  """Whether every layer :func:`prepare_convs` would prepare (up to the deepest of ``layers``) is."""
-  for spec in layers_through(network_of(params), layers):
-    layer = params[spec.name]
-    if "winograd" not in layer and winograd_tile(*np.shape(layer["kernel"])[2:]):
-      return False
-  return True
+def convs_prepared(params, layers: Iterable[str]) -> bool:
+  """Whether every one of ``layers`` (conv layer names) has its Winograd kernels."""
+  return all("winograd" in params[name] for name in layers)
 
 
 def without_winograd(params) -> dict:
-  """``params`` with any Winograd kernels dropped: every layer convolves directly."""
+  """``params`` with any Winograd kernels dropped."""
   return {name: {k: v for k, v in layer.items() if not k.startswith("winograd")}
           for name, layer in params.items()}
 
@@ -395,13 +306,13 @@ _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
-                 pooling: str = "max", remat: bool = False) -> dict[str, jax.Array]:
+                 pooling: str = "max", remat: bool = False,
+                 winograd: Iterable[str] = ()) -> dict[str, jax.Array]:
   """Activations of ``layers`` for preprocessed images, VGG19 or VGG16.
 
   Args:
     params: VGG19 or VGG16 params (see module docstring; :func:`network_of`
-      tells which); narrow widths are fine. Layers that :func:`prepare_convs`
-      gave Winograd-transformed kernels run by Winograd.
+      tells which); narrow widths are fine.
     images_NxHxWx3: images already passed through :func:`preprocess`.
     layers: post-ReLU names (``block4_conv2``, ``relu4_2``) or pre-ReLU ones
       (``conv4_2``).
@@ -409,6 +320,8 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
     remat: rematerialise each block (``jax.checkpoint``): its gradient keeps
       only the block's input and the requested outputs and recomputes the
       rest, trading one more forward pass for memory.
+    winograd: conv layers run by Winograd (:func:`winograd_layers`), from the kernels
+      :func:`prepare_convs` made, or made here where it did not; the rest convolve directly.
 
   Returns:
     ``{name: N x H' x W' x C}`` keyed by the names as given. The forward pass
@@ -427,6 +340,7 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
   names = layer_names(network)
   deepest = max(names.index(c.removesuffix(PREACT)) for c in requested.values())
   wanted = set(requested.values())
+  by_winograd = frozenset(winograd)
   found: dict[str, jax.Array] = {}
   x = images_NxHxWx3
   specs = _architecture(network)[: deepest + 1]
@@ -438,8 +352,9 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
         x = _pool(x, pooling)
       taps = {}
       for name, layer in zip(layers, block_params):
-        if "winograd" in layer:
-          x = winograd_conv3x3(x, layer["winograd"], layer["winograd_t"])
+        if name in by_winograd:
+          kernels = layer if "winograd" in layer else winograd_kernels(layer["kernel"])
+          x = winograd_conv3x3(x, kernels["winograd"], kernels["winograd_t"])
         else:
           x = conv3x3(x, layer["kernel"])
         x = x + layer["bias"][None, None, None, :]
