@@ -16,8 +16,9 @@ measured in the same run on both sides):
    forward and both gradients (image and kernel).
 3. The VGG16 loss network's layers (through relu4_3, zero padding) at the
    training step's size, forward and the image's gradient (VGG is frozen):
-   ``direct`` (jaxstyle.vgg.conv3x3) and Winograd F(2x2) from precomputed
-   kernels, and the layer ``--conv auto`` runs (jaxstyle.vgg.winograd_tile).
+   ``direct`` (jaxstyle.conv.conv3x3) and Winograd F(2x2) from precomputed
+   kernels, and what ``--conv auto`` measured for the layer (jaxstyle.vgg.winograd_layers:
+   jaxstyle.conv.choose of its zero-padded shape).
 
 The layer list lives here once; the torch side (_torch_convs.py) reads it.
 Writes the choices it measures to jaxstyle's conv cache, as ``jaxstyle bench
@@ -40,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_core import add_network_comparison_options, heading, publish  # noqa: E402
 
 from jaxstyle import conv, vgg
-from jaxstyle.optim import winograd  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
 from jaxstyle.nets.layers import layer_shapes  # noqa: E402
 
@@ -69,7 +69,9 @@ def vgg16_layers(batch: int, side: int) -> list[dict]:
   widths = vgg.layer_widths(1.0, "vgg16")
   return [{"name": f"VGG16 {name}", "count": 1, "n": batch, "h": h, "w": w, "cin": widths[name][0],
            "cout": widths[name][1], "k": 3, "stride": 1, "upsample": 1, "pad": "zero",
-           "grad": "input"} for name, (h, w) in hw.items()]
+           "grad": "input", "shape": conv.LayerShape(batch, h, w, *widths[name], 3, grad=True,
+                                                     padding="zeros")}
+          for name, (h, w) in hw.items()]
 
 
 def flops(layer: dict) -> float:
@@ -78,28 +80,6 @@ def flops(layer: dict) -> float:
   out_w = (layer["w"] * layer["upsample"]) // layer["stride"]
   forward = 2 * layer["n"] * out_h * out_w * layer["k"] ** 2 * layer["cin"] * layer["cout"]
   return forward * {"none": 1, "input": 2, "both": 3}[layer["grad"]]
-
-
-def vgg_times(layer: dict, repeats: int) -> dict[str, float]:
-  """direct and Winograd for one frozen VGG layer: forward and the image's gradient."""
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((layer["n"], layer["h"], layer["w"], layer["cin"])),
-                  jnp.float32)
-  kernel = jnp.asarray(rng.standard_normal((3, 3, layer["cin"], layer["cout"])) / 3, jnp.float32)
-  U = winograd.transform_kernel(kernel, 2)
-  U_t = winograd.transform_kernel(winograd.transpose_kernel(kernel), 2)
-  g = jnp.asarray(rng.standard_normal(x.shape[:3] + (layer["cout"],)), jnp.float32)
-
-  def both(conv):  # The forward and the image's gradient, both used: nothing folds away.
-    def run(x, g):
-      y, vjp = jax.vjp(conv, x)
-      return y, vjp(g)
-    return jax.jit(run)
-
-  direct = both(lambda x: vgg.conv3x3(x, kernel))
-  wino = both(lambda x: vgg.winograd_conv3x3(x, U, U_t))
-  return {"direct": conv.best_seconds(direct, x, g, repeats=repeats),
-          "winograd": conv.best_seconds(wino, x, g, repeats=repeats)}
 
 
 def main(argv=None) -> None:
@@ -148,8 +128,9 @@ def main(argv=None) -> None:
       torch_s = torch_side["seconds"][layer["name"]]
       count = layer["count"]
       if key == "vgg":
-        times = vgg_times(layer, args.repeats)
-        pick = "winograd" if vgg.winograd_tile(layer["cin"], layer["cout"]) else "direct"
+        times = {a: conv.time_layer(layer["shape"], a, repeats=args.repeats)
+                 for a in ("direct", "winograd")}
+        pick = conv.choose(layer["shape"], cache, log=lambda m: print(m, file=sys.stderr))
         old, chosen = times["direct"], times[pick]
         cells = f"{times['direct'] * 1e3:.1f} | {times['winograd'] * 1e3:.1f} | {pick}"
       else:

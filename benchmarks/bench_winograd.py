@@ -12,14 +12,15 @@ Two tables, appended to docs/BENCHMARKS.md unless --no-append:
 * per layer: one conv forward and its image gradient (what an evaluation
   runs per layer), direct (XLA's convolution) against F(2x2,3x3) and
   F(4x4,3x3) with the kernels transformed beforehand, best of interleaved
-  repeats; and the tile :func:`jaxstyle.vgg.winograd_tile` picks. This is the
-  measurement behind that rule.
+  repeats; and what ``--conv auto`` measured for the layer at that size
+  (:func:`jaxstyle.vgg.winograd_layers`, from jaxstyle's conv cache).
 * whole objective: f+∇f of the default objective at the size, with
-  ``conv="direct"`` and ``conv="winograd"``, params passed as arguments (as
-  in the optimisation loop, not folded into the program as constants), and
-  both float32 gradients' error against a float64 direct computation (the
-  largest error relative to the largest gradient entry, and the RMS one), at
-  the content plus uniform noise in [-8, 8].
+  ``conv="direct"``, ``conv="winograd"`` (every layer) and ``conv="auto"`` (each
+  layer's measured choice), params passed as arguments (as in the optimisation
+  loop, not folded into the program as constants), and the float32 gradients'
+  error against a float64 direct computation (the largest error relative to
+  the largest gradient entry, and the RMS one), at the content plus uniform
+  noise in [-8, 8].
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ import numpy as np
 
 import jaxstyle
 from bench_core import heading, images, publish
-from jaxstyle import vgg
+from jaxstyle import conv, vgg
 from jaxstyle.optim import winograd
 from jaxstyle.objective import prepare_params_jit
 from jaxstyle.optim.solver import value_and_grad
+
+
+CHOICES = ("direct", "winograd", "auto")
+"""The whole objective's columns: no layer, every layer, and the measured layers by Winograd."""
 
 
 def best_of(fns: dict, repeats: int) -> dict:
@@ -52,14 +57,15 @@ def best_of(fns: dict, repeats: int) -> dict:
   return best
 
 
-def _conv_and_grad(conv):
-  return jax.jit(jax.value_and_grad(lambda x, kernels, r: jnp.vdot(r, conv(x, *kernels))))
+def _conv_and_grad(convolve):
+  return jax.jit(jax.value_and_grad(lambda x, kernels, r: jnp.vdot(r, convolve(x, *kernels))))
 
 
 def layer_rows(size: int) -> list[str]:
   key = jax.random.key(0)
   widths = vgg.layer_widths(1.0)
   rows = []
+  cache = conv.ChoiceCache.default()
   by = {"direct": _conv_and_grad(vgg.conv3x3), "winograd": _conv_and_grad(vgg.winograd_conv3x3)}
   for name, (h, w) in vgg.conv_shapes("vgg19", (size, size), ["relu5_1"]).items():
     cin, cout = widths[name]
@@ -73,11 +79,12 @@ def layer_rows(size: int) -> list[str]:
       fns[f"F{tile}"] = (by["winograd"], (x, kernels, r))
     repeats = int(np.clip(4e9 / (36 * h * w * cin * cout), 3, 20))
     best = best_of(fns, repeats)
-    picked = vgg.winograd_tile(cin, cout)
+    picked = conv.choose(conv.LayerShape(1, h, w, cin, cout, 3, grad=True, padding="zeros"),
+                         cache)
     rows.append(f"| {size} | {name} | {h}x{w}x{cin}->{cout} | {best['direct'] * 1e3:.2f} | "
                 f"{best['F2'] * 1e3:.2f} ({best['direct'] / best['F2']:.2f}x) | "
                 f"{best['F4'] * 1e3:.2f} ({best['direct'] / best['F4']:.2f}x) | "
-                f"{f'F({picked}x{picked})' if picked else 'direct'} |")
+                f"{'F(2x2)' if picked == 'winograd' else 'direct'} |")
   return rows
 
 
@@ -85,9 +92,10 @@ def objective_row(size: int, weights: jaxstyle.Weights) -> str:
   content, style = images(size)
   params = jax.tree.map(jnp.asarray, weights.params)
   fns, outputs = {}, {}
-  for conv in ("direct", "winograd"):
-    config = jaxstyle.StyleConfig(size=size, conv=conv)
-    spec = jaxstyle.ObjectiveSpec.from_config(config, weights.convention)
+  for choice in CHOICES:
+    config = jaxstyle.StyleConfig(size=size, conv=choice)
+    spec = jaxstyle.ObjectiveSpec.from_config(config, weights.convention,
+                                              image_hw=content.shape[:2])
     # Content plus noise: at the content itself the content loss's gradient
     # is ~0 and its rounding (features against targets) would dominate.
     x0 = jnp.asarray(content, jnp.float32) + jax.random.uniform(jax.random.key(0), content.shape,
@@ -98,8 +106,8 @@ def objective_row(size: int, weights: jaxstyle.Weights) -> str:
     lw = jaxstyle.LossWeights.from_config(config)
     program = jax.jit(lambda p, x, targets=targets, lw=lw, spec=spec:
                       value_and_grad(p, targets, lw, spec)(x))
-    fns[conv] = (program, (prepared, x0))
-    outputs[conv] = program(prepared, x0)
+    fns[choice] = (program, (prepared, x0))
+    outputs[choice] = program(prepared, x0)
   best = best_of(fns, repeats=6)
   with jax.enable_x64(True):  # The reference both float32 gradients are measured against.
     params64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
@@ -109,13 +117,13 @@ def objective_row(size: int, weights: jaxstyle.Weights) -> str:
     exact = np.asarray(jax.jit(lambda x: value_and_grad(params64, targets, lw, spec)(x))(
         jnp.asarray(x0, jnp.float64))[1])
   errors = []
-  for conv in ("direct", "winograd"):
-    g = np.asarray(outputs[conv][1], np.float64)
+  for choice in CHOICES:
+    g = np.asarray(outputs[choice][1], np.float64)
     errors.append(f"{np.abs(g - exact).max() / np.abs(exact).max():.1e} / "
                   f"{np.sqrt(np.mean((g - exact) ** 2) / np.mean(exact ** 2)):.1e}")
-  return (f"| {content.shape[1]}x{content.shape[0]} | {best['direct'] * 1e3:.1f} | "
-          f"{best['winograd'] * 1e3:.1f} | {best['direct'] / best['winograd']:.2f}x | "
-          + " | ".join(errors) + " |")
+  return (f"| {content.shape[1]}x{content.shape[0]} | "
+          + " | ".join(f"{best[c] * 1e3:.1f} ({best['direct'] / best[c]:.2f}x)" for c in CHOICES)
+          + " | " + " | ".join(errors) + " |")
 
 
 def main(argv=None):
@@ -126,8 +134,9 @@ def main(argv=None):
   weights = jaxstyle.random_weights(seed=0)
   layers = ["| size | layer | shape | direct (ms) | F(2x2) (ms) | F(4x4) (ms) | picked |",
             "|---|---|---|---|---|---|---|"]
-  whole = ["| image | f+∇f direct (ms) | f+∇f winograd (ms) | speed-up | ∇ error, direct "
-           "(max / rms) | ∇ error, winograd (max / rms) |", "|---|---|---|---|---|---|"]
+  whole = ["| image | " + " | ".join(f"f+∇f {c} (ms)" for c in CHOICES) + " | "
+           + " | ".join(f"∇ error, {c} (max / rms)" for c in CHOICES) + " |",
+           "|---" * (1 + 2 * len(CHOICES)) + "|"]
   for size in args.sizes:
     layers += layer_rows(size)
     whole.append(objective_row(size, weights))
