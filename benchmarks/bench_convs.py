@@ -17,8 +17,8 @@ measured in the same run on both sides):
 3. The VGG16 loss network's layers (through relu4_3, zero padding) at the
    training step's size, forward and the image's gradient (VGG is frozen):
    ``direct`` (jaxstyle.conv.conv3x3) and Winograd F(2x2) from precomputed
-   kernels, and what ``--conv auto`` measured for the layer (jaxstyle.vgg.winograd_layers:
-   jaxstyle.conv.choose of its zero-padded shape).
+   kernels (both timed by jaxstyle.conv.time_layer), and the layer ``--conv auto`` runs
+   (jaxstyle.vgg.winograd_tile).
 
 The layer list lives here once; the torch side (_torch_convs.py) reads it.
 Writes the choices it measures to jaxstyle's conv cache, as ``jaxstyle bench
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
       if key == "vgg":
         times = {a: conv.time_layer(layer["shape"], a, repeats=args.repeats)
                  for a in ("direct", "winograd")}
-        pick = conv.choose(layer["shape"], cache, log=lambda m: print(m, file=sys.stderr))
+        pick = "winograd" if vgg.winograd_tile(layer["cin"], layer["cout"]) else "direct"
         old, chosen = times["direct"], times[pick]
         cells = f"{times['direct'] * 1e3:.1f} | {times['winograd'] * 1e3:.1f} | {pick}"
       else:

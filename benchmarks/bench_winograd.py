@@ -12,15 +12,15 @@ Two tables, appended to docs/BENCHMARKS.md unless --no-append:
 * per layer: one conv forward and its image gradient (what an evaluation
   runs per layer), direct (XLA's convolution) against F(2x2,3x3) and
   F(4x4,3x3) with the kernels transformed beforehand, best of interleaved
-  repeats; and what ``--conv auto`` measured for the layer at that size
-  (:func:`jaxstyle.vgg.winograd_layers`, from jaxstyle's conv cache).
+  repeats; the tile :func:`jaxstyle.vgg.winograd_tile` picks (the rule
+  ``--conv auto`` runs on CPU); and what timing the layer alone
+  (:func:`jaxstyle.conv.choose`) would pick.
 * whole objective: f+∇f of the default objective at the size, with
-  ``conv="direct"``, ``conv="winograd"`` (every layer) and ``conv="auto"`` (each
-  layer's measured choice), params passed as arguments (as in the optimisation
-  loop, not folded into the program as constants), and the float32 gradients'
-  error against a float64 direct computation (the largest error relative to
-  the largest gradient entry, and the RMS one), at the content plus uniform
-  noise in [-8, 8].
+  ``conv="direct"``, ``"winograd"`` and ``"auto"``, params passed as arguments
+  (as in the optimisation loop, not folded into the program as constants),
+  and the float32 gradients' error against a float64 direct computation (the
+  largest error relative to the largest gradient entry, and the RMS one), at
+  the content plus uniform noise in [-8, 8].
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from jaxstyle.optim.solver import value_and_grad
 
 
 CHOICES = ("direct", "winograd", "auto")
-"""The whole objective's columns: no layer, every layer, and the measured layers by Winograd."""
+"""The whole objective's columns (``--conv``): no layer by Winograd, the rule's layers
+(:func:`jaxstyle.vgg.winograd_tile`), and what auto gives on this backend (the rule on CPU)."""
 
 
 def best_of(fns: dict, repeats: int) -> dict:
@@ -79,12 +80,14 @@ def layer_rows(size: int) -> list[str]:
       fns[f"F{tile}"] = (by["winograd"], (x, kernels, r))
     repeats = int(np.clip(4e9 / (36 * h * w * cin * cout), 3, 20))
     best = best_of(fns, repeats)
-    picked = conv.choose(conv.LayerShape(1, h, w, cin, cout, 3, grad=True, padding="zeros"),
-                         cache)
+    alone = conv.choose(conv.LayerShape(1, h, w, cin, cout, 3, grad=True, padding="zeros"),
+                        cache)
+    picked = vgg.winograd_tile(cin, cout)
     rows.append(f"| {size} | {name} | {h}x{w}x{cin}->{cout} | {best['direct'] * 1e3:.2f} | "
                 f"{best['F2'] * 1e3:.2f} ({best['direct'] / best['F2']:.2f}x) | "
                 f"{best['F4'] * 1e3:.2f} ({best['direct'] / best['F4']:.2f}x) | "
-                f"{'F(2x2)' if picked == 'winograd' else 'direct'} |")
+                f"{f'F({picked}x{picked})' if picked else 'direct'} | "
+                f"{'F(2x2)' if alone == 'winograd' else 'direct'} |")
   return rows
 
 
@@ -94,8 +97,7 @@ def objective_row(size: int, weights: jaxstyle.Weights) -> str:
   fns, outputs = {}, {}
   for choice in CHOICES:
     config = jaxstyle.StyleConfig(size=size, conv=choice)
-    spec = jaxstyle.ObjectiveSpec.from_config(config, weights.convention,
-                                              image_hw=content.shape[:2])
+    spec = jaxstyle.ObjectiveSpec.from_config(config, weights.convention)
     # Content plus noise: at the content itself the content loss's gradient
     # is ~0 and its rounding (features against targets) would dominate.
     x0 = jnp.asarray(content, jnp.float32) + jax.random.uniform(jax.random.key(0), content.shape,
@@ -132,8 +134,8 @@ def main(argv=None):
   parser.add_argument("--no-append", action="store_true", help="print only")
   args = parser.parse_args(argv)
   weights = jaxstyle.random_weights(seed=0)
-  layers = ["| size | layer | shape | direct (ms) | F(2x2) (ms) | F(4x4) (ms) | picked |",
-            "|---|---|---|---|---|---|---|"]
+  layers = ["| size | layer | shape | direct (ms) | F(2x2) (ms) | F(4x4) (ms) | picked (rule) | "
+            "timed alone (conv.choose) |", "|---|---|---|---|---|---|---|---|"]
   whole = ["| image | " + " | ".join(f"f+∇f {c} (ms)" for c in CHOICES) + " | "
            + " | ".join(f"∇ error, {c} (max / rms)" for c in CHOICES) + " |",
            "|---" * (1 + 2 * len(CHOICES)) + "|"]

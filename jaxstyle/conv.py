@@ -437,12 +437,7 @@ conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
 WINOGRAD_TILE = 2
-"""VGG's Winograd layers run F(2x2, 3x3). F(4x4) is faster still on deep layers (up to 2.5x on
-CPU), but its transforms multiply by constants, and the compiler fuses those into FMAs
-differently in different programs: the content features of the target and of the iterate
-then round differently, and near the content image, where the content loss is a difference
-of nearly equal features, the gradient came out 4e-3 (RMS, relative) off a float64
-reference, against 5e-7 with F(2x2), whose transforms are additions only."""
+"""VGG's Winograd layers run F(2x2, 3x3) (why: :func:`jaxstyle.vgg.winograd_tile`)."""
 
 
 def winograd_kernels(kernel_3x3xCinxCout) -> dict:

@@ -10,7 +10,6 @@ differentiable in the image.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -40,31 +39,12 @@ class ObjectiveSpec:
   normalize_gradients: bool = False
   remat: bool = False
   precision: str = "float32"
-  winograd: tuple[str, ...] = ()  # VGG layers convolving by Winograd (vgg.winograd_layers).
+  conv: str = "direct"  # Resolved: "direct" or "winograd" (see StyleConfig.conv).
   tile: int = 0  # Tile side for images beyond memory (jaxstyle.tiled); 0: whole.
 
   @classmethod
-  def from_config(cls, config: StyleConfig, convention: str, *,
-                  image_hw: tuple[int, int] | None = None, batch: int = 1,
-                  width_scale: float = 1.0, log=None) -> "ObjectiveSpec":
-    """The objective a config describes, for weights of ``convention`` (and ``width_scale``).
-
-    ``image_hw`` and ``batch``: the images it will run on, ``batch`` at a time (a vmap's
-    size included), for ``--conv auto`` to choose VGG's convolutions at their shapes
-    (:func:`jaxstyle.vgg.winograd_layers`; measured once, ``log`` told of each measurement).
-    Without ``image_hw`` there is nothing to measure and ``auto`` convolves directly. With
-    ``config.tile`` the network runs on one tile's crop at a time, and that is the shape.
-    """
-    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
-    winograd = ()
-    if image_hw is not None or config.conv == "winograd":
-      if image_hw is not None and config.tile:
-        from jaxstyle import tiled
-        image_hw = tiled.crop_shape(config, *image_hw)
-      winograd = vgg.winograd_layers(
-          config.network, image_hw, layers, conv=config.conv, width_scale=width_scale,
-          batch=batch, dtype="bfloat16" if config.precision == "bfloat16" else "float32",
-          log=log)
+  def from_config(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
+    """The objective a config describes, for weights of ``convention``."""
     return cls(
         content_layers=tuple(vgg.canonical_layer(n, config.network)
                              for n in config.content_layers),
@@ -73,7 +53,7 @@ class ObjectiveSpec:
         style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling,
         convention=convention, content_norm=config.content_norm, style_loss=config.style_loss,
         normalize_gradients=config.normalize_gradients, remat=config.remat,
-        precision=config.precision, winograd=winograd, tile=config.tile)
+        precision=config.precision, conv=vgg.resolve_conv(config.conv), tile=config.tile)
 
   @property
   def dtype(self):
@@ -86,15 +66,14 @@ class ObjectiveSpec:
 
 
 def prepare_params(params, spec: ObjectiveSpec):
-  """The params an optimisation loop closes over: the Winograd kernels of ``spec.winograd``
-  made once.
+  """The params an optimisation loop closes over: Winograd kernels made once, if used.
 
   Idempotent: params prepared already pass through, so a run prepares once
   (:func:`jaxstyle.transfer._run_scale`) and every program it compiles
   (targets, init, chunks) convolves with the same kernels. Programs given raw
   params prepare their own.
   """
-  return vgg.prepare_convs(params, spec.winograd)
+  return vgg.prepare_convs(params, spec.layers) if spec.conv == "winograd" else params
 
 
 prepare_params_jit = jax.jit(prepare_params, static_argnums=1)
@@ -103,16 +82,17 @@ prepare_params_jit = jax.jit(prepare_params, static_argnums=1)
 def run_params(weights: Weights, spec: ObjectiveSpec):
   """A run's params: on the device in the network's dtype, Winograd kernels made once.
 
-  Weights made by :func:`prepare_weights` pass through untouched, so that a loop of runs pays
-  the host-to-device copy and the kernel transforms once instead of once per run. A spec
-  with no Winograd layer drops any Winograd kernels the weights carry.
+  Weights made by :func:`prepare_weights` for this spec pass through untouched,
+  so that a loop of runs pays the host-to-device copy and the kernel
+  transforms once instead of once per run. A direct-convolution spec drops
+  any Winograd kernels the weights carry.
   """
   params = weights.params
-  if not spec.winograd:
+  if spec.conv != "winograd":
     params = vgg.without_winograd(params)
   ready = all(isinstance(a, jax.Array) and a.dtype == spec.dtype
               for a in jax.tree.leaves(params))
-  if ready and vgg.convs_prepared(params, spec.winograd):
+  if ready and (spec.conv != "winograd" or vgg.convs_prepared(params, spec.layers)):
     return params
   return prepare_params_jit(jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), params), spec)
 
@@ -120,20 +100,16 @@ def run_params(weights: Weights, spec: ObjectiveSpec):
 def prepare_weights(weights: Weights, config: StyleConfig) -> Weights:
   """``weights`` made ready for runs of ``config`` once, to pass to many of them.
 
-  Copies the params to the device in the run's dtype and, where ``config.conv`` may run VGG's
-  layers by Winograd (``auto``, ``winograd``), makes every objective layer's Winograd kernels
-  (:func:`jaxstyle.vgg.prepare_convs`), whichever a run's size then picks; every ``stylize``
-  / ``stylize_batch`` call given the result skips that work, about 0.2 s of a 96 px call's
-  fixed cost on a 2-core CPU (``benchmarks/bench_core.py``). The result is an ordinary
-  :class:`Weights` with the same source and sha256, usable with any config: another one
-  prepares what it still needs. Uses the device memory of a second copy of the weights (more
-  with Winograd).
+  Copies the params to the device in the run's dtype and makes the Winograd
+  kernels (see :func:`jaxstyle.vgg.prepare_convs`); every ``stylize`` /
+  ``stylize_batch`` call given the result skips that work, about 0.2 s of a
+  96 px call's fixed cost on a 2-core CPU (``benchmarks/bench_core.py``).
+  The result is an ordinary :class:`Weights` with the same source and
+  sha256, usable with any config: another one prepares what it still needs.
+  Uses the device memory of a second copy of the weights (more with Winograd).
   """
-  spec = ObjectiveSpec.from_config(config, weights.convention)
-  if config.conv in ("auto", "winograd"):
-    spec = dataclasses.replace(spec, winograd=tuple(
-        layer.name for layer in vgg.layers_through(config.network, spec.layers)))
-  return weights._replace(params=run_params(weights, spec))
+  return weights._replace(
+      params=run_params(weights, ObjectiveSpec.from_config(config, weights.convention)))
 
 
 class LossWeights(NamedTuple):
@@ -319,8 +295,7 @@ def network_features(params, rgb_NxHxWx3, layers, spec: ObjectiveSpec, *, remat:
     params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
   dtype = params["block1_conv1"]["kernel"].dtype
   x = vgg.preprocess(rgb_NxHxWx3, spec.convention).astype(dtype)
-  feats = vgg.vgg_features(params, x, layers, pooling=spec.pooling, remat=remat,
-                          winograd=spec.winograd)
+  feats = vgg.vgg_features(params, x, layers, pooling=spec.pooling, remat=remat)
   if spec.precision == "bfloat16":
     feats = {k: v.astype(jnp.float32) for k, v in feats.items()}
   return feats

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import conv, transfer, vgg
+from jaxstyle import transfer, vgg
 from jaxstyle.optim import winograd
 from tests import reference as ref
 
@@ -54,25 +54,24 @@ def test_bad_tile_and_mismatched_kernel_are_explained():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tile", winograd.TILES)
-def test_image_gradient_equals_the_direct_convolutions(tile):
+def test_image_gradient_equals_the_direct_convolutions(tile, monkeypatch):
   """The custom rule's image gradient (Winograd of the transposed kernel) equals autodiff
   of the direct convolution; the prepared kernels are constants, with zero gradient."""
   rng = np.random.default_rng(1)
   x = rng.normal(size=(2, 7, 6, 3))
   k = rng.normal(size=(3, 3, 3, 4))
   w = rng.normal(size=(2, 7, 6, 4))
+  params = {name: {"kernel": jnp.ones((3, 3, 3, 3)), "bias": jnp.zeros(3)}
+            for name in vgg.layer_names()}
+
+  monkeypatch.setattr(vgg, "winograd_tile", lambda *args, **kwargs: tile)
 
   def by_winograd(x, k):
-    if tile == conv.WINOGRAD_TILE:  # The kernels a run makes.
-      kernels = vgg.prepare_convs({"block1_conv1": {"kernel": k, "bias": jnp.zeros(4)}},
-                                  ["block1_conv1"])["block1_conv1"]
-      U, U_t = kernels["winograd"], kernels["winograd_t"]
-    else:
-      k = jax.lax.stop_gradient(k)
-      U = winograd.transform_kernel(k, tile)
-      U_t = winograd.transform_kernel(winograd.transpose_kernel(k), tile)
-    assert U.shape[0] == tile + 2
-    return jnp.vdot(w, jnp.tanh(vgg.winograd_conv3x3(x, U, U_t)))
+    layer = vgg.prepare_convs({**params, "block1_conv1": {"kernel": k, "bias": jnp.zeros(4)}},
+                              ["relu1_1"])["block1_conv1"]
+    assert layer["winograd"].shape[0] == tile + 2
+    return jnp.vdot(w, jnp.tanh(vgg.winograd_conv3x3(x, layer["winograd"],
+                                                     layer["winograd_t"])))
 
   def direct(x, k):
     return jnp.vdot(w, jnp.tanh(_direct(x, k)))
@@ -85,42 +84,27 @@ def test_image_gradient_equals_the_direct_convolutions(tile):
   assert not np.any(ours[1])
 
 
-def test_prepare_makes_the_named_layers_kernels_only():
+def test_prepare_picks_the_deep_layers():
   shapes = jax.eval_shape(lambda: jaxstyle.random_vgg(key=jax.random.key(0)))
-  prepared = jax.eval_shape(lambda p: vgg.prepare_convs(p, ["block1_conv2", "block4_conv1"]),
-                            shapes)
-  assert {name for name in prepared if "winograd" in prepared[name]} == {"block1_conv2",
-                                                                       "block4_conv1"}
+  prepared = jax.eval_shape(lambda p: vgg.prepare_convs(p, ["relu5_1"]), shapes)
+  tiles = {name: prepared[name]["winograd"].shape[0] - 2 for name in prepared
+           if "winograd" in prepared[name]}
+  # Blocks 1-2 and block3_conv1 stay direct (Cin·Cout < 256·256); nothing past
+  # the deepest layer asked for is prepared.
+  assert tiles == {"block3_conv2": 2, "block3_conv3": 2, "block3_conv4": 2, "block4_conv1": 2,
+                   "block4_conv2": 2, "block4_conv3": 2, "block4_conv4": 2, "block5_conv1": 2}
   assert prepared["block4_conv1"]["winograd"].shape == (4, 4, 256, 512)
   assert prepared["block4_conv1"]["winograd_t"].shape == (4, 4, 512, 256)
-
-
-def test_vgg_features_runs_exactly_the_named_layers_by_winograd(monkeypatch):
-  params = jaxstyle.random_vgg(key=jax.random.key(0), width_scale=0.125)
-  ran = []
-  real = vgg.winograd_conv3x3
-
-  def spy(x, U, U_t):
-    ran.append((x.shape[1:], U.shape[2:]))
-    return real(x, U, U_t)
-  monkeypatch.setattr(vgg, "winograd_conv3x3", spy)
-  x = jax.ShapeDtypeStruct((1, 32, 24, 3), jnp.float32)
-  prepared = vgg.prepare_convs(params, ["block2_conv1"])  # One prepared, one made in the trace.
-  jax.eval_shape(lambda x: vgg.vgg_features(prepared, x, ["relu3_1"],
-                                            winograd=("block2_conv1", "block3_conv1")), x)
-  assert ran == [((16, 12, 8), (8, 16)), ((8, 6, 16), (16, 32))]
-  ran.clear()
-  jax.eval_shape(lambda x: vgg.vgg_features(prepared, x, ["relu3_1"]), x)
-  assert not ran  # Prepared kernels alone do not make a layer run by Winograd.
 
 
 @pytest.mark.slow
 def test_prepared_features_match_numpy_reference(narrow_weights):
   x = np.random.default_rng(0).normal(scale=50, size=(1, 35, 42, 3)).astype(np.float32)
-  params = vgg.prepare_convs(narrow_weights.params, vgg.LAYER_NAMES)
+  params = vgg.prepare_convs(narrow_weights.params, min_channel_product=0)
+  assert all("winograd" in params[name] for name in vgg.LAYER_NAMES)
   # Compiled: op by op, the Winograd transforms take 20x longer to dispatch than to compile.
-  got = jax.jit(lambda p, x: jaxstyle.vgg_features(p, x, ["relu3_4", "conv4_2", "relu5_1"],
-                                                   winograd=vgg.LAYER_NAMES))(params, x)
+  got = jax.jit(lambda p, x: jaxstyle.vgg_features(p, x, ["relu3_4", "conv4_2", "relu5_1"]))(
+      params, x)
   want = ref.vgg19_forward(narrow_weights.params, x[0])
   for name, reference_name in [("relu3_4", "block3_conv4"), ("conv4_2", "pre 4_2"),
                                ("relu5_1", "block5_conv1")]:
@@ -129,10 +113,11 @@ def test_prepared_features_match_numpy_reference(narrow_weights):
 
 
 @pytest.mark.slow
-def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights):
+def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights, monkeypatch):
   """prepare_weights does a run's preparation once: run_params hands its params back as
   they are, and runs given them equal runs given the raw weights bit for bit, by Winograd
   and (its kernels dropped) by the direct convolution."""
+  monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNEL_PRODUCT", 0)
   from jaxstyle.objective import ObjectiveSpec, run_params
   rng = np.random.default_rng(4)
   content = rng.uniform(0, 255, (20, 24, 3)).astype(np.uint8)
@@ -144,96 +129,34 @@ def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights):
   assert prepared._replace(params=None) == narrow_weights._replace(params=None)
   again = run_params(prepared, ObjectiveSpec.from_config(config, prepared.convention))
   assert all(a is b for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(prepared.params)))
-  # A run that convolves directly does not hold the Winograd kernels' memory.
-  direct = run_params(prepared, ObjectiveSpec.from_config(config.replace(conv="direct"),
-                                                          prepared.convention))
-  assert not any("winograd" in layer for layer in direct.values())
-  for choice in ("winograd", "direct"):
-    raw = jaxstyle.stylize(content, style, config.replace(conv=choice), weights=narrow_weights)
-    fast = jaxstyle.stylize(content, style, config.replace(conv=choice), weights=prepared)
+  for conv in ("winograd", "direct"):
+    raw = jaxstyle.stylize(content, style, config.replace(conv=conv), weights=narrow_weights)
+    fast = jaxstyle.stylize(content, style, config.replace(conv=conv), weights=prepared)
     np.testing.assert_array_equal(fast.history["total"], raw.history["total"])
     np.testing.assert_array_equal(fast.image, raw.image)
 
 
-def _fake_times(monkeypatch, winograd_seconds):
-  """conv.time_layer answers 1 s for direct and ``winograd_seconds(shape)`` for Winograd."""
-  asked = []
-
-  def fake(shape, algorithm, **_):
-    asked.append((shape, algorithm))
-    return winograd_seconds(shape) if algorithm == "winograd" else 1.0
-  monkeypatch.setattr(conv, "time_layer", fake)
-  return asked
-
-
-def test_winograd_layers_are_the_measured_faster_ones_at_the_size_asked(tmp_path, monkeypatch):
-  # Winograd measured faster on 64-channel inputs, slower elsewhere: blocks 1-2 asymmetric.
-  asked = _fake_times(monkeypatch, lambda shape: 0.5 if shape.cin == 64 else 2.0)
-  cache = conv.ChoiceCache(tmp_path)
-  chosen = vgg.winograd_layers("vgg19", (256, 192), ["relu3_1"], conv="auto", batch=2,
-                               cache=cache)
-  assert chosen == ("block1_conv2", "block2_conv1")
-  shapes = {(s.height, s.width, s.cin, s.cout) for s, _ in asked}
-  assert shapes == {(256, 192, 3, 64), (256, 192, 64, 64), (128, 96, 64, 128),
-                    (128, 96, 128, 128), (64, 48, 128, 256)}
-  assert all(s.padding == "zeros" and s.grad for s, _ in asked)
-  # Block 1's 2 x 256 x 192 positions are timed on one image (conv.MEASURED_POSITIONS).
-  assert {(s.height, s.batch) for s, _ in asked} == {(256, 1), (128, 2), (64, 2)}
-  asked.clear()
-  assert vgg.winograd_layers("vgg19", (256, 192), ["relu3_1"], conv="auto", batch=2,
-                             cache=conv.ChoiceCache(tmp_path)) == chosen
-  assert not asked  # Cached.
-  # Another size is another measurement; tiny layers convolve directly, untimed.
-  assert vgg.winograd_layers("vgg19", (8, 8), ["relu3_1"], conv="auto", cache=cache) == ()
-  assert not asked
-  assert vgg.winograd_layers("vgg19", (256, 192), ["relu2_1"], conv="winograd") == (
-      "block1_conv1", "block1_conv2", "block2_conv1")
-  for choice in ("direct", "s2d", "subpixel"):
-    assert vgg.winograd_layers("vgg19", (256, 192), ["relu2_1"], conv=choice) == ()
-  with pytest.raises(jaxstyle.ConfigError, match="--conv: expected one of"):
-    vgg.winograd_layers("vgg19", (256, 192), ["relu2_1"], conv="fft")
-
-
-def test_stylize_measures_vgg_at_its_size_runs_and_records_the_choice(tmp_path, monkeypatch):
-  """As users run it: --conv auto (the default) measures VGG's layers at the run's size, and
-  the PNG's record says which ran by Winograd; the run's objective is the one its choice
-  computes (Winograd's rounding, not direct's)."""
-  from PIL import Image
-
-  from jaxstyle import cli, provenance
-  asked = _fake_times(monkeypatch, lambda shape: 0.5 if shape.cout == 16 else 2.0)
-  monkeypatch.setattr(conv, "UNMEASURED_MACS", 0)
-  monkeypatch.setenv(conv.ENV_VAR, str(tmp_path / "convs"))
-  rng = np.random.default_rng(5)
-  for name, hw in (("content", (20, 28)), ("style", (24, 24))):
-    Image.fromarray(rng.uniform(0, 255, (*hw, 3)).astype(np.uint8)).save(tmp_path / f"{name}.png")
-  argv = ["stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"), "--size", "28",
-          "--iters", "2", "--weights", "random:1:0.125", "--content-layers", "relu2_2",
-          "--style-layers", "relu1_1", "relu2_2", "--quiet", "-o"]
-  assert cli.main(argv + [str(tmp_path / "auto.png")]) == 0
-  assert {(s.height, s.width) for s, _ in asked} == {(20, 28), (10, 14)}
-  record = provenance.read_png_record(tmp_path / "auto.png")
-  assert record["convolutions"] == {"conv": "auto", "winograd": {"20x28": ["block2_conv1",
-                                                                           "block2_conv2"]}}
-  assert cli.main(argv + [str(tmp_path / "direct.png"), "--conv", "direct"]) == 0
-  assert provenance.read_png_record(tmp_path / "direct.png")["convolutions"]["winograd"] == {
-      "20x28": []}
-  assert record["final_loss"] != provenance.read_png_record(tmp_path / "direct.png")["final_loss"]
+def test_auto_is_winograd_on_cpu_only():
+  assert vgg.resolve_conv("auto", "cpu") == "winograd"
+  assert vgg.resolve_conv("auto", "gpu") == "direct"
+  assert vgg.resolve_conv("direct", "cpu") == "direct"
+  with pytest.raises(jaxstyle.ConfigError, match="conv must be one of"):
+    vgg.resolve_conv("fft")
 
 
 @pytest.mark.slow
-def test_winograd_run_matches_direct_and_compiles_once(narrow_weights):
+def test_winograd_run_matches_direct_and_compiles_once(narrow_weights, monkeypatch):
   """A whole run by Winograd (every layer, narrow network) follows the direct run's losses."""
+  monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNEL_PRODUCT", 0)
   rng = np.random.default_rng(3)
   content = rng.uniform(0, 255, (24, 20, 3)).astype(np.uint8)
   style = rng.uniform(0, 255, (20, 24, 3)).astype(np.uint8)
   histories = {}
-  for choice in ("direct", "winograd"):
-    config = jaxstyle.StyleConfig(size=24, iters=6, conv=choice,
-                                  style_layers=("relu1_1", "relu3_2"))
+  for conv in ("direct", "winograd"):
+    config = jaxstyle.StyleConfig(size=24, iters=6, conv=conv, style_layers=("relu1_1", "relu3_2"))
     transfer.run_chunks.clear_cache()
     result = jaxstyle.stylize(content, style, config, weights=narrow_weights, save_every=3)
-    histories[choice] = result.history["total"]
+    histories[conv] = result.history["total"]
     assert transfer.run_chunks._cache_size() == 1  # Chunks of 3 reuse one program.
   np.testing.assert_allclose(histories["winograd"], histories["direct"], rtol=1e-3)
   # Through the batch engine (two members in one program), the same losses.

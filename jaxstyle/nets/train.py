@@ -386,9 +386,7 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   vgg_width = infer_width_scale(weights.params)
   check_training_fits(lambda crop: memory.johnson_training_bytes(
       config.width, vgg_width, config.batch * crop * crop), config)
-  spec = ObjectiveSpec.from_config(objective_config, weights.convention,
-                                   image_hw=(config.crop, config.crop), batch=config.batch,
-                                   width_scale=vgg_width, log=log)
+  spec = ObjectiveSpec.from_config(objective_config, weights.convention)
   vgg = run_params(weights, spec)
   out_dir = Path(out_dir)
   photos = Photos(data, crop=config.crop, batch=config.batch, seed=config.seed)
