@@ -1,8 +1,11 @@
-"""jaxstyle's convolutions: exact algorithms for each layer, each layer's chosen by measurement.
+"""jaxstyle's convolutions: exact algorithms for each layer, a network's chosen by measurement.
 
 Two kinds of layer. VGG's are 3x3 stride-1 'SAME' (zero-padded)
 convolutions (:func:`conv3x3`), run directly or by Winograd F(2x2, 3x3)
-(:func:`winograd_conv3x3`, from kernels transformed once). Every convolution
+(:func:`winograd_conv3x3`, from kernels transformed once), which layers by
+the rule :func:`jaxstyle.vgg.winograd_tile` measured (timing each alone loses
+inside the whole program: docs/BENCHMARKS.md); :class:`LayerShape` times them
+for the benchmarks. Every convolution
 of the Johnson, conditional-instance-norm and AdaIN networks is the same
 operation,
 
@@ -55,8 +58,7 @@ being differentiated get a gradient computed (a network's input photo does
 not). Reflection padding has its adjoint written out (:func:`_reflect_adjoint`):
 the one autodiff derives took a third of a residual layer's image gradient.
 
-``auto`` picks per layer: :func:`jaxstyle.nets.layers.plan` (a network's layers) and
-:func:`jaxstyle.vgg.winograd_layers` (VGG's, per image size) collect every layer's
+``auto`` picks per layer: :func:`jaxstyle.nets.layers.plan` collects every layer's
 :class:`LayerShape`, :func:`choose` times the candidates on it once (forward, or forward and
 the gradients it runs) and keeps the fastest; the choice is cached on disk
 (:class:`ChoiceCache`, beside XLA's compile cache, one file per backend,
@@ -102,8 +104,8 @@ MEASURED_POSITIONS = 256 * 256
 UNMEASURED_MACS = 1 << 22
 """Layers of fewer multiply-adds (:meth:`LayerShape.macs`) run ``direct`` untimed: they take
 well under a millisecond, so timing them (a compile per candidate) would cost more than it
-could save. Work, not positions: VGG's deep layers at 96 px have few positions (6 x 6 at
-block5) and hundreds of millions of multiply-adds."""
+could save. Work, not positions: a wide layer of a small image has few positions and many
+multiply-adds (VGG's block5 at 96 px: 36 positions, 85 M)."""
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
