@@ -17,8 +17,8 @@ measured in the same run on both sides):
 3. The VGG16 loss network's layers (through relu4_3, zero padding) at the
    training step's size, forward and the image's gradient (VGG is frozen):
    ``direct`` (jaxstyle.conv.conv3x3) and Winograd F(2x2) from precomputed
-   kernels (both timed by jaxstyle.conv.time_layer), and the layer ``--conv auto`` runs
-   (jaxstyle.vgg.winograd_tile).
+   kernels (jaxstyle.conv.time_layer), and which of them a training step runs (``--conv
+   auto`` times whole sets of layers on the loss: jaxstyle.objective.winograd_layers).
 
 The layer list lives here once; the torch side (_torch_convs.py) reads it.
 Writes the choices it measures to jaxstyle's conv cache, as ``jaxstyle bench
@@ -102,6 +102,11 @@ def main(argv=None) -> None:
   a = jnp.asarray(np.random.default_rng(0).standard_normal((2048, 2048)), jnp.float32)
   matmul = 2 * 2048 ** 3 / conv.best_seconds(jax.jit(lambda a: a @ a), a, repeats=args.repeats) / 1e9
   cache = conv.ChoiceCache.default()
+  # What a training step at this crop runs: --conv auto's set for the perceptual loss.
+  from jaxstyle import presets
+  from jaxstyle.objective import ObjectiveSpec
+  vgg_winograd = ObjectiveSpec.from_config(presets.perceptual_vgg16().replace(size=args.crop),
+                                           "caffe", image_hw=(args.crop, args.crop)).winograd
 
   report = heading(
       "Convolutions per layer: jaxstyle's algorithms against PyTorch", "bench_convs.py", argv,
@@ -130,7 +135,7 @@ def main(argv=None) -> None:
       if key == "vgg":
         times = {a: conv.time_layer(layer["shape"], a, repeats=args.repeats)
                  for a in ("direct", "winograd")}
-        pick = "winograd" if vgg.winograd_tile(layer["cin"], layer["cout"]) else "direct"
+        pick = "winograd" if layer["name"].removeprefix("VGG16 ") in vgg_winograd else "direct"
         old, chosen = times["direct"], times[pick]
         cells = f"{times['direct'] * 1e3:.1f} | {times['winograd'] * 1e3:.1f} | {pick}"
       else:

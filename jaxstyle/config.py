@@ -264,10 +264,10 @@ class StyleConfig:
       metavar="N")
   conv: str = _opt(
       "compute", "auto",
-      "how convolutions run: auto (a style network's layers each take the fastest exact algorithm, "
-      "measured at the first use of a shape and cached beside the compile cache; VGG runs "
-      "Winograd from block3_conv2 on, on CPU), or one algorithm for every layer it applies to, "
-      "direct elsewhere: direct (XLA's own), winograd, s2d (strided layers), unfold, subpixel "
+      "how convolutions run: auto (the fastest exact algorithms, measured at the first use of a "
+      "shape and cached beside the compile cache: a style network's each layer, VGG's the set "
+      "of layers run by Winograd), or one algorithm for every layer it applies to, direct "
+      "elsewhere: direct (XLA's own), winograd, s2d (strided layers), unfold, subpixel "
       "(upsampling layers), valid (jaxstyle 0.3's form); see jaxstyle/conv.py",
       choices=conv_algorithms.CHOICES)
   seed: int = _opt(

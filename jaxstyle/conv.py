@@ -2,10 +2,11 @@
 
 Two kinds of layer. VGG's are 3x3 stride-1 'SAME' (zero-padded)
 convolutions (:func:`conv3x3`), run directly or by Winograd F(2x2, 3x3)
-(:func:`winograd_conv3x3`, from kernels transformed once), which layers by
-the rule :func:`jaxstyle.vgg.winograd_tile` measured (timing each alone loses
-inside the whole program: docs/BENCHMARKS.md); :class:`LayerShape` times them
-for the benchmarks. Every convolution
+(:func:`winograd_conv3x3`, from kernels transformed once). Which layers run
+by Winograd is chosen by timing the whole objective with each candidate set
+(:func:`jaxstyle.objective.winograd_layers`): timed alone, a layer's cost is
+not its cost inside the program (docs/BENCHMARKS.md). :class:`LayerShape` times
+them one by one for the benchmarks. Every convolution
 of the Johnson, conditional-instance-norm and AdaIN networks is the same
 operation,
 
@@ -92,7 +93,7 @@ ALGORITHMS = ("direct", "winograd", "s2d", "unfold", "subpixel", "fftgrad", "val
 """Every algorithm :func:`reflect_conv` knows (``valid`` only for benchmarks and --conv)."""
 
 CHOICES = ("auto",) + ALGORITHMS
-"""What ``--conv`` accepts: ``auto`` (measured per layer) or one algorithm for every layer."""
+"""What ``--conv`` accepts: ``auto`` (measured) or one algorithm for every layer."""
 
 MARGIN = 0.9
 """``auto`` leaves ``direct`` only for an algorithm measured at most this fraction of its time:
@@ -439,7 +440,14 @@ conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
 WINOGRAD_TILE = 2
-"""VGG's Winograd layers run F(2x2, 3x3) (why: :func:`jaxstyle.vgg.winograd_tile`)."""
+"""VGG's Winograd layers run F(2x2, 3x3). F(4x4) is faster still on deep layers (up to 2.5x on
+CPU), but at 96 px its gradient came out 4e-3 (RMS, relative) off a float64 reference, against
+5e-7 with F(2x2), and it was rejected for that, put down to its constant multiplies fusing into
+FMAs differently in different programs. A later measurement (docs/BENCHMARKS.md, 2026-12-05,
+"VGG's layers chosen one by one") found the same 4e-3 with F(2x2) for some sets of Winograd
+layers and 3e-7 for every set with average pooling: float32 rounding flipping max pooling's
+near-ties, which sends a window's gradient to another pixel. The F(4x4) verdict may rest on
+that too; it was not re-measured."""
 
 
 def winograd_kernels(kernel_3x3xCinxCout) -> dict:
@@ -630,11 +638,13 @@ class ChoiceCache:
     """The cache in :func:`default_dir` (memory only when that is disabled)."""
     return cls(default_dir())
 
-  def get(self, shape: LayerShape) -> str | None:
+  def get(self, shape, choices=ALGORITHMS) -> str | None:
+    """The choice cached for ``shape`` (anything with a ``key()``: a :class:`LayerShape`, or
+    :class:`jaxstyle.objective.ObjectiveShape` with its own ``choices``), if one of them."""
     entry = self.entries.get(shape.key())
-    return entry["algorithm"] if entry and entry.get("algorithm") in ALGORITHMS else None
+    return entry["algorithm"] if entry and entry.get("algorithm") in choices else None
 
-  def put(self, shape: LayerShape, algorithm: str, seconds: dict[str, float]) -> None:
+  def put(self, shape, algorithm: str, seconds: dict[str, float]) -> None:
     self.entries[shape.key()] = {"algorithm": algorithm,
                                  "seconds": {a: round(s, 6) for a, s in seconds.items()}}
     if self.path is None:
@@ -713,9 +723,13 @@ def stderr_log(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
 
-def record(chosen: dict[str, str], conv: str) -> dict:
-  """The provenance entry: what was asked and what every layer ran."""
-  return {"conv": conv, "layers": dict(chosen)}
+def record(chosen: dict[str, str], conv: str, vgg_winograd=None) -> dict:
+  """The provenance entry: what was asked and what every layer ran; for training, also the
+  loss network's layers that ran by Winograd (``vgg_winograd``)."""
+  entry = {"conv": conv, "layers": dict(chosen)}
+  if vgg_winograd is not None:
+    entry["vgg_winograd"] = list(vgg_winograd)
+  return entry
 
 
 __all__ = ["ALGORITHMS", "CHOICES", "ChoiceCache", "LayerShape", "applies", "best_seconds",

@@ -16,9 +16,9 @@ runs before any compilation:
 * the network's weights (three copies: the host arrays, the device arrays
   and a transient one), the content targets, and 250 MiB for the runtime
   and the compiled program;
-* with ``conv`` resolving to winograd, each Winograd layer's two transformed
-  kernels, (m+2)² · Cin · Cout floats each (m = 2: 163 MB for the default
-  objective at full width).
+* where ``--conv`` may run Winograd (``auto``, ``winograd``), every objective
+  layer's two transformed kernels, (m+2)² · Cin · Cout floats each (m = 2:
+  184 MB for the default objective at full width).
 
 Measured on CPU (full-width VGG19, peak RSS above the process's after
 import), with the default Winograd convolutions: L-BFGS 996 / 1353 / 1789
@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 
 
-from jaxstyle import vgg
+from jaxstyle import conv, tiled, vgg
 from jaxstyle.errors import ConfigError
 
 GIB = float(1 << 30)
@@ -62,23 +62,11 @@ def _layer_shapes(config, height: int, width: int, width_scale: float):
   return [(name, h, w, widths[name][1]) for name, (h, w) in shapes.items()]
 
 
-def _activated_shape(config, height: int, width: int) -> tuple[int, int]:
-  """The image whose activations are live at once: the whole, or with ``--tile`` one crop."""
-  if not config.tile:
-    return height, width
-  from jaxstyle import tiled, tiling
-  layers = [vgg.canonical_layer(n, config.network)
-            for n in config.content_layers + config.style_layers]
-  crop, _ = tiling.tiles(height, width, config.tile, tiled.halo(layers, config.network),
-                         tiled.ALIGN)
-  return crop
-
-
 def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,
                    members: int = 1) -> int:
   """Predicted peak bytes of a run at height x width (see the module docstring); with
   ``config.tile``, the activations are one crop's (jaxstyle.tiled)."""
-  shapes = _layer_shapes(config, *_activated_shape(config, height, width), width_scale)
+  shapes = _layer_shapes(config, *tiled.crop_shape(config, height, width), width_scale)
   activations = sum(h * w * c for _, h, w, c in shapes)
   content = sum(h * w * c for name, h, w, c in _layer_shapes(config, height, width, width_scale)
                 if name in {vgg.canonical_layer(n, config.network).removesuffix(vgg.PREACT)
@@ -88,24 +76,33 @@ def estimate_bytes(config, height: int, width: int, *, width_scale: float = 1.0,
   weights = sum(3 * 3 * cin * cout + cout
                 for cin, cout in vgg.layer_widths(width_scale, config.network).values())
   live = members if config.optimizer == "adam" else 1
-  copies = ACTIVATION_COPIES[vgg.resolve_conv(config.conv), config.optimizer] * (
+  copies = ACTIVATION_COPIES[_convolutions(config), config.optimizer] * (
       TILED_COPIES if config.tile else 1.0)
   floats = (copies * activations * live + image_buffers * members + 3 * weights
             + content + _winograd_floats(config, width_scale))
   return int(4 * floats) + RUNTIME_BYTES
 
 
+def _convolutions(config) -> str:
+  """The factor's kind, ``"winograd"`` or ``"direct"``: ``--conv auto`` chooses Winograd for
+  most of the work on CPU (the deep layers) and the backend's own convolutions elsewhere."""
+  import jax
+  if config.conv == "winograd" or (config.conv == "auto" and jax.default_backend() == "cpu"):
+    return "winograd"
+  return "direct"
+
+
 def _winograd_floats(config, width_scale: float) -> int:
-  """Floats of the transformed kernels (U and U_t) the Winograd layers keep during a run."""
-  if vgg.resolve_conv(config.conv) != "winograd":
+  """Floats of the transformed kernels (U and U_t) a run keeps: every objective layer's where
+  ``--conv`` may run Winograd (:func:`jaxstyle.objective.prepare_weights` makes them all,
+  whichever the size then picks)."""
+  if config.conv not in ("auto", "winograd"):
     return 0
   widths = vgg.layer_widths(width_scale, config.network)
-  total = 0
-  for spec in vgg.layers_through(config.network, config.content_layers + config.style_layers):
-    cin, cout = widths[spec.name]
-    tile = vgg.winograd_tile(cin, cout)
-    total += 2 * (tile + 2) ** 2 * cin * cout if tile else 0
-  return total
+  tile = conv.WINOGRAD_TILE
+  return sum(2 * (tile + 2) ** 2 * cin * cout for cin, cout in (
+      widths[spec.name] for spec in vgg.layers_through(config.network, config.content_layers
+                                                        + config.style_layers)))
 
 
 def available_bytes(device=None) -> tuple[int, str]:
@@ -197,16 +194,26 @@ def adain_forward_bytes(width: float, pixels: int, images: int = 1) -> int:
   return int((10 + 250 * width) * MIB + _batched(pixels, images) * (419 + 535 * width))
 
 
+VGG_MEASURING_BYTES = 120 * MIB
+"""What timing the loss network at a new crop (``--conv auto``:
+:func:`jaxstyle.objective.winograd_layers`, one compiled value-and-gradient per candidate set)
+adds to a training run's peak. Measured with cold caches (width 0.25, batch 2, VGG width
+0.25): train peaked at 1031 / 1290 MiB at crop 128 / 256, against 920 / 1204 before VGG was
+timed; train-adain at 953 / 1140. Counted always, so a warm cache's run is over-estimated by
+it (the safe side)."""
+
+
 def johnson_training_bytes(width: float, vgg_width: float, pixels: int) -> int:
   """Peak of training Johnson's network (``width``) against a VGG16 (``vgg_width``) loss,
   ``pixels`` = batch x crop² (its backward pass dominates: it grows as width²)."""
-  return int((360 + 324 * width) * MIB + pixels * (10414 * width ** 2 + 3360 * vgg_width))
+  return int((360 + 324 * width) * MIB + VGG_MEASURING_BYTES
+             + pixels * (10414 * width ** 2 + 3360 * vgg_width))
 
 
 def adain_training_bytes(vgg_width: float, pixels: int) -> int:
   """Peak of training an AdaIN decoder against its VGG19 encoder (``vgg_width``), ``pixels``
   = batch x crop² of photos (the paintings as many again)."""
-  return int(312 * MIB + pixels * (1646 + 11868 * vgg_width ** 2))
+  return int(312 * MIB + VGG_MEASURING_BYTES + pixels * (1646 + 11868 * vgg_width ** 2))
 
 
 def refuse_unless_fits(need, value: int, *, option: str, what: str, floor: int = 1,

@@ -10,12 +10,16 @@ differentiable in the image.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import math
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
@@ -39,12 +43,30 @@ class ObjectiveSpec:
   normalize_gradients: bool = False
   remat: bool = False
   precision: str = "float32"
-  conv: str = "direct"  # Resolved: "direct" or "winograd" (see StyleConfig.conv).
+  winograd: tuple[str, ...] = ()  # VGG layers convolving by Winograd (winograd_layers).
   tile: int = 0  # Tile side for images beyond memory (jaxstyle.tiled); 0: whole.
 
   @classmethod
-  def from_config(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
-    """The objective a config describes, for weights of ``convention``."""
+  def from_config(cls, config: StyleConfig, convention: str, *,
+                  image_hw: tuple[int, int] | None = None, width_scale: float = 1.0,
+                  log=None) -> "ObjectiveSpec":
+    """The objective a config describes, for weights of ``convention`` (and ``width_scale``).
+
+    ``image_hw``: the size it will run at, where ``--conv auto`` times the whole objective
+    with each of VGG's candidate Winograd sets (:func:`winograd_layers`; once per size, then
+    cached; ``log`` is told of a measurement). Without it, ``auto`` takes the ``deep`` set
+    untimed. With ``config.tile`` the network runs on one tile's crop at a time, and that is
+    the size.
+    """
+    spec = cls._unresolved(config, convention)
+    if image_hw is not None and config.tile:
+      from jaxstyle import tiled
+      image_hw = tiled.crop_shape(config, *image_hw)
+    return dataclasses.replace(spec, winograd=winograd_layers(
+        spec, config.conv, config.network, image_hw, width_scale=width_scale, log=log))
+
+  @classmethod
+  def _unresolved(cls, config: StyleConfig, convention: str) -> "ObjectiveSpec":
     return cls(
         content_layers=tuple(vgg.canonical_layer(n, config.network)
                              for n in config.content_layers),
@@ -53,7 +75,7 @@ class ObjectiveSpec:
         style_norm=config.style_norm, tv_beta=config.tv_beta, pooling=config.pooling,
         convention=convention, content_norm=config.content_norm, style_loss=config.style_loss,
         normalize_gradients=config.normalize_gradients, remat=config.remat,
-        precision=config.precision, conv=vgg.resolve_conv(config.conv), tile=config.tile)
+        precision=config.precision, tile=config.tile)
 
   @property
   def dtype(self):
@@ -66,33 +88,132 @@ class ObjectiveSpec:
 
 
 def prepare_params(params, spec: ObjectiveSpec):
-  """The params an optimisation loop closes over: Winograd kernels made once, if used.
+  """The params an optimisation loop closes over: the Winograd kernels of ``spec.winograd``
+  made once.
 
   Idempotent: params prepared already pass through, so a run prepares once
   (:func:`jaxstyle.transfer._run_scale`) and every program it compiles
   (targets, init, chunks) convolves with the same kernels. Programs given raw
   params prepare their own.
   """
-  return vgg.prepare_convs(params, spec.layers) if spec.conv == "winograd" else params
+  return vgg.prepare_convs(params, spec.winograd)
 
 
 prepare_params_jit = jax.jit(prepare_params, static_argnums=1)
+
+UNMEASURED_MACS = 1 << 27
+"""Objectives of fewer VGG multiply-adds than this (about 0.13 G: a few milliseconds an
+evaluation) take the ``deep`` set untimed: timing compiles the whole objective once per
+candidate, which they would not repay."""
+
+MEASURED_PIXELS = 512 * 512
+"""Larger images are timed at this many pixels, their aspect kept: the choice is the same
+beyond it and a timing the size of a 4000 px image would cost what the run does."""
+
+
+@dataclass(frozen=True)
+class ObjectiveShape:
+  """What the objective's speed with a set of Winograd layers depends on: the network, its
+  width, the image's size and the rest of the objective (``spec``, its set left out)."""
+
+  network: str
+  width_scale: float
+  height: int
+  width: int
+  spec: ObjectiveSpec
+
+  def key(self) -> str:
+    """A stable name: ``objective-vgg19-w1-341x512-<digest of the spec>``."""
+    rest = repr(dataclasses.replace(self.spec, winograd=(), tile=0))
+    return (f"objective-{self.network}-w{self.width_scale:g}-{self.height}x{self.width}-"
+            f"{hashlib.sha256(rest.encode()).hexdigest()[:10]}")
+
+  def macs(self) -> int:
+    """Multiply-adds of one forward pass through VGG's layers up to the deepest used."""
+    widths = vgg.layer_widths(self.width_scale, self.network)
+    return sum(h * w * 9 * widths[name][0] * widths[name][1] for name, (h, w) in
+               vgg.conv_shapes(self.network, (self.height, self.width), self.spec.layers).items())
+
+  def measured_as(self) -> "ObjectiveShape":
+    """The shape it is timed at: itself, or scaled down to :data:`MEASURED_PIXELS`."""
+    scale = math.sqrt(MEASURED_PIXELS / (self.height * self.width))
+    if scale >= 1:
+      return self
+    return dataclasses.replace(self, height=max(32, int(self.height * scale)),
+                               width=max(32, int(self.width * scale)))
+
+
+def winograd_layers(spec: ObjectiveSpec, conv: str, network: str,
+                    image_hw: tuple[int, int] | None, *, width_scale: float = 1.0,
+                    cache=None, log=None) -> tuple[str, ...]:
+  """The VGG layers that convolve by Winograd for ``--conv`` ``conv`` at ``image_hw``.
+
+  ``winograd``: every layer; ``auto``: whichever of :func:`jaxstyle.vgg.winograd_sets`
+  (none, ``deep``, every) made the whole objective's value and gradient fastest at this
+  size (:func:`time_objective`, ``direct`` kept unless another set took at most
+  :data:`jaxstyle.conv.MARGIN` of its time), cached with the convolutions' choices
+  (:class:`jaxstyle.conv.ChoiceCache`); the ``deep`` set without a size or below
+  :data:`UNMEASURED_MACS`; any other choice: none.
+  """
+  from jaxstyle import conv as convs
+  if conv not in convs.CHOICES:
+    raise ConfigError(f"--conv: expected one of {', '.join(convs.CHOICES)}, got {conv!r}")
+  sets = vgg.winograd_sets(network, spec.layers, width_scale)
+  if conv == "winograd":
+    return sets["every"]
+  if conv != "auto":
+    return ()
+  if image_hw is None:
+    return sets["deep"]
+  shape = ObjectiveShape(network, width_scale, *image_hw, spec).measured_as()
+  if shape.macs() < UNMEASURED_MACS:
+    return sets["deep"]
+  cache = cache if cache is not None else convs.ChoiceCache.default()
+  known = cache.get(shape, choices=tuple(sets))
+  if known is None:
+    distinct = {}  # A narrow network has no deep layers: its "deep" set is "direct".
+    for name, layers in sets.items():
+      distinct.setdefault(layers, name)
+    seconds = {name: time_objective(shape, layers) for layers, name in distinct.items()}
+    known = convs.fastest(seconds)
+    cache.put(shape, known, seconds)
+    if log is not None:
+      log(f"conv {shape.key()}: VGG's Winograd layers {known} ("
+          + ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in seconds.items()) + ")")
+  return sets[known]
+
+
+def time_objective(shape: ObjectiveShape, winograd: tuple[str, ...], *,
+                   repeats: int = 3) -> float:
+  """Seconds per value and gradient of the objective of ``shape`` with ``winograd``'s layers
+  by Winograd (random weights of its width: the values do not matter for speed)."""
+  from jaxstyle import conv as convs
+  spec = dataclasses.replace(shape.spec, winograd=winograd, tile=0)
+  params = prepare_params_jit(vgg.random_vgg(key=jax.random.key(0), network=shape.network,
+                                             width_scale=shape.width_scale), spec)
+  x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (shape.height, shape.width, 3)),
+                  jnp.float32)
+  targets = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(
+      lambda p, x: make_targets(p, x, x, spec), params, x))
+  weights = LossWeights(jnp.float32(1), jnp.float32(1), jnp.float32(1))
+  program = jax.jit(jax.value_and_grad(
+      lambda x, p, t: objective(p, t, x, weights, spec)[0]))
+  return convs.best_seconds(program, x, params, targets, repeats=repeats)
 
 
 def run_params(weights: Weights, spec: ObjectiveSpec):
   """A run's params: on the device in the network's dtype, Winograd kernels made once.
 
-  Weights made by :func:`prepare_weights` for this spec pass through untouched,
-  so that a loop of runs pays the host-to-device copy and the kernel
-  transforms once instead of once per run. A direct-convolution spec drops
-  any Winograd kernels the weights carry.
+  Weights made by :func:`prepare_weights` pass through untouched, so that a loop of runs pays
+  the host-to-device copy and the kernel transforms once instead of once per run. A spec
+  with no Winograd layer drops any Winograd kernels the weights carry.
   """
   params = weights.params
-  if spec.conv != "winograd":
+  if not spec.winograd:
     params = vgg.without_winograd(params)
   ready = all(isinstance(a, jax.Array) and a.dtype == spec.dtype
               for a in jax.tree.leaves(params))
-  if ready and (spec.conv != "winograd" or vgg.convs_prepared(params, spec.layers)):
+  if ready and vgg.convs_prepared(params, spec.winograd):
     return params
   return prepare_params_jit(jax.tree.map(lambda a: jnp.asarray(a, spec.dtype), params), spec)
 
@@ -100,16 +221,20 @@ def run_params(weights: Weights, spec: ObjectiveSpec):
 def prepare_weights(weights: Weights, config: StyleConfig) -> Weights:
   """``weights`` made ready for runs of ``config`` once, to pass to many of them.
 
-  Copies the params to the device in the run's dtype and makes the Winograd
-  kernels (see :func:`jaxstyle.vgg.prepare_convs`); every ``stylize`` /
-  ``stylize_batch`` call given the result skips that work, about 0.2 s of a
-  96 px call's fixed cost on a 2-core CPU (``benchmarks/bench_core.py``).
-  The result is an ordinary :class:`Weights` with the same source and
-  sha256, usable with any config: another one prepares what it still needs.
-  Uses the device memory of a second copy of the weights (more with Winograd).
+  Copies the params to the device in the run's dtype and, where ``config.conv`` may run VGG's
+  layers by Winograd (``auto``, ``winograd``), makes every objective layer's Winograd kernels
+  (:func:`jaxstyle.vgg.prepare_convs`), whichever a run's size then picks; every ``stylize``
+  / ``stylize_batch`` call given the result skips that work, about 0.2 s of a 96 px call's
+  fixed cost on a 2-core CPU (``benchmarks/bench_core.py``). The result is an ordinary
+  :class:`Weights` with the same source and sha256, usable with any config: another one
+  prepares what it still needs. Uses the device memory of a second copy of the weights (more
+  with Winograd).
   """
-  return weights._replace(
-      params=run_params(weights, ObjectiveSpec.from_config(config, weights.convention)))
+  spec = ObjectiveSpec.from_config(config, weights.convention)
+  if config.conv in ("auto", "winograd"):
+    spec = dataclasses.replace(spec, winograd=vgg.winograd_sets(
+        config.network, spec.layers, vgg.infer_width_scale(weights.params))["every"])
+  return weights._replace(params=run_params(weights, spec))
 
 
 class LossWeights(NamedTuple):
@@ -295,7 +420,8 @@ def network_features(params, rgb_NxHxWx3, layers, spec: ObjectiveSpec, *, remat:
     params = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
   dtype = params["block1_conv1"]["kernel"].dtype
   x = vgg.preprocess(rgb_NxHxWx3, spec.convention).astype(dtype)
-  feats = vgg.vgg_features(params, x, layers, pooling=spec.pooling, remat=remat)
+  feats = vgg.vgg_features(params, x, layers, pooling=spec.pooling, remat=remat,
+                          winograd=spec.winograd)
   if spec.precision == "bfloat16":
     feats = {k: v.astype(jnp.float32) for k, v in feats.items()}
   return feats

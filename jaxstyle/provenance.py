@@ -28,6 +28,7 @@ def record(result, *, content=None, style=None) -> dict:
       "content": image_ref(content),
       "style": [image_ref(s) for s in style] if isinstance(style, list) else image_ref(style),
       "iterations": result.iterations,
+      "convolutions": result.convolutions,
       "initial_loss": result.initial,
       "final_loss": final,
       "versions": versions(),

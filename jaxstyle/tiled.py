@@ -55,6 +55,17 @@ def halo(layers, network: str) -> int:
   return -(-radius // ALIGN) * ALIGN
 
 
+def crop_shape(config, height: int, width: int) -> tuple[int, int]:
+  """The image the network runs on at once for a height x width image: with ``config.tile``,
+  one tile's crop (its halo included), else the whole image."""
+  if not config.tile:
+    return height, width
+  layers = [vgg.canonical_layer(n, config.network)
+            for n in config.content_layers + config.style_layers]
+  crop, _ = tiles(height, width, config.tile, halo(layers, config.network), ALIGN)
+  return crop
+
+
 def refusal(style_loss: str, masked: bool, normalize_gradients: bool) -> str | None:
   """Why an objective with these settings cannot be tiled as implemented, or None (the one
   list: :func:`check_supported` raises it, :func:`jaxstyle.memory.tile_to_fit` does not tile)."""

@@ -58,6 +58,8 @@ class Result(NamedTuple):
     error: None, or why the run stopped early (the objective went NaN/inf).
     evaluations: objective evaluations (f and ∇f) the optimiser made, the
       initial one included (the linesearch's; not the per-term records').
+    convolutions: how VGG convolved: ``{"conv": --conv, "winograd": {"HxW": [layers]}}``,
+      the layers run by Winograd at each scale's size (:func:`jaxstyle.objective.winograd_layers`).
   """
 
   image: np.ndarray
@@ -70,6 +72,7 @@ class Result(NamedTuple):
   weights: dict
   error: str | None = None
   evaluations: int = 0
+  convolutions: dict | None = None
 
 
 def initial_image(config: StyleConfig, content_rgb_HxWx3, *, key: jax.Array,
@@ -227,7 +230,8 @@ def estimate(content_img, style_img, config: StyleConfig = StyleConfig(), *,
   iters = config.scale_iters or (config.iters,) * config.scales
   total = sum(n * per_iteration * (size / config.size) ** 2
               for size, n in zip(config.scale_sizes, iters))
-  spec = ObjectiveSpec.from_config(config, weights.convention)
+  spec = ObjectiveSpec.from_config(config, weights.convention, image_hw=(height, width),
+                                   width_scale=width_scale)
   params = run_params(weights, spec)
   content = image_io.as_rgb(content_img, config.size, what="content")
   styles = _prepare_styles(style_img, config, content)
@@ -355,8 +359,17 @@ def _run(configs, content_img, style_imgs, keys, *, weights, progress, callback=
                  seconds=sum(s[i].seconds for s in stages),
                  compile_seconds=sum(s[i].compile_seconds for s in stages), config=configs[i],
                  weights=last.weights, error=next((s[i].error for s in stages if s[i].error), None),
-                 evaluations=sum(s[i].evaluations for s in stages))
+                 evaluations=sum(s[i].evaluations for s in stages),
+                 convolutions=_merged_convolutions([s[i] for s in stages]))
           for i, last in enumerate(stages[-1])]
+
+
+def _merged_convolutions(scales: list[Result]) -> dict:
+  """One member's :attr:`Result.convolutions` over its scales, each scale's size its own."""
+  winograd = {}
+  for result in scales:  # A scale resumed from a 0.4 checkpoint has none recorded.
+    winograd.update((result.convolutions or {}).get("winograd", {}))
+  return {"conv": scales[-1].convolutions["conv"], "winograd": winograd}
 
 
 def _summary(result: Result) -> dict:
@@ -364,7 +377,8 @@ def _summary(result: Result) -> dict:
   return {"history": {k: v.tolist() for k, v in result.history.items()},
           "initial": result.initial, "iterations": result.iterations,
           "seconds": result.seconds, "compile_seconds": result.compile_seconds,
-          "weights": result.weights, "error": result.error, "evaluations": result.evaluations}
+          "weights": result.weights, "error": result.error, "evaluations": result.evaluations,
+          "convolutions": result.convolutions}
 
 
 def _from_summary(summary: dict, config: StyleConfig, weights: Weights) -> Result:
@@ -373,7 +387,8 @@ def _from_summary(summary: dict, config: StyleConfig, weights: Weights) -> Resul
                 initial=summary["initial"], iterations=summary["iterations"],
                 seconds=summary["seconds"], compile_seconds=summary["compile_seconds"],
                 config=config, weights=summary["weights"], error=summary["error"],
-                evaluations=summary["evaluations"])
+                evaluations=summary["evaluations"],
+                convolutions=summary.get("convolutions"))
 
 
 class _Problem(NamedTuple):
@@ -459,16 +474,18 @@ def _pose(configs, config: StyleConfig, content_img, style_imgs, keys, *, weight
   """The scale's problem: content features, each member's style targets and starting image,
   the temporal target, stacked and placed on the devices. ``config``: the members' shared
   program."""
-  spec = ObjectiveSpec.from_config(config, weights.convention)
-  params = run_params(weights, spec)
   original_content = image_io.as_rgb(content_img, config.size, what="content")
+  n = len(configs)
+  spec = ObjectiveSpec.from_config(config, weights.convention,
+                                   image_hw=original_content.shape[:2],
+                                   width_scale=vgg.infer_width_scale(weights.params))
+  params = run_params(weights, spec)
   content, finish = original_content, (lambda image: image)
   if config.preserve_colors == "luminance":  # Transfer luminance; chroma from the content.
     content = color.luminance_image(original_content)
 
     def finish(image):
       return color.with_chroma_of(image, original_content)
-  n = len(configs)
   devices = jax.local_devices()
   mesh = None
   if n > 1 and len(devices) > 1:
@@ -615,11 +632,15 @@ def _results(problem: _Problem, states: RunState, run: _Progress, weights: Weigh
   """Each member's result: its finished image, history, losses, time and error."""
   images, evaluations = _images(problem, states), jax.device_get(states.evaluations)
   used = {"source": weights.source, "sha256": weights.sha256, "random": weights.is_random}
+  height, width = problem.x0.shape[1:3]
+  convolutions = {"conv": problem.config.conv,
+                  "winograd": {f"{height}x{width}": list(problem.spec.winograd)}}
   return [Result(image=images[i],
                  history={k: np.asarray(v, np.float32) for k, v in history.items()},
                  initial=run.initial[i], iterations=len(history["total"]), seconds=seconds,
                  compile_seconds=compile_seconds, config=config, weights=used,
-                 error=run.errors[i], evaluations=int(evaluations[i]))
+                 error=run.errors[i], evaluations=int(evaluations[i]),
+                 convolutions=convolutions)
           for i, (history, config) in enumerate(zip(run.history, problem.configs))]
 
 

@@ -34,7 +34,7 @@ def _other_value(name: str, config: StyleConfig):
   value = getattr(config, name)
   special = {"content_layers": ("relu3_1",), "style_layers": ("relu2_1", "relu3_1"),
              "style_layer_weights": tuple(float(i + 1) for i in range(len(config.style_layers))),
-             "weights": "random:1:0.125", "conv": "direct" if value != "direct" else "winograd",
+             "weights": "random:1:0.125", "conv": "winograd" if value != "winograd" else "direct",
              "init": "noise", "style_scale": (0.5,), "style_blend_weights": (1.0, 2.0),
              "style_masks": ("mask.png",), "scale_iters": (3,)}
   if name in special:
@@ -53,7 +53,9 @@ def _other_value(name: str, config: StyleConfig):
 def _training_inputs(config: StyleConfig):
   """Everything of the objective config that training consumes (jaxstyle.nets.train.train):
   the weights it resolves, the objective's static spec and its loss weights."""
-  return ((config.weights, config.network), ObjectiveSpec.from_config(config, "caffe"),
+  # At a size too small to measure, auto convolves directly and --conv winograd does not.
+  spec = ObjectiveSpec.from_config(config, "caffe", image_hw=(16, 16), width_scale=0.125)
+  return ((config.weights, config.network), spec,
           tuple(float(w) for w in LossWeights.from_config(config)))
 
 

@@ -21,12 +21,14 @@ def test_estimate_grows_with_pixels_and_history():
 
 
 def test_estimate_counts_winograd_kernels():
-  # Default objective: block3_conv2 to block5_conv1 run F(2x2), whose U and
-  # U_t hold 2 · 16 floats per (Cin, Cout) pair.
-  pairs = 3 * 256 * 256 + 256 * 512 + 3 * 512 * 512 + 512 * 512
-  assert memory._winograd_floats(jaxstyle.StyleConfig(conv="winograd"), 1.0) == (
-      2 * 16 * pairs)
+  # Default objective: every layer to block5_conv1 has F(2x2) kernels made (a run's size picks
+  # which it uses), whose U and U_t hold 2 · 16 floats per (Cin, Cout) pair.
+  pairs = (3 * 64 + 64 * 64 + 64 * 128 + 128 * 128 + 128 * 256 + 3 * 256 * 256 + 256 * 512
+           + 3 * 512 * 512 + 512 * 512)
+  for conv in ("winograd", "auto"):
+    assert memory._winograd_floats(jaxstyle.StyleConfig(conv=conv), 1.0) == 2 * 16 * pairs
   assert memory._winograd_floats(jaxstyle.StyleConfig(conv="direct"), 1.0) == 0
+  assert memory._winograd_floats(jaxstyle.StyleConfig(conv="s2d"), 1.0) == 0
 
 
 def test_refusal_names_the_largest_size_that_fits():

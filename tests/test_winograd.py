@@ -1,14 +1,20 @@
 """Winograd convolutions and the reshape max pool: parity with the plain definitions."""
 
+import importlib
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle import transfer, vgg
+from jaxstyle import conv, transfer, vgg
 from jaxstyle.optim import winograd
 from tests import reference as ref
+
+# The module: the package's name `objective` is the objective function.
+objective = importlib.import_module("jaxstyle.objective")
 
 
 def _direct(x, k):
@@ -54,24 +60,25 @@ def test_bad_tile_and_mismatched_kernel_are_explained():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tile", winograd.TILES)
-def test_image_gradient_equals_the_direct_convolutions(tile, monkeypatch):
+def test_image_gradient_equals_the_direct_convolutions(tile):
   """The custom rule's image gradient (Winograd of the transposed kernel) equals autodiff
   of the direct convolution; the prepared kernels are constants, with zero gradient."""
   rng = np.random.default_rng(1)
   x = rng.normal(size=(2, 7, 6, 3))
   k = rng.normal(size=(3, 3, 3, 4))
   w = rng.normal(size=(2, 7, 6, 4))
-  params = {name: {"kernel": jnp.ones((3, 3, 3, 3)), "bias": jnp.zeros(3)}
-            for name in vgg.layer_names()}
-
-  monkeypatch.setattr(vgg, "winograd_tile", lambda *args, **kwargs: tile)
 
   def by_winograd(x, k):
-    layer = vgg.prepare_convs({**params, "block1_conv1": {"kernel": k, "bias": jnp.zeros(4)}},
-                              ["relu1_1"])["block1_conv1"]
-    assert layer["winograd"].shape[0] == tile + 2
-    return jnp.vdot(w, jnp.tanh(vgg.winograd_conv3x3(x, layer["winograd"],
-                                                     layer["winograd_t"])))
+    if tile == conv.WINOGRAD_TILE:  # The kernels a run makes.
+      kernels = vgg.prepare_convs({"block1_conv1": {"kernel": k, "bias": jnp.zeros(4)}},
+                                  ["block1_conv1"])["block1_conv1"]
+      U, U_t = kernels["winograd"], kernels["winograd_t"]
+    else:
+      k = jax.lax.stop_gradient(k)
+      U = winograd.transform_kernel(k, tile)
+      U_t = winograd.transform_kernel(winograd.transpose_kernel(k), tile)
+    assert U.shape[0] == tile + 2
+    return jnp.vdot(w, jnp.tanh(vgg.winograd_conv3x3(x, U, U_t)))
 
   def direct(x, k):
     return jnp.vdot(w, jnp.tanh(_direct(x, k)))
@@ -84,27 +91,42 @@ def test_image_gradient_equals_the_direct_convolutions(tile, monkeypatch):
   assert not np.any(ours[1])
 
 
-def test_prepare_picks_the_deep_layers():
+def test_prepare_makes_the_named_layers_kernels_only():
   shapes = jax.eval_shape(lambda: jaxstyle.random_vgg(key=jax.random.key(0)))
-  prepared = jax.eval_shape(lambda p: vgg.prepare_convs(p, ["relu5_1"]), shapes)
-  tiles = {name: prepared[name]["winograd"].shape[0] - 2 for name in prepared
-           if "winograd" in prepared[name]}
-  # Blocks 1-2 and block3_conv1 stay direct (Cin·Cout < 256·256); nothing past
-  # the deepest layer asked for is prepared.
-  assert tiles == {"block3_conv2": 2, "block3_conv3": 2, "block3_conv4": 2, "block4_conv1": 2,
-                   "block4_conv2": 2, "block4_conv3": 2, "block4_conv4": 2, "block5_conv1": 2}
+  prepared = jax.eval_shape(lambda p: vgg.prepare_convs(p, ["block1_conv2", "block4_conv1"]),
+                            shapes)
+  assert {name for name in prepared if "winograd" in prepared[name]} == {"block1_conv2",
+                                                                       "block4_conv1"}
   assert prepared["block4_conv1"]["winograd"].shape == (4, 4, 256, 512)
   assert prepared["block4_conv1"]["winograd_t"].shape == (4, 4, 512, 256)
+
+
+def test_vgg_features_runs_exactly_the_named_layers_by_winograd(monkeypatch):
+  params = jaxstyle.random_vgg(key=jax.random.key(0), width_scale=0.125)
+  ran = []
+  real = vgg.winograd_conv3x3
+
+  def spy(x, U, U_t):
+    ran.append((x.shape[1:], U.shape[2:]))
+    return real(x, U, U_t)
+  monkeypatch.setattr(vgg, "winograd_conv3x3", spy)
+  x = jax.ShapeDtypeStruct((1, 32, 24, 3), jnp.float32)
+  prepared = vgg.prepare_convs(params, ["block2_conv1"])  # One prepared, one made in the trace.
+  jax.eval_shape(lambda x: vgg.vgg_features(prepared, x, ["relu3_1"],
+                                            winograd=("block2_conv1", "block3_conv1")), x)
+  assert ran == [((16, 12, 8), (8, 16)), ((8, 6, 16), (16, 32))]
+  ran.clear()
+  jax.eval_shape(lambda x: vgg.vgg_features(prepared, x, ["relu3_1"]), x)
+  assert not ran  # Prepared kernels alone do not make a layer run by Winograd.
 
 
 @pytest.mark.slow
 def test_prepared_features_match_numpy_reference(narrow_weights):
   x = np.random.default_rng(0).normal(scale=50, size=(1, 35, 42, 3)).astype(np.float32)
-  params = vgg.prepare_convs(narrow_weights.params, min_channel_product=0)
-  assert all("winograd" in params[name] for name in vgg.LAYER_NAMES)
+  params = vgg.prepare_convs(narrow_weights.params, vgg.LAYER_NAMES)
   # Compiled: op by op, the Winograd transforms take 20x longer to dispatch than to compile.
-  got = jax.jit(lambda p, x: jaxstyle.vgg_features(p, x, ["relu3_4", "conv4_2", "relu5_1"]))(
-      params, x)
+  got = jax.jit(lambda p, x: jaxstyle.vgg_features(p, x, ["relu3_4", "conv4_2", "relu5_1"],
+                                                   winograd=vgg.LAYER_NAMES))(params, x)
   want = ref.vgg19_forward(narrow_weights.params, x[0])
   for name, reference_name in [("relu3_4", "block3_conv4"), ("conv4_2", "pre 4_2"),
                                ("relu5_1", "block5_conv1")]:
@@ -113,11 +135,10 @@ def test_prepared_features_match_numpy_reference(narrow_weights):
 
 
 @pytest.mark.slow
-def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights, monkeypatch):
+def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights):
   """prepare_weights does a run's preparation once: run_params hands its params back as
   they are, and runs given them equal runs given the raw weights bit for bit, by Winograd
   and (its kernels dropped) by the direct convolution."""
-  monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNEL_PRODUCT", 0)
   from jaxstyle.objective import ObjectiveSpec, run_params
   rng = np.random.default_rng(4)
   content = rng.uniform(0, 255, (20, 24, 3)).astype(np.uint8)
@@ -129,34 +150,120 @@ def test_prepared_weights_pass_through_and_run_as_the_raw_ones(narrow_weights, m
   assert prepared._replace(params=None) == narrow_weights._replace(params=None)
   again = run_params(prepared, ObjectiveSpec.from_config(config, prepared.convention))
   assert all(a is b for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(prepared.params)))
-  for conv in ("winograd", "direct"):
-    raw = jaxstyle.stylize(content, style, config.replace(conv=conv), weights=narrow_weights)
-    fast = jaxstyle.stylize(content, style, config.replace(conv=conv), weights=prepared)
+  # A run that convolves directly does not hold the Winograd kernels' memory.
+  direct = run_params(prepared, ObjectiveSpec.from_config(config.replace(conv="direct"),
+                                                          prepared.convention))
+  assert not any("winograd" in layer for layer in direct.values())
+  for choice in ("winograd", "direct"):
+    raw = jaxstyle.stylize(content, style, config.replace(conv=choice), weights=narrow_weights)
+    fast = jaxstyle.stylize(content, style, config.replace(conv=choice), weights=prepared)
     np.testing.assert_array_equal(fast.history["total"], raw.history["total"])
     np.testing.assert_array_equal(fast.image, raw.image)
 
 
-def test_auto_is_winograd_on_cpu_only():
-  assert vgg.resolve_conv("auto", "cpu") == "winograd"
-  assert vgg.resolve_conv("auto", "gpu") == "direct"
-  assert vgg.resolve_conv("direct", "cpu") == "direct"
-  with pytest.raises(jaxstyle.ConfigError, match="conv must be one of"):
-    vgg.resolve_conv("fft")
+def _fake_times(monkeypatch, seconds_by_set):
+  """objective.time_objective answers ``seconds_by_set[name]``, the set named as
+  vgg.winograd_sets names it; records what it was asked."""
+  asked = []
+
+  def fake(shape, winograd, **_):
+    sets = vgg.winograd_sets(shape.network, shape.spec.layers, shape.width_scale)
+    name = next(n for n, layers in sets.items() if layers == winograd)
+    asked.append((shape, name))
+    return seconds_by_set[name]
+  monkeypatch.setattr(objective, "time_objective", fake)
+  return asked
+
+
+def _spec(**kwargs):
+  return objective.ObjectiveSpec.from_config(jaxstyle.StyleConfig(**kwargs), "caffe")
+
+
+def test_auto_times_the_whole_objective_per_size_and_keeps_the_fastest_set(tmp_path, monkeypatch):
+  spec = _spec(style_layers=("relu1_1", "relu3_1"), content_layers=("relu3_2",))
+  sets = vgg.winograd_sets("vgg19", spec.layers)
+  assert sets == {"direct": (), "deep": ("block3_conv2",),
+                  "every": ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2",
+                            "block3_conv1", "block3_conv2")}
+  cache = conv.ChoiceCache(tmp_path)
+  asked = _fake_times(monkeypatch, {"direct": 1.0, "deep": 0.5, "every": 2.0})
+  assert objective.winograd_layers(spec, "auto", "vgg19", (96, 128), cache=cache) == sets["deep"]
+  assert sorted(name for _, name in asked) == ["deep", "direct", "every"]
+  assert {(s.height, s.width) for s, _ in asked} == {(96, 128)}
+  asked.clear()
+  fresh = conv.ChoiceCache(tmp_path)  # Read back from the file: nothing timed again.
+  assert objective.winograd_layers(spec, "auto", "vgg19", (96, 128), cache=fresh) == sets["deep"]
+  assert not asked
+  # Another size is timed afresh (here every layer wins); a large one at MEASURED_PIXELS.
+  asked = _fake_times(monkeypatch, {"direct": 1.0, "deep": 0.8, "every": 0.5})
+  assert objective.winograd_layers(spec, "auto", "vgg19", (192, 256), cache=cache) == sets["every"]
+  objective.winograd_layers(spec, "auto", "vgg19", (3000, 4000), cache=cache)
+  (big, _), *_ = asked[3:]
+  assert big.height * big.width <= objective.MEASURED_PIXELS
+  assert abs(big.width / big.height - 4 / 3) < 0.01
+  # Near a tie the direct convolutions stay (conv.MARGIN).
+  asked = _fake_times(monkeypatch, {"direct": 1.0, "deep": 0.95, "every": 0.97})
+  assert objective.winograd_layers(spec, "auto", "vgg19", (100, 100), cache=cache) == ()
+  # Untimed: no size, or a small objective, takes the deep set; a narrow VGG has none deep.
+  asked.clear()
+  assert objective.winograd_layers(spec, "auto", "vgg19", None, cache=cache) == sets["deep"]
+  assert objective.winograd_layers(spec, "auto", "vgg19", (16, 16), cache=cache) == sets["deep"]
+  assert not asked
+  assert vgg.winograd_sets("vgg19", spec.layers, 0.125)["deep"] == ()
+  # One algorithm for every layer, or none.
+  assert objective.winograd_layers(spec, "winograd", "vgg19", (96, 128)) == sets["every"]
+  for choice in ("direct", "s2d", "subpixel"):
+    assert objective.winograd_layers(spec, choice, "vgg19", (96, 128)) == ()
+  with pytest.raises(jaxstyle.ConfigError, match="--conv: expected one of"):
+    objective.winograd_layers(spec, "fft", "vgg19", (96, 128))
+
+
+def test_stylize_times_vgg_at_its_size_and_records_what_ran(tmp_path, monkeypatch):
+  """As users run it, measured for real: --conv auto (the default) times the objective at the
+  run's size with each candidate set, runs the fastest, and the PNG records which layers ran
+  by Winograd."""
+  from PIL import Image
+
+  from jaxstyle import cli, provenance
+  monkeypatch.setattr(objective, "UNMEASURED_MACS", 0)  # A narrow network, timed all the same.
+  monkeypatch.setenv(conv.ENV_VAR, str(tmp_path / "convs"))
+  rng = np.random.default_rng(5)
+  for name, hw in (("content", (20, 28)), ("style", (24, 24))):
+    Image.fromarray(rng.uniform(0, 255, (*hw, 3)).astype(np.uint8)).save(tmp_path / f"{name}.png")
+  argv = ["stylize", str(tmp_path / "content.png"), str(tmp_path / "style.png"), "--size", "28",
+          "--iters", "2", "--weights", "random:1:0.125", "--content-layers", "relu2_2",
+          "--style-layers", "relu1_1", "relu2_2", "--quiet", "-o"]
+  assert cli.main(argv + [str(tmp_path / "auto.png")]) == 0
+  (cached,) = (tmp_path / "convs").iterdir()
+  (entry,) = [e for key, e in json.loads(cached.read_text()).items()
+              if key.startswith("objective-vgg19-w0.125-20x28-")]
+  assert set(entry["seconds"]) == {"direct", "every"}  # "deep" is "direct" at this width.
+  every = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2"]
+  record = provenance.read_png_record(tmp_path / "auto.png")
+  assert record["convolutions"] == {
+      "conv": "auto", "winograd": {"20x28": every if entry["algorithm"] == "every" else []}}
+  for choice, layers in (("winograd", every), ("direct", [])):
+    assert cli.main(argv + [str(tmp_path / f"{choice}.png"), "--conv", choice]) == 0
+    assert provenance.read_png_record(tmp_path / f"{choice}.png")["convolutions"][
+        "winograd"] == {"20x28": layers}
+  losses = {c: provenance.read_png_record(tmp_path / f"{c}.png")["final_loss"]["total"]
+            for c in ("winograd", "direct")}
+  assert losses["winograd"] != losses["direct"]  # Each ran what it says (its own rounding).
 
 
 @pytest.mark.slow
-def test_winograd_run_matches_direct_and_compiles_once(narrow_weights, monkeypatch):
+def test_winograd_run_matches_direct_and_compiles_once(narrow_weights):
   """A whole run by Winograd (every layer, narrow network) follows the direct run's losses."""
-  monkeypatch.setattr(vgg, "WINOGRAD_MIN_CHANNEL_PRODUCT", 0)
   rng = np.random.default_rng(3)
   content = rng.uniform(0, 255, (24, 20, 3)).astype(np.uint8)
   style = rng.uniform(0, 255, (20, 24, 3)).astype(np.uint8)
   histories = {}
-  for conv in ("direct", "winograd"):
-    config = jaxstyle.StyleConfig(size=24, iters=6, conv=conv, style_layers=("relu1_1", "relu3_2"))
+  for choice in ("direct", "winograd"):
+    config = jaxstyle.StyleConfig(size=24, iters=6, conv=choice,
+                                  style_layers=("relu1_1", "relu3_2"))
     transfer.run_chunks.clear_cache()
     result = jaxstyle.stylize(content, style, config, weights=narrow_weights, save_every=3)
-    histories[conv] = result.history["total"]
+    histories[choice] = result.history["total"]
     assert transfer.run_chunks._cache_size() == 1  # Chunks of 3 reuse one program.
   np.testing.assert_allclose(histories["winograd"], histories["direct"], rtol=1e-3)
   # Through the batch engine (two members in one program), the same losses.
@@ -182,3 +289,26 @@ def test_max_pool_and_its_gradient_equal_reduce_window(hw):
   np.testing.assert_array_equal(ours, theirs)
   np.testing.assert_array_equal(ours_vjp(g)[0], theirs_vjp(g)[0])
   assert int(jnp.sum(ours_vjp(jnp.ones_like(g))[0] != 0)) == g.size  # One winner per window.
+
+
+def test_training_times_its_loss_network_at_the_crop_and_records_it(tmp_path, monkeypatch):
+  """train chooses VGG's Winograd layers for its crop, as stylize does for its size, and the
+  model's record says which ran."""
+  from PIL import Image
+
+  from jaxstyle import cli
+  asked = _fake_times(monkeypatch, {"direct": 1.0, "deep": 1.0, "every": 0.5})
+  monkeypatch.setattr(objective, "UNMEASURED_MACS", 0)
+  monkeypatch.setenv(conv.ENV_VAR, str(tmp_path / "convs"))
+  rng = np.random.default_rng(6)
+  (tmp_path / "data").mkdir()
+  for name in ("data/a.png", "data/b.png", "style.png"):
+    Image.fromarray(rng.uniform(0, 255, (40, 40, 3)).astype(np.uint8)).save(tmp_path / name)
+  assert cli.main(["train", str(tmp_path / "style.png"), "--data", str(tmp_path / "data"),
+                   "-o", str(tmp_path / "model"), "--width", "0.125", "--weights",
+                   "random:0:0.125", "--batch", "1", "--crop", "32", "--steps", "1",
+                   "--sample-every", "0", "--checkpoint-every", "0", "--quiet"]) == 0
+  assert {(s.height, s.width) for s, _ in asked} == {(32, 32)}
+  record = json.loads((tmp_path / "model" / "model.json").read_text())
+  assert record["record"]["convolutions"]["vgg_winograd"] == list(
+      vgg.winograd_sets("vgg16", ["relu4_3"])["every"])

@@ -386,7 +386,9 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
   vgg_width = infer_width_scale(weights.params)
   check_training_fits(lambda crop: memory.johnson_training_bytes(
       config.width, vgg_width, config.batch * crop * crop), config)
-  spec = ObjectiveSpec.from_config(objective_config, weights.convention)
+  spec = ObjectiveSpec.from_config(objective_config, weights.convention,
+                                   image_hw=(config.crop, config.crop), width_scale=vgg_width,
+                                   log=log)
   vgg = run_params(weights, spec)
   out_dir = Path(out_dir)
   photos = Photos(data, crop=config.crop, batch=config.batch, seed=config.seed)
@@ -444,7 +446,7 @@ def train(style_images, data, out_dir, config: TrainConfig = TrainConfig(),
             "photos": len(photos.files), "train": config.to_dict(),
             "objective": objective_config.to_dict(OBJECTIVE_GROUPS),
             "weights": weights_record(weights),
-            "convolutions": convs.record(chosen, objective_config.conv)}
+            "convolutions": convs.record(chosen, objective_config.conv, spec.winograd)}
   job = Job(state, optimizer(config.lr, config.lr_decay).init(state), step, load, save,
             sample if held else None, record, evaluate if held else None,
             TERMS + ("temporal",) if config.temporal_weight else TERMS)

@@ -114,14 +114,16 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
   if objective.network != "vgg19":
     raise ConfigError(f"AdaIN: its encoder is VGG19 up to relu4_1, got --network {objective.network}")
   weights = weights or resolve_weights(objective.weights, network="vgg19")
-  spec = ObjectiveSpec.from_config(objective, weights.convention)
+  vgg_width = infer_width_scale(weights.params)
+  spec = ObjectiveSpec.from_config(objective, weights.convention,
+                                   image_hw=(config.crop, config.crop), width_scale=vgg_width,
+                                   log=log)
   if spec.content_layers != (ENCODER_LAYER,):
     raise ConfigError("AdaIN: the content target AdaIN(f(c), f(s)) lives at relu4_1; expected "
                       f"--content-layers relu4_1, got {' '.join(objective.content_layers)}")
   deepest = max(spec.style_layers, key=lambda n: (int(n[5]), n))
   if int(deepest[5]) > 4:
     raise ConfigError(f"AdaIN: the encoder ends at relu4_1; style layer {deepest} is deeper")
-  vgg_width = infer_width_scale(weights.params)
   check_training_fits(lambda crop: memory.adain_training_bytes(
       vgg_width, config.batch * crop * crop), config)
   vgg = run_params(weights, spec)
@@ -174,7 +176,7 @@ def train_adain(style_data, data, out_dir, config: TrainConfig = ADAIN_TRAINING,
             "train": config.to_dict(("training",)),
             "objective": objective.to_dict(OBJECTIVE_GROUPS),
             "weights": weights_record(weights),
-            "convolutions": convs.record(chosen, objective.conv)}
+            "convolutions": convs.record(chosen, objective.conv, spec.winograd)}
   job = Job(params, optimizer(config.lr, config.lr_decay).init(params), step,
             lambda i: (photos.batch(i), paintings.batch(i)), save,
             sample if pairs else None, record, evaluate if pairs else None)

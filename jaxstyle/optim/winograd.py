@@ -13,7 +13,8 @@ is a matmul ``(tiles x Cin) @ (Cin x Cout)``, so the whole convolution is
 convolution does 9: 2.25x fewer for F(2x2), 4x fewer for F(4x4). The
 transforms B, A are additions (and small constants for m = 4): memory
 traffic, which only deep layers (many channels) repay; see
-:func:`jaxstyle.vgg.winograd_tile` for where jaxstyle uses it, and why F(2x2).
+:func:`jaxstyle.objective.winograd_layers` for where jaxstyle uses it (measured) and
+:data:`jaxstyle.conv.WINOGRAD_TILE` for why F(2x2).
 
 The kernel transform U is computed once per run (:func:`transform_kernel`),
 not per evaluation: kernels are constants while an image is optimised.

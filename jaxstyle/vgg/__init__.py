@@ -29,8 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.optim import winograd
-from jaxstyle.conv import CHOICES, conv3x3, winograd_conv3x3
+from jaxstyle.conv import conv3x3, winograd_conv3x3, winograd_kernels
 from jaxstyle.errors import ConfigError
 
 
@@ -175,52 +174,28 @@ def random_vgg(*, key: jax.Array, network: str = "vgg19", width_scale: float = 1
 
 
 WINOGRAD_MIN_CHANNEL_PRODUCT = 256 * 256
-"""Layers with Cin·Cout below this keep the direct convolution (see :func:`winograd_tile`)."""
+"""The ``deep`` set's layers: Cin·Cout at least this (block3_conv2 on, at full width)."""
 
 
-def resolve_conv(conv: str, backend: str | None = None) -> str:
-  """VGG's convolutions for ``--conv`` (:data:`jaxstyle.conv.CHOICES`): ``winograd`` or ``direct``.
+def winograd_sets(network: str, layers: Iterable[str], width_scale: float = 1.0
+                  ) -> dict[str, tuple[str, ...]]:
+  """The sets of conv layers (up to the deepest of ``layers``) that may run by Winograd F(2x2):
+  ``direct`` none, ``deep`` those with Cin·Cout >= :data:`WINOGRAD_MIN_CHANNEL_PRODUCT`
+  (jaxstyle 0.4's rule), ``every`` all.
 
-  ``auto`` gives ``winograd`` on CPU (measured faster there, from
-  block3_conv2 on: :func:`winograd_tile`), else ``direct``: on GPU and TPU
-  the backend's convolution libraries pick their own algorithms (cuDNN
-  includes Winograd). The style networks' other algorithms do not apply to
-  VGG's 'SAME' stride-1 layers, which then convolve directly.
+  ``--conv auto`` times the whole objective with each at the run's size and keeps the fastest
+  (:func:`jaxstyle.objective.winograd_layers`): a layer's cost inside the program is not its
+  cost alone, and timing layers one by one lost to the rule at 512 px (docs/BENCHMARKS.md,
+  2026-12-05). On XLA:CPU the transforms are memory traffic proportional to Cin + Cout against
+  matmul work proportional to Cin·Cout, so Winograd pays most on the deep layers; on GPU and
+  TPU the backends' own convolutions usually win.
   """
-  if conv not in CHOICES:
-    raise ConfigError(f"conv must be one of {CHOICES}, got {conv!r}")
-  if conv == "auto":
-    return "winograd" if (backend or jax.default_backend()) == "cpu" else "direct"
-  return "winograd" if conv == "winograd" else "direct"
-
-
-def winograd_tile(in_channels: int, out_channels: int, *,
-                  min_channel_product: int | None = None) -> int:
-  """The Winograd tile a layer runs with on CPU (2), or 0 for the direct convolution.
-
-  Measured per layer on XLA:CPU (``benchmarks/bench_winograd.py``, tables in
-  docs/BENCHMARKS.md): the transforms are memory traffic proportional to
-  Cin + Cout against matmul work proportional to Cin·Cout, so F(2x2) wins
-  from block3_conv2 (256·256) on, 1.1-2.5x, and loses on the wide, shallow
-  layers of blocks 1-2 (up to 7x slower at 256 px).
-
-  F(4x4) is faster still on deep layers (up to 2.5x), but at 96 px its
-  gradient came out 4e-3 (RMS, relative) off a float64 reference, against
-  5e-7 with F(2x2); jaxstyle keeps F(2x2). That error was put down to F(4x4)'s
-  constant multiplies fusing into FMAs differently in different programs. A
-  later measurement (docs/BENCHMARKS.md, 2026-12-05, "VGG's layers chosen one
-  by one") found the same 4e-3 with F(2x2) on some mixes of layers, and 2e-7
-  for every mix with average pooling: float32 rounding flipping max pooling's
-  near-ties, which routes some gradient to another pixel. The F(4x4) verdict
-  may rest on that too; it was not re-measured.
-
-  Choosing each layer by timing it alone was tried (2026-12-05) and lost at
-  512 px: inside the whole program the layers' costs are not their costs
-  alone (the same docs section).
-  """
-  if min_channel_product is None:
-    min_channel_product = WINOGRAD_MIN_CHANNEL_PRODUCT
-  return 2 if in_channels * out_channels >= min_channel_product else 0
+  names = tuple(spec.name for spec in layers_through(network, layers))
+  widths = layer_widths(width_scale, network)
+  return {"direct": (),
+          "deep": tuple(n for n in names
+                        if widths[n][0] * widths[n][1] >= WINOGRAD_MIN_CHANNEL_PRODUCT),
+          "every": names}
 
 
 def layers_through(network: str, layers: Iterable[str] | None = None) -> tuple[ConvSpec, ...]:
@@ -245,47 +220,30 @@ def conv_shapes(network: str, image_hw: tuple[int, int], layers: Iterable[str] |
   return shapes
 
 
-def prepare_convs(params, layers: Iterable[str] | None = None, *,
-                  min_channel_product: int | None = None) -> dict:
-  """``params`` with the Winograd-transformed kernels of the layers :func:`winograd_tile` picks.
+def prepare_convs(params, layers: Iterable[str]) -> dict:
+  """``params`` with the Winograd kernels of ``layers`` (conv layer names) made.
 
-  Each picked layer gains ``"winograd"`` (U) and ``"winograd_t"`` (U of the
-  transposed kernel) beside its kernel and bias; :func:`vgg_features` then
-  runs that layer by Winograd, at any image size, with the kernels held
-  constant (no gradient flows to them). Only layers up to the deepest of
-  ``layers`` (default: all) are prepared, and layers already prepared are
-  kept as they are. Call it once, outside the optimisation loop: the
-  transforms cost about as much as one convolution and grow the layer's
-  weights (A/3)² times, A = tile + 2.
+  Each of those layers gains ``"winograd"`` (U) and ``"winograd_t"`` (U of the transposed
+  kernel, for the image gradient) beside its kernel and bias
+  (:func:`jaxstyle.conv.winograd_kernels`); layers prepared already keep theirs. Call it once,
+  outside the optimisation loop: the transforms cost about as much as one convolution and
+  grow the layer's weights 2·(4/3)² times. :func:`vgg_features` runs the layers its
+  ``winograd`` names from these kernels.
   """
   prepared = dict(params)
-  for name in (spec.name for spec in layers_through(network_of(params), layers)):
-    layer = params[name]
-    if "winograd" in layer:  # Prepared already: keep those kernels (bit-identical everywhere).
-      continue
-    _, _, cin, cout = np.shape(layer["kernel"])
-    tile = winograd_tile(cin, cout, min_channel_product=min_channel_product)
-    if tile:
-      kernel = jax.lax.stop_gradient(layer["kernel"])  # Say it: the custom rule gives them none.
-      prepared[name] = {
-          **layer,
-          "winograd": winograd.transform_kernel(kernel, tile),
-          "winograd_t": winograd.transform_kernel(winograd.transpose_kernel(kernel), tile),
-      }
+  for name in layers:
+    if "winograd" not in params[name]:  # Prepared already: keep those (bit-identical everywhere).
+      prepared[name] = {**params[name], **winograd_kernels(params[name]["kernel"])}
   return prepared
 
 
-def convs_prepared(params, layers: Iterable[str] | None = None) -> bool:
-  """Whether every layer :func:`prepare_convs` would prepare (up to the deepest of ``layers``) is."""
-  for spec in layers_through(network_of(params), layers):
-    layer = params[spec.name]
-    if "winograd" not in layer and winograd_tile(*np.shape(layer["kernel"])[2:]):
-      return False
-  return True
+def convs_prepared(params, layers: Iterable[str]) -> bool:
+  """Whether every one of ``layers`` (conv layer names) has its Winograd kernels."""
+  return all("winograd" in params[name] for name in layers)
 
 
 def without_winograd(params) -> dict:
-  """``params`` with any Winograd kernels dropped: every layer convolves directly."""
+  """``params`` with any Winograd kernels dropped."""
   return {name: {k: v for k, v in layer.items() if not k.startswith("winograd")}
           for name, layer in params.items()}
 
@@ -339,13 +297,13 @@ _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
-                 pooling: str = "max", remat: bool = False) -> dict[str, jax.Array]:
+                 pooling: str = "max", remat: bool = False,
+                 winograd: Iterable[str] = ()) -> dict[str, jax.Array]:
   """Activations of ``layers`` for preprocessed images, VGG19 or VGG16.
 
   Args:
     params: VGG19 or VGG16 params (see module docstring; :func:`network_of`
-      tells which); narrow widths are fine. Layers that :func:`prepare_convs`
-      gave Winograd-transformed kernels run by Winograd.
+      tells which); narrow widths are fine.
     images_NxHxWx3: images already passed through :func:`preprocess`.
     layers: post-ReLU names (``block4_conv2``, ``relu4_2``) or pre-ReLU ones
       (``conv4_2``).
@@ -353,6 +311,8 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
     remat: rematerialise each block (``jax.checkpoint``): its gradient keeps
       only the block's input and the requested outputs and recomputes the
       rest, trading one more forward pass for memory.
+    winograd: conv layers run by Winograd (:func:`jaxstyle.objective.winograd_layers`), from the kernels
+      :func:`prepare_convs` made, or made here where it did not; the rest convolve directly.
 
   Returns:
     ``{name: N x H' x W' x C}`` keyed by the names as given. The forward pass
@@ -371,6 +331,7 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
   names = layer_names(network)
   deepest = max(names.index(c.removesuffix(PREACT)) for c in requested.values())
   wanted = set(requested.values())
+  by_winograd = frozenset(winograd)
   found: dict[str, jax.Array] = {}
   x = images_NxHxWx3
   specs = _architecture(network)[: deepest + 1]
@@ -382,8 +343,9 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
         x = _pool(x, pooling)
       taps = {}
       for name, layer in zip(layers, block_params):
-        if "winograd" in layer:
-          x = winograd_conv3x3(x, layer["winograd"], layer["winograd_t"])
+        if name in by_winograd:
+          kernels = layer if "winograd" in layer else winograd_kernels(layer["kernel"])
+          x = winograd_conv3x3(x, kernels["winograd"], kernels["winograd_t"])
         else:
           x = conv3x3(x, layer["kernel"])
         x = x + layer["bias"][None, None, None, :]
