@@ -136,7 +136,7 @@ def main(argv=None):
   layers = ["| size | layer | shape | direct (ms) | F(2x2) (ms) | F(4x4) (ms) | timed alone "
             "picks |", "|---|---|---|---|---|---|---|"]
   sets = tuple(vgg.winograd_sets("vgg19", ["relu5_1"]))
-  whole = ["| image | " + " | ".join(f"f+∇f, {n} by Winograd (ms)" for n in sets)
+  whole = ["| image | " + " | ".join(f"f+∇f, set {n} (ms)" for n in sets)
            + " | auto picks | " + " | ".join(f"∇ error, {n} (max / rms)" for n in sets) + " |",
            "|---" * (2 + 2 * len(sets)) + "|"]
   for size in args.sizes:
