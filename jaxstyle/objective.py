@@ -183,6 +183,25 @@ def winograd_layers(spec: ObjectiveSpec, conv: str, network: str,
   return sets[known]
 
 
+def measure_sets(config: StyleConfig, image_hw: tuple[int, int], cache, *,
+                 width_scale: float = 1.0, refresh: bool = False, log=None) -> dict:
+  """``jaxstyle bench convs``' row for VGG: the set ``--conv auto`` takes for ``config``'s
+  objective at ``image_hw`` and each set's seconds, timed now unless cached (``refresh``:
+  timed again); ``{"layer", "shape", "algorithm", "seconds"}`` as
+  :func:`jaxstyle.conv.measure_all`'s rows."""
+  spec = ObjectiveSpec._unresolved(config, "caffe")
+  shape = ObjectiveShape(config.network, width_scale, *image_hw, spec).measured_as()
+  if refresh:
+    cache.entries.pop(shape.key(), None)
+  chosen = winograd_layers(spec, "auto", config.network, image_hw, width_scale=width_scale,
+                           cache=cache, log=log)
+  sets = vgg.winograd_sets(config.network, spec.layers, width_scale)
+  entry = cache.entries.get(shape.key(), {})
+  name = next(n for n, layers in sets.items() if layers == chosen)
+  return {"layer": f"{config.network} objective", "shape": shape.key(),
+          "algorithm": entry.get("algorithm", name), "seconds": entry.get("seconds", {})}
+
+
 def time_objective(shape: ObjectiveShape, winograd: tuple[str, ...], *,
                    repeats: int = 3) -> float:
   """Seconds per value and gradient of the objective of ``shape`` with ``winograd``'s layers

@@ -2,6 +2,7 @@
 and the per-layer choice (jaxstyle.nets.layers): measured once, cached, overridable,
 reproducible."""
 
+import importlib
 import json
 
 import jax
@@ -283,6 +284,11 @@ def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypat
                                     "subpixel": 1.0, "fftgrad": 1.0})
   monkeypatch.setenv(conv.ENV_VAR, str(tmp_path))
   monkeypatch.setattr(conv, "UNMEASURED_MACS", 1 << 20)
+  objective = importlib.import_module("jaxstyle.objective")  # The package's name is a function.
+  vgg_calls = []
+  monkeypatch.setattr(objective, "time_objective", lambda shape, winograd, **_: (
+      vgg_calls.append(winograd) or (0.5 if winograd else 1.0)))
+  monkeypatch.setattr(objective, "UNMEASURED_MACS", 0)
   argv = ["bench", "convs", "--size", "128", "--crop", "64", "--batch", "1", "--width", "0.125"]
   assert cli.main(argv) == 0
   out = capsys.readouterr().out
@@ -292,11 +298,16 @@ def test_bench_convs_prints_caches_and_refreshes_the_choices(tmp_path, monkeypat
   assert "johnson apply: conv2.conv" in out and "johnson apply: conv3.conv" in out
   rows = [line for line in out.splitlines() if "-> s2d" in line]
   assert len(rows) == 2 and all("s2d 500.0" in row for row in rows), out
-  timed = len(calls)
+  # VGG's Winograd sets on the whole objective: stylize's at --size, training's at --crop.
+  assert [line.split()[:3] for line in out.splitlines() if "objective" in line] == [
+      ["stylize:", "vgg19", "objective"], ["train:", "vgg16", "objective"]]
+  assert all("-> every" in line for line in out.splitlines() if "objective" in line), out
+  assert sorted(len(s) for s in vgg_calls) == [0, 0, 10, 13]  # Direct and every, each net.
+  timed = len(calls) + len(vgg_calls)
   entries = json.loads(next(tmp_path.iterdir()).read_text())
   assert timed and sum(len(e["seconds"]) for e in entries.values()) == timed
-  assert cli.main(argv) == 0 and len(calls) == timed  # Cached: shown, not timed again.
-  assert cli.main(argv + ["--refresh"]) == 0 and len(calls) == 2 * timed
+  assert cli.main(argv) == 0 and len(calls) + len(vgg_calls) == timed  # Cached: not timed again.
+  assert cli.main(argv + ["--refresh"]) == 0 and len(calls) + len(vgg_calls) == 2 * timed
   assert cli.main(["bench", "convs", "--size", "100"]) == 2
   assert "--size: expected a multiple of 8" in capsys.readouterr().err
 

@@ -238,6 +238,11 @@ def test_stylize_times_vgg_at_its_size_and_records_what_ran(tmp_path, monkeypatc
   (entry,) = [e for key, e in json.loads(cached.read_text()).items()
               if key.startswith("objective-vgg19-w0.125-20x28-")]
   assert set(entry["seconds"]) == {"direct", "every"}  # "deep" is "direct" at this width.
+  # With the choice cached, a rerun reads it and gives the same bytes.
+  cached_before = cached.read_text()
+  assert cli.main(argv + [str(tmp_path / "warm.png")]) == 0
+  assert (tmp_path / "warm.png").read_bytes() == (tmp_path / "auto.png").read_bytes()
+  assert cached.read_text() == cached_before
   every = ["block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2"]
   record = provenance.read_png_record(tmp_path / "auto.png")
   assert record["convolutions"] == {

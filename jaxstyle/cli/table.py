@@ -262,9 +262,11 @@ def _commands() -> tuple[Command, ...]:
           "bench convs", "time each style-network layer's convolution algorithms; show and "
           "cache the choices --conv auto makes", tools.bench_convs, tools.bench_convs_arguments,
           "Times every exact algorithm for each distinct convolution of Johnson's net and the "
-          "AdaIN decoder, applied (one --size image) and training (--batch x --crop), prints "
-          "the table and keeps the choices in the cache that --conv auto reads. Cached layers "
-          "are shown as cached; --refresh times them again.", compiles=True),
+          "AdaIN decoder, applied (one --size image) and training (--batch x --crop), and "
+          "VGG's sets of Winograd layers on the whole objective (stylize's default at --size, "
+          "training's perceptual loss at --crop), prints the table and keeps the choices in "
+          "the cache that --conv auto reads. Cached ones are shown as cached; --refresh times "
+          "them again.", compiles=True),
   )
 
 

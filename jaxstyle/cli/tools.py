@@ -93,7 +93,7 @@ def bench_convs_arguments(parser, base) -> None:
   parser.add_argument("--crop", type=int, default=256, help="training: crop side (default: 256)")
   parser.add_argument("--batch", type=int, default=4, help="training: batch (default: 4)")
   parser.add_argument("--width", type=float, default=1.0,
-                      help="the networks' channel multiplier (default: 1)")
+                      help="the networks' and VGG's channel multiplier (default: 1)")
   parser.add_argument("--refresh", action="store_true",
                       help="time every layer again, replacing the cached choices")
 
@@ -111,6 +111,15 @@ def bench_convs(args) -> int:
   cache = conv.ChoiceCache.default()
   shapes = network_shapes(size=args.size, crop=args.crop, batch=args.batch, width=args.width)
   rows = conv.measure_all(shapes, cache, refresh=args.refresh, log=conv.stderr_log)
+  # VGG's Winograd sets: the default objective at --size, the perceptual loss at the crop.
+  from jaxstyle import presets
+  from jaxstyle.config import StyleConfig
+  from jaxstyle.objective import measure_sets
+  for run, config, side in (("stylize", StyleConfig(), args.size),
+                            ("train", presets.perceptual_vgg16(), args.crop)):
+    row = measure_sets(config, (side, side), cache, width_scale=args.width,
+                       refresh=args.refresh, log=conv.stderr_log)
+    rows.append({**row, "layer": f"{run}: {row['layer']}"})
   print(f"convolution choices ({cache.path or 'not cached: the cache is disabled'}); "
         "ms per call, best of 3")
   for row in rows:
