@@ -87,9 +87,11 @@ def main(argv=None) -> None:
 
   # (b) one training step.
   weights = jaxstyle.random_weights(seed=0, network="vgg16")
-  objective = presets.perceptual_vgg16().replace(size=args.crop)
-  spec = ObjectiveSpec.from_config(objective, weights.convention)
+  objective = presets.perceptual_vgg16().replace(size=args.crop, conv=args.conv)
+  spec = ObjectiveSpec.from_config(objective, weights.convention,  # As train does.
+                                   image_hw=(args.crop, args.crop))
   vgg = run_params(weights, spec)
+  vgg_layers = jaxstyle.vgg.layers_through("vgg16", spec.layers)
   rng = np.random.default_rng(0)
   style = rng.uniform(0, 255, (args.crop, args.crop, 3)).astype(np.uint8)
   at_crop = features(vgg, jnp.zeros((args.crop, args.crop, 3)), spec.layers, spec)
@@ -124,7 +126,8 @@ def main(argv=None) -> None:
       "jaxstyle converted the file); compile times apart",
       f"the outputs of (a) differ by at most {difference:.2e} (values 0-255 scale)",
       f"--conv {args.conv}: apply ran {apply_plan}; the training step {train_plan} (layers per "
-      "algorithm); apply's time includes rounding to uint8 and the copy to the host")
+      f"algorithm), its VGG16 loss {len(spec.winograd)} of {len(vgg_layers)} layers by "
+      "Winograd; apply's time includes rounding to uint8 and the copy to the host")
   report += ("| what | jaxstyle (s) | PyTorch (s) | jaxstyle / PyTorch | jaxstyle compile (s) |\n"
              "|---|---|---|---|---|\n"
              f"| apply, 1 image {args.size}x{args.size} | {apply_s:.3f} | "
