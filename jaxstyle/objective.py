@@ -184,12 +184,13 @@ def winograd_layers(spec: ObjectiveSpec, conv: str, network: str,
 
 
 def measure_sets(config: StyleConfig, image_hw: tuple[int, int], cache, *,
-                 width_scale: float = 1.0, refresh: bool = False, log=None) -> dict:
+                 width_scale: float = 1.0, convention: str = "caffe", refresh: bool = False,
+                 log=None) -> dict:
   """``jaxstyle bench convs``' row for VGG: the set ``--conv auto`` takes for ``config``'s
-  objective at ``image_hw`` and each set's seconds, timed now unless cached (``refresh``:
-  timed again); ``{"layer", "shape", "algorithm", "seconds"}`` as
-  :func:`jaxstyle.conv.measure_all`'s rows."""
-  spec = ObjectiveSpec._unresolved(config, "caffe")
+  objective at ``image_hw`` (weights of ``convention``: Keras' and the random ones are
+  caffe's) and each set's seconds, timed now unless cached (``refresh``: timed again);
+  ``{"layer", "shape", "algorithm", "seconds"}`` as :func:`jaxstyle.conv.measure_all`'s rows."""
+  spec = ObjectiveSpec._unresolved(config, convention)
   shape = ObjectiveShape(config.network, width_scale, *image_hw, spec).measured_as()
   if refresh:
     cache.entries.pop(shape.key(), None)
