@@ -9,8 +9,12 @@ outputs are compared too. (b) a training step, batch 4 of 256 px, VGG16
 loss (relu2_2 content, relu1_2/2_2/3_3/4_3 Grams; random VGG16 weights,
 which cost what trained ones do), jaxstyle's compiled ``train_step`` against
 the example's step (forward, VGG on output and input, backward, Adam).
-Compile time is reported apart. The torch side runs in ``--torch-python``
-(default: this Python), which needs torch installed; jaxstyle does not.
+Compile time is reported apart. (c) and (d), for timing only (random weights
+on each side, outputs not compared): the network with conditional instance
+norm over 4 styles applied as (a), and the AdaIN decoder alone on a ``--size``
+image's relu4_1 features, against pytorch-AdaIN's decoder. The torch side
+runs in ``--torch-python`` (default: this Python), which needs torch
+installed; jaxstyle does not.
 
 ``--phases`` adds where jaxstyle's step goes: each phase of it jitted alone at
 the step's shapes (best of the repeats), beside the whole step.
@@ -37,7 +41,8 @@ from bench_core import add_network_comparison_options, heading, publish  # noqa:
 import jaxstyle  # noqa: E402
 from jaxstyle import conv, presets  # noqa: E402
 from jaxstyle.nets import models  # noqa: E402
-from jaxstyle.nets.apply import Stylizer  # noqa: E402
+from jaxstyle.nets.adain import AdaINNet, AdaINSpec  # noqa: E402
+from jaxstyle.nets.apply import Stylizer, _Compiled  # noqa: E402
 from jaxstyle.nets.johnson import JohnsonNet, JohnsonSpec  # noqa: E402
 from jaxstyle.nets.layers import plan  # noqa: E402
 from jaxstyle.nets.train import _Static, batch_objectives, train_step  # noqa: E402
@@ -119,12 +124,30 @@ def main(argv=None) -> None:
   train_compile = time.perf_counter() - start
   train_s = timed(one_step, max(1, args.repeats // 2))
 
+  # (c) conditional instance norm, applied as (a); (d) the AdaIN decoder alone.
+  cin = Stylizer(JohnsonNet(JohnsonSpec(1.0, styles=torch_row["styles"]), rngs=nnx.Rngs(0)),
+                 conv=args.conv)
+  start = time.perf_counter()
+  cin(image[None])
+  cin_compile = time.perf_counter() - start
+  cin_s = timed(lambda: cin(image[None]), args.repeats)
+  decoder = _Compiled(AdaINNet(AdaINSpec(1.0), rngs=nnx.Rngs(0)).decoder, "__call__", args.conv)
+  t = jnp.asarray(np.random.default_rng(4).uniform(0, 1, (1, args.size // 8, args.size // 8,
+                                                           512)), jnp.float32)
+  start = time.perf_counter()
+  jax.block_until_ready(decoder(t))
+  decoder_compile = time.perf_counter() - start
+  decoder_s = timed(lambda: decoder(t), args.repeats)
+
   report = heading(
       "Feed-forward networks: apply and a training step against PyTorch", "bench_nets.py",
       argv, f"torch {torch_row['torch']} ({torch_row['threads']} threads), eager, "
       "fast_neural_style's TransformerNet; both sides run the same weights (torch saved them, "
       "jaxstyle converted the file); compile times apart",
       f"the outputs of (a) differ by at most {difference:.2e} (values 0-255 scale)",
+      "PyTorch's forwards: the faster of before and after its training step, in one process "
+      f"(before: {', '.join(f'{k} {v:.3f}' for k, v in torch_row['before_training'].items())}; "
+      f"after: {', '.join(f'{k} {v:.3f}' for k, v in torch_row['after_training'].items())})",
       f"--conv {args.conv}: apply ran {apply_plan}; the training step {train_plan} (layers per "
       f"algorithm), its VGG16 loss {len(spec.winograd)} of {len(vgg_layers)} layers by "
       "Winograd; apply's time includes rounding to uint8 and the copy to the host")
@@ -135,7 +158,13 @@ def main(argv=None) -> None:
              f"{apply_compile:.1f} |\n"
              f"| training step, batch {args.batch} x {args.crop} px, VGG16 loss | {train_s:.3f} | "
              f"{torch_row['train_step_s']:.3f} | {train_s / torch_row['train_step_s']:.2f} | "
-             f"{train_compile:.1f} |\n")
+             f"{train_compile:.1f} |\n"
+             f"| apply, conditional instance norm ({torch_row['styles']} styles), 1 image "
+             f"{args.size}x{args.size} | {cin_s:.3f} | {torch_row['cin_apply_s']:.3f} | "
+             f"{cin_s / torch_row['cin_apply_s']:.2f} | {cin_compile:.1f} |\n"
+             f"| AdaIN decoder, relu4_1 of a {args.size} px image | {decoder_s:.3f} | "
+             f"{torch_row['adain_decoder_s']:.3f} | "
+             f"{decoder_s / torch_row['adain_decoder_s']:.2f} | {decoder_compile:.1f} |\n")
   if args.phases:
     report += "\nWhere jaxstyle's step goes, each phase jitted alone (ms, best of " \
               f"{args.repeats}):\n\n| phase | ms |\n|---|---|\n"
