@@ -487,10 +487,6 @@ winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
 # ---- The layer --------------------------------------------------------------------------------
 
 
-PADDINGS = ("reflect", "zeros")
-"""A style network's layer (:func:`reflect_conv`) or VGG's (:func:`conv3x3`)."""
-
-
 @dataclass(frozen=True)
 class LayerShape:
   """What a layer's speed depends on: input, kernel, stride, upsampling, gradients, padding.

@@ -99,10 +99,10 @@ def _winograd_floats(config, width_scale: float) -> int:
   if config.conv not in ("auto", "winograd"):
     return 0
   widths = vgg.layer_widths(width_scale, config.network)
-  tile = conv.WINOGRAD_TILE
-  return sum(2 * (tile + 2) ** 2 * cin * cout for cin, cout in (
-      widths[spec.name] for spec in vgg.layers_through(config.network, config.content_layers
-                                                        + config.style_layers)))
+  every = vgg.winograd_sets(config.network, config.content_layers + config.style_layers,
+                            width_scale)["every"]
+  return sum(2 * (conv.WINOGRAD_TILE + 2) ** 2 * widths[name][0] * widths[name][1]
+             for name in every)
 
 
 def available_bytes(device=None) -> tuple[int, str]:

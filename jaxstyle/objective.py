@@ -130,8 +130,9 @@ class ObjectiveShape:
 
   def macs(self) -> int:
     """Multiply-adds of one forward pass through VGG's layers up to the deepest used."""
+    from jaxstyle.conv import LayerShape
     widths = vgg.layer_widths(self.width_scale, self.network)
-    return sum(h * w * 9 * widths[name][0] * widths[name][1] for name, (h, w) in
+    return sum(LayerShape(1, h, w, *widths[name], 3).macs() for name, (h, w) in
                vgg.conv_shapes(self.network, (self.height, self.width), self.spec.layers).items())
 
   def measured_as(self) -> "ObjectiveShape":
@@ -163,12 +164,24 @@ def winograd_layers(spec: ObjectiveSpec, conv: str, network: str,
     return sets["every"]
   if conv != "auto":
     return ()
+  name, _ = _auto_set(spec, network, image_hw, width_scale, sets, cache=cache, log=log)
+  return sets[name]
+
+
+def _auto_set(spec: ObjectiveSpec, network: str, image_hw: tuple[int, int] | None,
+              width_scale: float, sets: dict, *, cache=None, refresh: bool = False,
+              log=None) -> tuple[str, "ObjectiveShape | None"]:
+  """``--conv auto``'s set (a name of ``sets``) and the shape it was timed at (None: untimed);
+  ``refresh`` times it again though cached."""
+  from jaxstyle import conv as convs
   if image_hw is None:
-    return sets["deep"]
+    return "deep", None
   shape = ObjectiveShape(network, width_scale, *image_hw, spec).measured_as()
   if shape.macs() < UNMEASURED_MACS:
-    return sets["deep"]
+    return "deep", None
   cache = cache if cache is not None else convs.ChoiceCache.default()
+  if refresh:
+    cache.entries.pop(shape.key(), None)
   known = cache.get(shape, choices=tuple(sets))
   if known is None:
     distinct = {}  # A narrow network has no deep layers: its "deep" set is "direct".
@@ -180,7 +193,7 @@ def winograd_layers(spec: ObjectiveSpec, conv: str, network: str,
     if log is not None:
       log(f"conv {shape.key()}: VGG's Winograd layers {known} ("
           + ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in seconds.items()) + ")")
-  return sets[known]
+  return known, shape
 
 
 def measure_sets(config: StyleConfig, image_hw: tuple[int, int], cache, *,
@@ -191,16 +204,14 @@ def measure_sets(config: StyleConfig, image_hw: tuple[int, int], cache, *,
   caffe's) and each set's seconds, timed now unless cached (``refresh``: timed again);
   ``{"layer", "shape", "algorithm", "seconds"}`` as :func:`jaxstyle.conv.measure_all`'s rows."""
   spec = ObjectiveSpec._unresolved(config, convention)
-  shape = ObjectiveShape(config.network, width_scale, *image_hw, spec).measured_as()
-  if refresh:
-    cache.entries.pop(shape.key(), None)
-  chosen = winograd_layers(spec, "auto", config.network, image_hw, width_scale=width_scale,
-                           cache=cache, log=log)
   sets = vgg.winograd_sets(config.network, spec.layers, width_scale)
-  entry = cache.entries.get(shape.key(), {})
-  name = next(n for n, layers in sets.items() if layers == chosen)
-  return {"layer": f"{config.network} objective", "shape": shape.key(),
-          "algorithm": entry.get("algorithm", name), "seconds": entry.get("seconds", {})}
+  name, shape = _auto_set(spec, config.network, image_hw, width_scale, sets, cache=cache,
+                          refresh=refresh, log=log)
+  if shape is None:
+    return {"layer": f"{config.network} objective", "shape": "too small to time",
+            "algorithm": name, "seconds": {}}
+  return {"layer": f"{config.network} objective", "shape": shape.key(), "algorithm": name,
+          "seconds": cache.entries[shape.key()]["seconds"]}
 
 
 def time_objective(shape: ObjectiveShape, winograd: tuple[str, ...], *,

@@ -475,7 +475,6 @@ def _pose(configs, config: StyleConfig, content_img, style_imgs, keys, *, weight
   the temporal target, stacked and placed on the devices. ``config``: the members' shared
   program."""
   original_content = image_io.as_rgb(content_img, config.size, what="content")
-  n = len(configs)
   spec = ObjectiveSpec.from_config(config, weights.convention,
                                    image_hw=original_content.shape[:2],
                                    width_scale=vgg.infer_width_scale(weights.params))
@@ -486,6 +485,7 @@ def _pose(configs, config: StyleConfig, content_img, style_imgs, keys, *, weight
 
     def finish(image):
       return color.with_chroma_of(image, original_content)
+  n = len(configs)
   devices = jax.local_devices()
   mesh = None
   if n > 1 and len(devices) > 1:

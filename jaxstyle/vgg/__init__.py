@@ -311,8 +311,9 @@ def vgg_features(params, images_NxHxWx3, layers: Iterable[str], *,
     remat: rematerialise each block (``jax.checkpoint``): its gradient keeps
       only the block's input and the requested outputs and recomputes the
       rest, trading one more forward pass for memory.
-    winograd: conv layers run by Winograd (:func:`jaxstyle.objective.winograd_layers`), from the kernels
-      :func:`prepare_convs` made, or made here where it did not; the rest convolve directly.
+    winograd: conv layers run by Winograd (:func:`jaxstyle.objective.winograd_layers`), from
+      the kernels :func:`prepare_convs` made, or made here where it did not; the rest
+      convolve directly.
 
   Returns:
     ``{name: N x H' x W' x C}`` keyed by the names as given. The forward pass
