@@ -305,7 +305,7 @@ def _record_all(rundir: Path, members, results, size: int, common: dict, sweep: 
           "history": {k: [float(f"{x:.6g}") for x in v] for k, v in result.history.items()},
           "iterations": result.iterations, "seconds": round(result.seconds, 3),
           "compile_seconds": round(result.compile_seconds, 3), "output": output.name,
-          "weights": result.weights}
+          "weights": result.weights, "convolutions": result.convolutions}
     append_record(rundir, record)
     log(f"  {record['status'].upper() if record['error'] else 'ok'} {mid} "
         + " ".join(f"{k}={_label(v)}" for k, v in values.items())

@@ -73,6 +73,8 @@ def test_records_resume_and_sheet(sweep_file, tmp_path):
   assert r["config"]["size"] == 32 and r["seed"] == 0 and r["iterations"] == 3
   assert set(r["final"]) == {"total", "content", "style", "tv"} and len(r["history"]["total"]) == 3
   assert r["weights"]["random"] and r["versions"]["jaxstyle"] == jaxstyle.__version__
+  # What VGG ran, as the member's PNG records it: a 32 px narrow objective is not timed.
+  assert r["convolutions"] == {"conv": "auto", "winograd": {"27x32": []}}
   assert r["versions"] == provenance.versions() and r["content_sha256"]  # Python too.
   assert (rundir / r["output"]).exists() and len({x["id"] for x in records}) == 4
 
